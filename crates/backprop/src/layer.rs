@@ -1,0 +1,72 @@
+//! The fully connected layer: `y = f(x Wᵀ + b)`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::activation::Activation;
+use crate::matrix::{gemm, View};
+
+/// Shape and activation of one fully connected layer. Its parameters live in the
+/// network's flat parameter buffer: the weight (`outputs x inputs`, PyTorch's
+/// `nn.Linear` layout) followed by the bias (`outputs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dense {
+    /// Inputs per observation (`fan_in`).
+    pub inputs: usize,
+    /// Perceptrons in the layer (`fan_out`).
+    pub outputs: usize,
+    /// What each perceptron applies to its weighted sum.
+    pub activation: Activation,
+}
+
+impl Dense {
+    /// Number of parameters: weights plus biases.
+    pub fn num_params(&self) -> usize {
+        self.outputs * self.inputs + self.outputs
+    }
+
+    /// Splits this layer's slice of the parameter buffer into (weight, bias).
+    pub fn split<'a>(&self, params: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        params.split_at(self.outputs * self.inputs)
+    }
+
+    /// Splits this layer's slice of a parameter-shaped buffer mutably.
+    pub fn split_mut<'a>(&self, params: &'a mut [f32]) -> (&'a mut [f32], &'a mut [f32]) {
+        params.split_at_mut(self.outputs * self.inputs)
+    }
+
+    /// Forward: `z = x Wᵀ + b` then `a = f(z)`, for `x` of `batch x inputs`.
+    pub fn forward(&self, params: &[f32], x: &[f32], batch: usize, z: &mut [f32], a: &mut [f32]) {
+        self.affine(params, x, batch, z);
+        self.activation.forward(z, a, self.outputs);
+    }
+
+    /// The affine part alone: `z = x Wᵀ + b`.
+    pub fn affine(&self, params: &[f32], x: &[f32], batch: usize, z: &mut [f32]) {
+        let (w, b) = self.split(params);
+        for row in z.chunks_exact_mut(self.outputs) {
+            row.copy_from_slice(b);
+        }
+        let xv = View::new(x, batch, self.inputs);
+        let wv = View::new(w, self.outputs, self.inputs);
+        gemm(1.0, xv, wv.t(), 1.0, z);
+    }
+
+    /// Backward through the affine part, given `dz = dL/dz` (`batch x outputs`):
+    /// `dW = dzᵀ x`, `db = Σ_rows dz` (written into `grads`, this layer's slice) and,
+    /// when `dx` is given, `dx = dz W`.
+    pub fn backward_affine(&self, params: &[f32], x: &[f32], batch: usize, dz: &[f32], grads: &mut [f32], dx: Option<&mut [f32]>) {
+        let (w, _) = self.split(params);
+        let (gw, gb) = self.split_mut(grads);
+        let dzv = View::new(dz, batch, self.outputs);
+        gemm(1.0, dzv.t(), View::new(x, batch, self.inputs), 0.0, gw);
+        gb.fill(0.0);
+        for row in dz.chunks_exact(self.outputs) {
+            for (g, &d) in gb.iter_mut().zip(row) {
+                *g += d;
+            }
+        }
+        if let Some(dx) = dx {
+            gemm(1.0, dzv, View::new(w, self.outputs, self.inputs), 0.0, dx);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Optimizers: how a gradient becomes a change of the weights.
+//!
+//! An optimizer is an update rule over the flat parameter buffer with explicit,
+//! serialisable state (optax's `init` + `update`), so a checkpoint resumes exactly.
+//! Conventions follow PyTorch's `torch.optim` so results can be checked against it.
+
+mod schedule;
+
+pub use schedule::{Schedule, ScheduleState};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The update rule and its hyper-parameters (the learning rate comes from a
+/// [`Schedule`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Optimizer {
+    /// Stochastic gradient descent, optionally with (Nesterov) momentum.
+    Sgd(Sgd),
+    /// Adam with L2 weight decay added to the gradient.
+    Adam(Adam),
+    /// AdamW: Adam with decoupled weight decay.
+    AdamW(Adam),
+    /// RMSprop.
+    RmsProp(RmsProp),
+}
+
+/// SGD (PyTorch's `torch.optim.SGD`, dampening 0):
+/// `g ← g + λθ`; `v ← μv + g` (first step `v = g`); `θ ← θ - η g'` with `g' = v`,
+/// or `g' = g + μv` for Nesterov (Sutskever et al. 2013).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Sgd {
+    /// Momentum `μ` (0 = plain gradient descent).
+    pub momentum: f32,
+    /// Use Nesterov's look-ahead form of momentum.
+    pub nesterov: bool,
+    /// L2 weight decay `λ`, added to the gradient.
+    pub weight_decay: f32,
+}
+
+/// Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019):
+/// `m ← β₁m + (1-β₁)g`, `v ← β₂v + (1-β₂)g²`, `θ ← θ - η m̂ / (√v̂ + ε)` with bias
+/// corrections `m̂ = m / (1-β₁ᵗ)`, `v̂ = v / (1-β₂ᵗ)`. Adam adds `λθ` to `g`; AdamW
+/// instead multiplies `θ` by `1 - ηλ` before the step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Adam {
+    /// `β₁`, decay of the first moment.
+    pub beta1: f32,
+    /// `β₂`, decay of the second moment.
+    pub beta2: f32,
+    /// `ε`, added to the denominator.
+    pub eps: f32,
+    /// Weight decay `λ`.
+    pub weight_decay: f32,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+/// RMSprop (Hinton's lecture 6e; PyTorch's form): `g ← g + λθ`,
+/// `s ← αs + (1-α)g²`, then `θ ← θ - η g / (√s + ε)`, or with momentum `μ`:
+/// `b ← μb + g / (√s + ε)`, `θ ← θ - η b`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RmsProp {
+    /// `α`, decay of the squared-gradient average.
+    pub alpha: f32,
+    /// `ε`, added to the denominator.
+    pub eps: f32,
+    /// Momentum `μ`.
+    pub momentum: f32,
+    /// L2 weight decay `λ`.
+    pub weight_decay: f32,
+}
+
+impl Default for RmsProp {
+    fn default() -> Self {
+        RmsProp { alpha: 0.99, eps: 1e-8, momentum: 0.0, weight_decay: 0.0 }
+    }
+}
+
+/// The optimizer names accepted on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Plain (or momentum, if `--momentum` > 0) gradient descent.
+    Sgd,
+    /// SGD with Nesterov momentum.
+    Nesterov,
+    /// Adam.
+    Adam,
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// RMSprop.
+    Rmsprop,
+}
+
+impl OptimizerKind {
+    /// Builds the optimizer with the given momentum and weight decay (each used where
+    /// the rule has such a term) and the other hyper-parameters at PyTorch's defaults.
+    pub fn build(self, momentum: f32, weight_decay: f32) -> Optimizer {
+        match self {
+            OptimizerKind::Sgd => Optimizer::Sgd(Sgd { momentum, nesterov: false, weight_decay }),
+            OptimizerKind::Nesterov => Optimizer::Sgd(Sgd { momentum, nesterov: true, weight_decay }),
+            OptimizerKind::Adam => Optimizer::Adam(Adam { weight_decay, ..Adam::default() }),
+            OptimizerKind::Adamw => Optimizer::AdamW(Adam { weight_decay, ..Adam::default() }),
+            OptimizerKind::Rmsprop => Optimizer::RmsProp(RmsProp { momentum, weight_decay, ..RmsProp::default() }),
+        }
+    }
+}
+
+/// An optimizer's state: the step count and one buffer per moving average, each the
+/// size of the parameter buffer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct OptimizerState {
+    /// Updates taken so far.
+    pub step: u64,
+    /// Moment buffers (momentum; Adam's `m` and `v`; RMSprop's `s` and momentum).
+    pub buffers: Vec<Vec<f32>>,
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        Optimizer::Sgd(Sgd::default())
+    }
+}
+
+impl Optimizer {
+    /// Checks the hyper-parameters.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, reason: &str| Err(Error::config(field, reason));
+        match *self {
+            Optimizer::Sgd(s) => {
+                if !(0.0..1.0).contains(&s.momentum) {
+                    return bad("momentum", "must be in [0, 1)");
+                }
+                if s.nesterov && s.momentum == 0.0 {
+                    return bad("momentum", "Nesterov needs a momentum above 0 (e.g. --momentum 0.9)");
+                }
+                check_decay(s.weight_decay)
+            }
+            Optimizer::Adam(a) | Optimizer::AdamW(a) => {
+                if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) {
+                    return bad("beta", "Adam's betas must be in [0, 1)");
+                }
+                if a.eps <= 0.0 || !a.eps.is_finite() {
+                    return bad("eps", "must be positive");
+                }
+                check_decay(a.weight_decay)
+            }
+            Optimizer::RmsProp(r) => {
+                if !(0.0..1.0).contains(&r.alpha) {
+                    return bad("alpha", "must be in [0, 1)");
+                }
+                if !(0.0..1.0).contains(&r.momentum) {
+                    return bad("momentum", "must be in [0, 1)");
+                }
+                check_decay(r.weight_decay)
+            }
+        }
+    }
+
+    /// Fresh state for `n` parameters.
+    pub fn init(&self, n: usize) -> OptimizerState {
+        let buffers = match *self {
+            Optimizer::Sgd(s) if s.momentum > 0.0 => 1,
+            Optimizer::Sgd(_) => 0,
+            Optimizer::Adam(_) | Optimizer::AdamW(_) => 2,
+            Optimizer::RmsProp(r) if r.momentum > 0.0 => 2,
+            Optimizer::RmsProp(_) => 1,
+        };
+        OptimizerState { step: 0, buffers: vec![vec![0.0; n]; buffers] }
+    }
+
+    /// One update of `params` with learning rate `lr` and gradient `grads`.
+    pub fn step(&self, lr: f32, params: &mut [f32], grads: &[f32], state: &mut OptimizerState) {
+        assert_eq!(params.len(), grads.len(), "optimizer: parameters vs gradients");
+        state.step += 1;
+        match *self {
+            Optimizer::Sgd(s) => sgd_step(s, lr, params, grads, state),
+            Optimizer::Adam(a) => adam_step(a, false, lr, params, grads, state),
+            Optimizer::AdamW(a) => adam_step(a, true, lr, params, grads, state),
+            Optimizer::RmsProp(r) => rmsprop_step(r, lr, params, grads, state),
+        }
+    }
+
+    /// The short name used in output and model files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd(s) if s.nesterov => "nesterov",
+            Optimizer::Sgd(s) if s.momentum > 0.0 => "sgd+momentum",
+            Optimizer::Sgd(_) => "sgd",
+            Optimizer::Adam(_) => "adam",
+            Optimizer::AdamW(_) => "adamw",
+            Optimizer::RmsProp(_) => "rmsprop",
+        }
+    }
+}
+
+fn check_decay(wd: f32) -> Result<()> {
+    if wd < 0.0 || !wd.is_finite() {
+        return Err(Error::config("weight_decay", "must be zero or positive"));
+    }
+    Ok(())
+}
+
+fn sgd_step(s: Sgd, lr: f32, params: &mut [f32], grads: &[f32], state: &mut OptimizerState) {
+    let wd = s.weight_decay;
+    if s.momentum == 0.0 {
+        for (p, &g) in params.iter_mut().zip(grads) {
+            *p -= lr * (g + wd * *p);
+        }
+        return;
+    }
+    let mu = s.momentum;
+    let first = state.step == 1;
+    let v = &mut state.buffers[0];
+    for ((p, &g), v) in params.iter_mut().zip(grads).zip(v.iter_mut()) {
+        let g = g + wd * *p;
+        *v = if first { g } else { mu * *v + g };
+        let d = if s.nesterov { g + mu * *v } else { *v };
+        *p -= lr * d;
+    }
+}
+
+fn adam_step(a: Adam, decoupled: bool, lr: f32, params: &mut [f32], grads: &[f32], state: &mut OptimizerState) {
+    let t = state.step as i32;
+    let bc1 = 1.0 - a.beta1.powi(t);
+    let bc2 = 1.0 - a.beta2.powi(t);
+    let step_size = lr / bc1;
+    let bc2_sqrt = bc2.sqrt();
+    let (wd_grad, decay) = if decoupled { (0.0, 1.0 - lr * a.weight_decay) } else { (a.weight_decay, 1.0) };
+    let (m, rest) = state.buffers.split_at_mut(1);
+    let (m, v) = (&mut m[0], &mut rest[0]);
+    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = g + wd_grad * *p;
+        *p *= decay;
+        *m = a.beta1 * *m + (1.0 - a.beta1) * g;
+        *v = a.beta2 * *v + (1.0 - a.beta2) * g * g;
+        let denom = v.sqrt() / bc2_sqrt + a.eps;
+        *p -= step_size * *m / denom;
+    }
+}
+
+fn rmsprop_step(r: RmsProp, lr: f32, params: &mut [f32], grads: &[f32], state: &mut OptimizerState) {
+    let (s, rest) = state.buffers.split_at_mut(1);
+    let s = &mut s[0];
+    if r.momentum > 0.0 {
+        let b = &mut rest[0];
+        for (((p, &g), s), b) in params.iter_mut().zip(grads).zip(s.iter_mut()).zip(b.iter_mut()) {
+            let g = g + r.weight_decay * *p;
+            *s = r.alpha * *s + (1.0 - r.alpha) * g * g;
+            *b = r.momentum * *b + g / (s.sqrt() + r.eps);
+            *p -= lr * *b;
+        }
+    } else {
+        for ((p, &g), s) in params.iter_mut().zip(grads).zip(s.iter_mut()) {
+            let g = g + r.weight_decay * *p;
+            *s = r.alpha * *s + (1.0 - r.alpha) * g * g;
+            *p -= lr * g / (s.sqrt() + r.eps);
+        }
+    }
+}
+
+/// Scales `grads` so their global L2 norm is at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`: factor `max_norm / (norm + 1e-6)` when the norm exceeds it).
+/// Returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f32 {
+    let norm = l2_norm(grads);
+    if norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for g in grads.iter_mut() {
+            *g *= scale;
+        }
+    }
+    norm
+}
+
+/// The L2 norm of a buffer, accumulated in `f64`.
+pub fn l2_norm(x: &[f32]) -> f32 {
+    x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt() as f32
+}

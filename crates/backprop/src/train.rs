@@ -1,0 +1,474 @@
+//! The training loop: epochs of (shuffled) batches, each a forward pass, a cost, a
+//! backward pass and an update, shared by the command line, the examples and the tests.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::matrix::Matrix;
+use crate::network::{Network, Trace};
+use crate::optim::{clip_grad_norm, l2_norm, Optimizer, OptimizerState, Schedule, ScheduleState};
+
+/// Observations per update: the three forms of gradient descent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchSize {
+    /// Full-batch gradient descent: one update per epoch, over every row.
+    Full,
+    /// Mini-batch gradient descent with this many rows per update (1 = online /
+    /// stochastic gradient descent, one observation per update).
+    Mini(usize),
+}
+
+impl BatchSize {
+    /// Rows per batch for a data set of `n` rows.
+    pub fn rows(self, n: usize) -> usize {
+        match self {
+            BatchSize::Full => n,
+            BatchSize::Mini(b) => b.min(n),
+        }
+    }
+}
+
+impl std::fmt::Display for BatchSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchSize::Full => f.write_str("full"),
+            BatchSize::Mini(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Features and targets of a data set, row for row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Dataset {
+    /// Features, `rows x inputs`.
+    pub x: Matrix,
+    /// Targets, `rows x outputs` (one-hot rows for classification).
+    pub y: Matrix,
+}
+
+impl Dataset {
+    /// Pairs features with targets; they must have the same number of rows.
+    pub fn new(x: Matrix, y: Matrix) -> Result<Self> {
+        if x.rows() != y.rows() {
+            return Err(Error::ShapeMismatch { op: "Dataset::new", expected: format!("{} target rows", x.rows()), got: format!("{}", y.rows()) });
+        }
+        Ok(Dataset { x, y })
+    }
+
+    /// Number of observations.
+    pub fn len(&self) -> usize {
+        self.x.rows()
+    }
+
+    /// Whether there are no observations.
+    pub fn is_empty(&self) -> bool {
+        self.x.rows() == 0
+    }
+
+    /// The rows listed in `idx`.
+    pub fn select(&self, idx: &[usize]) -> Dataset {
+        Dataset { x: self.x.select_rows(idx), y: self.y.select_rows(idx) }
+    }
+}
+
+/// Everything that decides how a network learns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the whole training set.
+    pub epochs: usize,
+    /// Observations per update.
+    pub batch_size: BatchSize,
+    /// Shuffle the rows at the start of every epoch (seeded).
+    pub shuffle: bool,
+    /// The cost function.
+    pub loss: Loss,
+    /// The update rule.
+    pub optimizer: Optimizer,
+    /// Base learning rate.
+    pub lr: f32,
+    /// How the learning rate changes over time.
+    pub schedule: Schedule,
+    /// Clip the global gradient norm to this value.
+    pub clip_norm: Option<f32>,
+    /// Stop when the validation loss has not improved for this many epochs and restore
+    /// the best weights (0 = never stop early).
+    pub patience: usize,
+    /// Seed of the shuffling generator.
+    pub seed: u64,
+    /// Record every step's loss in the history (for cost-per-step plots).
+    pub record_steps: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: BatchSize::Mini(32),
+            shuffle: true,
+            loss: Loss::Mse,
+            optimizer: Optimizer::default(),
+            lr: 0.01,
+            schedule: Schedule::Constant,
+            clip_norm: None,
+            patience: 0,
+            seed: 0,
+            record_steps: false,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::config("epochs", "must be at least 1"));
+        }
+        if self.batch_size == BatchSize::Mini(0) {
+            return Err(Error::config("batch-size", "must be at least 1 (or `full`)"));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Error::config("lr", format!("must be a positive number, got {}", self.lr)));
+        }
+        if let Some(c) = self.clip_norm {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(Error::config("clip-norm", "must be positive"));
+            }
+        }
+        self.optimizer.validate()?;
+        self.schedule.validate()
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps (weighted by batch size).
+    pub train_loss: f64,
+    /// Validation loss at the end of the epoch.
+    pub valid_loss: Option<f64>,
+    /// Learning rate of the epoch's last step.
+    pub lr: f32,
+    /// Seconds the epoch took (training and validation).
+    pub seconds: f64,
+    /// Per layer: L2 norm of the gradient of the epoch's last step.
+    pub grad_norms: Vec<f32>,
+    /// Per layer: `‖Δθ‖ / ‖θ‖` of the epoch's last update.
+    pub update_ratios: Vec<f32>,
+}
+
+/// What a training run has recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct History {
+    /// One record per completed epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// Loss of every step, when [`TrainConfig::record_steps`] is set.
+    pub step_losses: Vec<f32>,
+    /// Epoch (1-based) whose weights were kept when early stopping restored the best.
+    pub best_epoch: Option<usize>,
+    /// Whether training stopped before the configured number of epochs.
+    pub stopped_early: bool,
+}
+
+/// Everything needed to continue training exactly where it stopped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Optimizer moments and step count.
+    pub optimizer: OptimizerState,
+    /// Learning-rate schedule state.
+    pub schedule: ScheduleState,
+    /// The shuffling generator.
+    pub rng: ChaCha8Rng,
+    /// The record so far.
+    pub history: History,
+    /// Best validation loss and the parameters that reached it (early stopping).
+    pub best: Option<(f64, Vec<f32>)>,
+    /// Epochs since the validation loss last improved.
+    pub bad_epochs: usize,
+}
+
+impl TrainState {
+    /// The state before the first epoch.
+    pub fn new(config: &TrainConfig, net: &Network) -> Self {
+        TrainState {
+            epoch: 0,
+            optimizer: config.optimizer.init(net.num_params()),
+            schedule: ScheduleState::default(),
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            history: History::default(),
+            best: None,
+            bad_epochs: 0,
+        }
+    }
+}
+
+/// What a callback asks the loop to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop after this point (state stays consistent and resumable).
+    Stop,
+}
+
+/// Hooks into the training loop: progress display, checkpointing, interruption.
+pub trait Callback {
+    /// After every update. `step` is 1-based within the epoch.
+    fn on_step_end(&mut self, _epoch: usize, _step: usize, _steps: usize, _loss: f32) -> Control {
+        Control::Continue
+    }
+    /// After every epoch, with the network as it now is and the resumable state.
+    fn on_epoch_end(&mut self, _net: &Network, _state: &TrainState) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+}
+
+/// Combines the gradients of a step across processes (data-parallel training). The
+/// default, for one process, does nothing.
+pub trait GradientReducer {
+    /// Called with this process's mean gradient and loss for its share of the global
+    /// batch, and the number of rows it holds; on return both must be global means.
+    fn reduce(&mut self, _grads: &mut [f32], _loss: &mut f32, _rows: usize) {}
+}
+
+/// The single-process reducer.
+pub struct LocalReducer;
+impl GradientReducer for LocalReducer {}
+
+/// Runs training.
+#[derive(Clone, Debug)]
+pub struct Trainer {
+    config: TrainConfig,
+}
+
+/// Buffers a training step reuses.
+#[derive(Default)]
+struct Workspace {
+    x: Matrix,
+    y: Matrix,
+    trace: Trace,
+    d_out: Vec<f32>,
+    grads: Vec<f32>,
+    before: Vec<f32>,
+    order: Vec<usize>,
+}
+
+impl Trainer {
+    /// A trainer with a validated configuration.
+    pub fn new(config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Trainer { config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains `net` on `train` for the configured epochs, evaluating on `valid` after
+    /// every epoch. Returns the history.
+    pub fn fit(&self, net: &mut Network, train: &Dataset, valid: Option<&Dataset>, callbacks: &mut [&mut dyn Callback]) -> Result<History> {
+        let mut state = TrainState::new(&self.config, net);
+        self.resume(net, train, valid, &mut state, callbacks, &mut LocalReducer)?;
+        Ok(state.history)
+    }
+
+    /// Continues training from `state` (fresh from [`TrainState::new`] or loaded from a
+    /// checkpoint) until the configured epochs are done or a callback stops it.
+    pub fn resume(&self, net: &mut Network, train: &Dataset, valid: Option<&Dataset>, state: &mut TrainState, callbacks: &mut [&mut dyn Callback], reducer: &mut dyn GradientReducer) -> Result<()> {
+        let c = &self.config;
+        check_shapes(net, train, c.loss)?;
+        if let Some(v) = valid {
+            check_shapes(net, v, c.loss)?;
+        }
+        if train.is_empty() {
+            return Err(Error::config("data", "the training set has no rows"));
+        }
+        let n = train.len();
+        let batch = c.batch_size.rows(n);
+        let steps = n.div_ceil(batch);
+        let mut ws = Workspace {
+            d_out: Vec::with_capacity(batch * net.outputs()),
+            grads: vec![0.0; net.num_params()],
+            order: (0..n).collect(),
+            ..Workspace::default()
+        };
+        if c.record_steps {
+            state.history.step_losses.reserve((c.epochs - state.epoch) * steps);
+        }
+        let mut eval_trace = Trace::default();
+        while state.epoch < c.epochs {
+            let started = Instant::now();
+            let epoch = state.epoch;
+            ws.order.clear();
+            ws.order.extend(0..n);
+            if c.shuffle && batch < n {
+                ws.order.shuffle(&mut state.rng);
+            }
+            let mut loss_sum = 0.0f64;
+            let mut lr = c.lr;
+            let mut stop = false;
+            for step in 0..steps {
+                lr = c.schedule.lr(c.lr, epoch, step, steps, c.epochs, &state.schedule);
+                let last = step + 1 == steps;
+                let rows = self.step(net, train, &mut ws, step * batch, batch, lr, last, state, reducer, epoch, step)?;
+                loss_sum += rows.1 as f64 * rows.0 as f64;
+                if c.record_steps {
+                    state.history.step_losses.push(rows.1);
+                }
+                for cb in callbacks.iter_mut() {
+                    if cb.on_step_end(epoch + 1, step + 1, steps, rows.1) == Control::Stop {
+                        stop = true;
+                    }
+                }
+                if stop && !last {
+                    break;
+                }
+            }
+            let valid_loss = valid.map(|v| evaluate_loss(net, v, c.loss, &mut eval_trace));
+            c.schedule.end_epoch(c.lr, valid_loss.unwrap_or(loss_sum / n as f64), &mut state.schedule);
+            let (grad_norms, update_ratios) = layer_stats(net, &ws);
+            state.epoch += 1;
+            state.history.epochs.push(EpochRecord {
+                epoch: state.epoch,
+                train_loss: loss_sum / n as f64,
+                valid_loss,
+                lr,
+                seconds: started.elapsed().as_secs_f64(),
+                grad_norms,
+                update_ratios,
+            });
+            if let (Some(v), true) = (valid_loss, c.patience > 0) {
+                if state.best.as_ref().is_none_or(|(b, _)| v < *b) {
+                    state.best = Some((v, net.params().to_vec()));
+                    state.bad_epochs = 0;
+                    state.history.best_epoch = Some(state.epoch);
+                } else {
+                    state.bad_epochs += 1;
+                    if state.bad_epochs >= c.patience {
+                        stop = true;
+                        state.history.stopped_early = true;
+                    }
+                }
+            }
+            let mut cb_stop = false;
+            for cb in callbacks.iter_mut() {
+                if cb.on_epoch_end(net, state)? == Control::Stop {
+                    cb_stop = true;
+                }
+            }
+            if stop || cb_stop {
+                if state.epoch < c.epochs && !state.history.stopped_early {
+                    // Interrupted by a callback: leave the weights as they are so the
+                    // run can resume exactly.
+                    return Ok(());
+                }
+                break;
+            }
+        }
+        if let Some((_, best)) = &state.best {
+            if state.history.stopped_early || state.epoch == c.epochs {
+                net.params_mut().copy_from_slice(best);
+            }
+        }
+        Ok(())
+    }
+
+    /// One update on rows `order[start..start+batch]`. Returns (rows, loss).
+    #[allow(clippy::too_many_arguments)]
+    fn step(&self, net: &mut Network, train: &Dataset, ws: &mut Workspace, start: usize, batch: usize, lr: f32, last: bool, state: &mut TrainState, reducer: &mut dyn GradientReducer, epoch: usize, step: usize) -> Result<(usize, f32)> {
+        let c = &self.config;
+        let end = (start + batch).min(train.len());
+        let rows = end - start;
+        // Full batch: the whole set in its own order, no copy.
+        let full = start == 0 && rows == train.len();
+        let (x, y) = if full {
+            (&train.x, &train.y)
+        } else {
+            ws.x.gather_rows(&train.x, &ws.order[start..end]);
+            ws.y.gather_rows(&train.y, &ws.order[start..end]);
+            (&ws.x, &ws.y)
+        };
+        net.forward_train(x, &mut ws.trace);
+        let out = ws.trace.output();
+        ws.d_out.resize(out.as_slice().len(), 0.0);
+        let mut loss = c.loss.gradient(out.as_slice(), y.as_slice(), out.cols(), &mut ws.d_out);
+        net.backward(x, &mut ws.trace, &ws.d_out, &mut ws.grads);
+        reducer.reduce(&mut ws.grads, &mut loss, rows);
+        if !loss.is_finite() {
+            return Err(Error::NonFinite { epoch: epoch + 1, step: step + 1, what: "loss", value: loss });
+        }
+        let norm = match c.clip_norm {
+            Some(max) => clip_grad_norm(&mut ws.grads, max),
+            None if last => l2_norm(&ws.grads),
+            None => 0.0,
+        };
+        if !norm.is_finite() {
+            return Err(Error::NonFinite { epoch: epoch + 1, step: step + 1, what: "gradient", value: norm });
+        }
+        if last {
+            ws.before.clear();
+            ws.before.extend_from_slice(net.params());
+        }
+        c.optimizer.step(lr, net.params_mut(), &ws.grads, &mut state.optimizer);
+        Ok((rows, loss))
+    }
+}
+
+fn check_shapes(net: &Network, d: &Dataset, loss: Loss) -> Result<()> {
+    if d.x.cols() != net.inputs() {
+        return Err(Error::ShapeMismatch { op: "fit", expected: format!("{} input columns", net.inputs()), got: format!("{}", d.x.cols()) });
+    }
+    if d.y.cols() != net.outputs() {
+        return Err(Error::ShapeMismatch { op: "fit", expected: format!("{} target columns", net.outputs()), got: format!("{}", d.y.cols()) });
+    }
+    if loss.takes_logits() && net.layers().last().map(|l| l.activation) != Some(crate::Activation::Identity) {
+        return Err(Error::config("loss", format!("{loss} applies the sigmoid/softmax itself; the output layer must be identity (logits)")));
+    }
+    Ok(())
+}
+
+/// Per-layer gradient norm and update-to-weight ratio of the last step.
+fn layer_stats(net: &Network, ws: &Workspace) -> (Vec<f32>, Vec<f32>) {
+    let mut norms = Vec::with_capacity(net.layers().len());
+    let mut ratios = Vec::with_capacity(net.layers().len());
+    for i in 0..net.layers().len() {
+        let r = net.layer_range(i);
+        norms.push(l2_norm(&ws.grads[r.clone()]));
+        let p = &net.params()[r.clone()];
+        let before = ws.before.get(r).unwrap_or(p);
+        let delta: f64 = p.iter().zip(before).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+        let norm = l2_norm(before) as f64;
+        ratios.push(if norm > 0.0 { (delta / norm) as f32 } else { 0.0 });
+    }
+    (norms, ratios)
+}
+
+/// Rows evaluated at once when computing losses and predictions of a whole data set.
+pub const EVAL_CHUNK: usize = 4096;
+
+/// The mean loss of `net` over a data set (evaluated in chunks, accumulated in f64).
+pub fn evaluate_loss(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trace) -> f64 {
+    let mut sum = 0.0;
+    let mut x = Matrix::default();
+    let mut y = Matrix::default();
+    let n = data.len();
+    let idx: Vec<usize> = (0..n).collect();
+    for chunk in idx.chunks(EVAL_CHUNK) {
+        x.gather_rows(&data.x, chunk);
+        y.gather_rows(&data.y, chunk);
+        net.forward_train(&x, trace);
+        sum += loss.sum(trace.output().as_slice(), y.as_slice(), net.outputs());
+    }
+    sum / loss.denominator(n * net.outputs(), net.outputs())
+}
