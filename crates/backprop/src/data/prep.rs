@@ -1,0 +1,644 @@
+//! Preprocessing fitted on the training rows only: feature scaling, one-hot encoding of
+//! text columns, imputation of missing cells, and target scaling. Saved with the model
+//! so predictions see the data exactly as training did.
+
+use serde::{Deserialize, Serialize};
+
+use super::csv::{Column, Table};
+use crate::error::{Error, Result};
+use crate::matrix::Matrix;
+
+/// How numeric features are scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleKind {
+    /// `(x - mean) / std`.
+    #[default]
+    Standard,
+    /// `(x - min) / (max - min)`, into `[0, 1]`.
+    Minmax,
+    /// Through the training distribution's quantiles onto a standard normal
+    /// (scikit-learn's `QuantileTransformer(output_distribution="normal")`): robust to
+    /// the extreme outliers of ratio features.
+    Quantile,
+    /// Unchanged.
+    None,
+}
+
+/// A fitted scaling of one numeric column.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Scaler {
+    /// `(x - mean) / std`.
+    Standard {
+        /// Training mean.
+        mean: f64,
+        /// Training standard deviation (1 for a constant column).
+        std: f64,
+    },
+    /// `(x - min) / (max - min)`.
+    Minmax {
+        /// Training minimum.
+        min: f64,
+        /// Training maximum minus minimum (1 for a constant column).
+        range: f64,
+    },
+    /// Quantile transform to a standard normal.
+    Quantile {
+        /// Training values at evenly spaced quantile levels `0, 1/(n-1), ..., 1`.
+        references: Vec<f64>,
+    },
+    /// Unchanged.
+    None,
+}
+
+/// Number of quantile levels stored by the quantile scaler (scikit-learn's default).
+pub const QUANTILES: usize = 1000;
+/// Clipping of quantile levels before the inverse normal CDF (scikit-learn's bounds).
+const QUANTILE_CLIP: f64 = 1e-7;
+
+impl Scaler {
+    /// Fits the scaler to `values` (no NaN).
+    pub fn fit(kind: ScaleKind, values: &[f64]) -> Scaler {
+        let n = values.len().max(1) as f64;
+        match kind {
+            ScaleKind::Standard => {
+                let mean = values.iter().sum::<f64>() / n;
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                let std = var.sqrt();
+                Scaler::Standard { mean, std: if std > 1e-12 { std } else { 1.0 } }
+            }
+            ScaleKind::Minmax => {
+                let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let range = max - min;
+                Scaler::Minmax { min: if min.is_finite() { min } else { 0.0 }, range: if range > 1e-12 { range } else { 1.0 } }
+            }
+            ScaleKind::Quantile => {
+                let mut sorted = values.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let q = QUANTILES.min(sorted.len()).max(2);
+                let references = (0..q)
+                    .map(|i| {
+                        if sorted.is_empty() {
+                            return 0.0;
+                        }
+                        let pos = i as f64 / (q - 1) as f64 * (sorted.len() - 1) as f64;
+                        let lo = pos.floor() as usize;
+                        let hi = pos.ceil() as usize;
+                        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+                    })
+                    .collect();
+                Scaler::Quantile { references }
+            }
+            ScaleKind::None => Scaler::None,
+        }
+    }
+
+    /// Scales one value.
+    pub fn apply(&self, x: f64) -> f64 {
+        match self {
+            Scaler::Standard { mean, std } => (x - mean) / std,
+            Scaler::Minmax { min, range } => (x - min) / range,
+            Scaler::Quantile { references } => {
+                let r = references;
+                let (lo, hi) = (r[0], r[r.len() - 1]);
+                if hi - lo < 1e-12 {
+                    return 0.0;
+                }
+                // Average of the rank found from below and from above, as scikit-learn
+                // does, so repeated values map to the middle of their quantile range.
+                let up = interp_level(r, x);
+                let down = 1.0 - interp_level_rev(r, x);
+                let level = (0.5 * (up + down)).clamp(QUANTILE_CLIP, 1.0 - QUANTILE_CLIP);
+                let level = if x <= lo { QUANTILE_CLIP } else if x >= hi { 1.0 - QUANTILE_CLIP } else { level };
+                inverse_normal_cdf(level)
+            }
+            Scaler::None => x,
+        }
+    }
+}
+
+/// Linear interpolation of `x` in the increasing `refs` onto levels `0..=1`, taking the
+/// last of equal references.
+fn interp_level(refs: &[f64], x: f64) -> f64 {
+    let n = refs.len();
+    let i = refs.partition_point(|&r| r <= x);
+    if i == 0 {
+        return 0.0;
+    }
+    if i >= n {
+        return 1.0;
+    }
+    let (a, b) = (refs[i - 1], refs[i]);
+    let t = if b > a { (x - a) / (b - a) } else { 0.0 };
+    ((i - 1) as f64 + t) / (n - 1) as f64
+}
+
+/// The same interpolation done from the top (taking the first of equal references).
+fn interp_level_rev(refs: &[f64], x: f64) -> f64 {
+    let n = refs.len();
+    let i = refs.partition_point(|&r| r < x);
+    if i == 0 {
+        return 1.0;
+    }
+    if i >= n {
+        return 0.0;
+    }
+    let (a, b) = (refs[i - 1], refs[i]);
+    let t = if b > a { (x - a) / (b - a) } else { 1.0 };
+    1.0 - ((i - 1) as f64 + t) / (n - 1) as f64
+}
+
+/// The standard normal quantile function (Acklam's rational approximation refined by
+/// one Halley step; relative error below 1e-12).
+pub fn inverse_normal_cdf(p: f64) -> f64 {
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let p_low = 0.02425;
+    let x = if p < p_low {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - p_low {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    // One Halley step against the exact CDF.
+    let e = 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2) - p;
+    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    x - u / (1.0 + x * u / 2.0)
+}
+
+/// What kind of learning problem the target makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Predict a number.
+    Regress,
+    /// Predict one of a set of classes.
+    Classify,
+}
+
+/// Transformation of a regression target before scaling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum TargetTransform {
+    /// Use the target as it is.
+    #[default]
+    None,
+    /// Learn `ln(y)` (targets must be positive): for prices spanning orders of magnitude.
+    Log,
+}
+
+/// A fitted input feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Feature {
+    /// A numeric column: missing cells take the training median, then it is scaled.
+    Numeric {
+        /// Column name.
+        name: String,
+        /// Training median, used for missing cells.
+        median: f64,
+        /// The scaling.
+        scaler: Scaler,
+        /// Whether the column was constant in the training rows.
+        constant: bool,
+    },
+    /// A text column, one-hot encoded over the training categories (missing cells are
+    /// the category `"missing"`; unseen categories encode as all zeros).
+    Categorical {
+        /// Column name.
+        name: String,
+        /// Categories seen in training, sorted.
+        categories: Vec<String>,
+    },
+}
+
+/// The category that missing text cells become.
+pub const MISSING_CATEGORY: &str = "missing";
+
+impl Feature {
+    /// Column name.
+    pub fn name(&self) -> &str {
+        match self {
+            Feature::Numeric { name, .. } | Feature::Categorical { name, .. } => name,
+        }
+    }
+
+    /// Inputs of the network this feature produces.
+    pub fn width(&self) -> usize {
+        match self {
+            Feature::Numeric { .. } => 1,
+            Feature::Categorical { categories, .. } => categories.len(),
+        }
+    }
+}
+
+/// The fitted target encoding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// A number, transformed then standardised for training.
+    Regression {
+        /// Column name.
+        name: String,
+        /// Transformation applied first.
+        transform: TargetTransform,
+        /// Mean of the transformed training target.
+        mean: f64,
+        /// Standard deviation of the transformed training target.
+        std: f64,
+    },
+    /// Classes, one output each (softmax).
+    Classification {
+        /// Column name.
+        name: String,
+        /// Class labels in output order.
+        classes: Vec<String>,
+    },
+}
+
+impl Target {
+    /// Column name.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Regression { name, .. } | Target::Classification { name, .. } => name,
+        }
+    }
+
+    /// Network outputs needed.
+    pub fn width(&self) -> usize {
+        match self {
+            Target::Regression { .. } => 1,
+            Target::Classification { classes, .. } => classes.len(),
+        }
+    }
+
+    /// Maps a network output back to the target's own units (regression).
+    pub fn inverse(&self, z: f64) -> f64 {
+        match self {
+            Target::Regression { transform, mean, std, .. } => {
+                let t = z * std + mean;
+                match transform {
+                    TargetTransform::None => t,
+                    TargetTransform::Log => t.exp(),
+                }
+            }
+            Target::Classification { .. } => z,
+        }
+    }
+}
+
+/// Everything fitted on the training rows that turns table rows into network inputs
+/// and targets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    /// Input features in order.
+    pub features: Vec<Feature>,
+    /// The target.
+    pub target: Target,
+}
+
+/// What fitting or transforming noticed, for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrepReport {
+    /// Missing cells filled per column (name, count).
+    pub imputed: Vec<(String, usize)>,
+    /// Categories not seen in training, per column (name, count of cells).
+    pub unseen: Vec<(String, usize)>,
+    /// Columns constant in the training rows.
+    pub constant: Vec<String>,
+}
+
+/// Options for fitting a preprocessor.
+#[derive(Clone, Debug)]
+pub struct PrepOptions {
+    /// Feature scaling.
+    pub scale: ScaleKind,
+    /// Target transformation (regression).
+    pub target_transform: TargetTransform,
+    /// Regression or classification.
+    pub task: Task,
+}
+
+/// Guesses the task from a target column: text, or a few distinct integers, is
+/// classification.
+pub fn detect_task(col: &Column) -> Task {
+    match col {
+        Column::Text(_) => Task::Classify,
+        Column::Numeric(v) => {
+            let mut distinct: Vec<i64> = Vec::new();
+            for &x in v.iter().filter(|x| !x.is_nan()) {
+                if x.fract() != 0.0 {
+                    return Task::Regress;
+                }
+                let k = x as i64;
+                if !distinct.contains(&k) {
+                    distinct.push(k);
+                    if distinct.len() > 20 {
+                        return Task::Regress;
+                    }
+                }
+            }
+            if distinct.len() >= 2 {
+                Task::Classify
+            } else {
+                Task::Regress
+            }
+        }
+    }
+}
+
+fn cell_text(col: &Column, i: usize) -> String {
+    match col {
+        Column::Numeric(v) => format_number(v[i]),
+        Column::Text(v) => v[i].clone(),
+    }
+}
+
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+impl Preprocessor {
+    /// Fits on `rows` of `table`, using `features` (column indices) as inputs and
+    /// column `target` as the target.
+    pub fn fit(table: &Table, features: &[usize], target: usize, rows: &[usize], opts: &PrepOptions) -> Result<(Preprocessor, PrepReport)> {
+        let mut report = PrepReport::default();
+        let mut feats = Vec::with_capacity(features.len());
+        for &j in features {
+            let name = table.headers[j].clone();
+            match &table.columns[j] {
+                Column::Numeric(v) => {
+                    let mut present: Vec<f64> = rows.iter().map(|&i| v[i]).filter(|x| !x.is_nan()).collect();
+                    present.sort_by(f64::total_cmp);
+                    let median = if present.is_empty() {
+                        0.0
+                    } else {
+                        let m = present.len() / 2;
+                        if present.len() % 2 == 1 { present[m] } else { 0.5 * (present[m - 1] + present[m]) }
+                    };
+                    let constant = present.first() == present.last();
+                    if constant {
+                        report.constant.push(name.clone());
+                    }
+                    let mut filled = present.clone();
+                    filled.resize(rows.len(), median);
+                    let scaler = Scaler::fit(opts.scale, &filled);
+                    feats.push(Feature::Numeric { name, median, scaler, constant });
+                }
+                Column::Text(v) => {
+                    let mut cats: Vec<String> = rows.iter().map(|&i| if v[i].is_empty() { MISSING_CATEGORY.to_string() } else { v[i].clone() }).collect();
+                    cats.sort();
+                    cats.dedup();
+                    if cats.len() == 1 {
+                        report.constant.push(name.clone());
+                    }
+                    feats.push(Feature::Categorical { name, categories: cats });
+                }
+            }
+        }
+        let tname = table.headers[target].clone();
+        let tcol = &table.columns[target];
+        let missing: Vec<usize> = rows.iter().copied().filter(|&i| tcol.is_missing(i)).collect();
+        if let Some(&i) = missing.first() {
+            return Err(Error::Csv {
+                path: table.source.clone(),
+                line: table.lines[i],
+                column: target + 1,
+                reason: format!("the target `{tname}` is missing in {} row(s); remove those rows or fill them in", missing.len()),
+            });
+        }
+        let target_spec = match opts.task {
+            Task::Regress => {
+                let Column::Numeric(v) = tcol else {
+                    return Err(Error::Csv { path: table.source.clone(), line: 1, column: target + 1, reason: format!("the target `{tname}` holds text, so it cannot be regressed; use --task classify") });
+                };
+                let mut t = Vec::with_capacity(rows.len());
+                for &i in rows {
+                    t.push(match opts.target_transform {
+                        TargetTransform::None => v[i],
+                        TargetTransform::Log => {
+                            if v[i] <= 0.0 {
+                                return Err(Error::Csv { path: table.source.clone(), line: table.lines[i], column: target + 1, reason: format!("--target-transform log needs positive targets, found {}", v[i]) });
+                            }
+                            v[i].ln()
+                        }
+                    });
+                }
+                let Scaler::Standard { mean, std } = Scaler::fit(ScaleKind::Standard, &t) else { unreachable!("standard scaler") };
+                if t.iter().all(|&x| x == t[0]) {
+                    return Err(Error::Csv {
+                        path: table.source.clone(),
+                        line: 1,
+                        column: target + 1,
+                        reason: format!("the target `{tname}` has the same value ({}) in every training row; there is nothing to learn", t[0]),
+                    });
+                }
+                Target::Regression { name: tname, transform: opts.target_transform, mean, std }
+            }
+            Task::Classify => {
+                let mut classes: Vec<String> = rows.iter().map(|&i| cell_text(tcol, i)).collect();
+                match tcol {
+                    Column::Numeric(_) => classes.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0))),
+                    Column::Text(_) => classes.sort(),
+                }
+                classes.dedup();
+                if classes.len() < 2 {
+                    return Err(Error::Csv { path: table.source.clone(), line: 1, column: target + 1, reason: format!("the target `{tname}` has a single class in the training rows; a classifier needs at least two") });
+                }
+                Target::Classification { name: tname, classes }
+            }
+        };
+        Ok((Preprocessor { features: feats, target: target_spec }, report))
+    }
+
+    /// Network inputs per row.
+    pub fn input_width(&self) -> usize {
+        self.features.iter().map(Feature::width).sum()
+    }
+
+    /// Names of the network inputs (one-hot columns as `name=category`).
+    pub fn input_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.features {
+            match f {
+                Feature::Numeric { name, .. } => out.push(name.clone()),
+                Feature::Categorical { name, categories } => out.extend(categories.iter().map(|c| format!("{name}={c}"))),
+            }
+        }
+        out
+    }
+
+    /// Finds this preprocessor's feature columns in `table` by name; an error names the
+    /// columns that are missing.
+    pub fn locate_features(&self, table: &Table) -> Result<Vec<usize>> {
+        let mut idx = Vec::new();
+        let mut missing = Vec::new();
+        for f in &self.features {
+            match table.column_index(f.name()) {
+                Some(j) => idx.push(j),
+                None => missing.push(f.name().to_string()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::IncompatibleModel {
+                found: format!("{} without column(s) {}", table.source.display(), missing.join(", ")),
+                expected: format!("the model's feature columns: {}", self.features.iter().map(Feature::name).collect::<Vec<_>>().join(", ")),
+            });
+        }
+        Ok(idx)
+    }
+
+    /// The network inputs for `rows` of `table` (`cols` from [`Preprocessor::locate_features`]).
+    pub fn transform_features(&self, table: &Table, cols: &[usize], rows: &[usize]) -> Result<(Matrix, PrepReport)> {
+        let width = self.input_width();
+        let mut data = vec![0.0f32; rows.len() * width];
+        let mut report = PrepReport::default();
+        let mut offset = 0;
+        for (f, &j) in self.features.iter().zip(cols) {
+            let col = &table.columns[j];
+            match f {
+                Feature::Numeric { name, median, scaler, .. } => {
+                    let Column::Numeric(v) = col else {
+                        let i = rows.iter().copied().find(|&i| !col.is_missing(i)).unwrap_or(0);
+                        return Err(Error::Csv { path: table.source.clone(), line: table.lines.get(i).copied().unwrap_or(1), column: j + 1, reason: format!("column `{name}` was numeric in training but holds text such as `{}` here", cell_text(col, i)) });
+                    };
+                    let mut imputed = 0;
+                    for (r, &i) in rows.iter().enumerate() {
+                        let x = if v[i].is_nan() {
+                            imputed += 1;
+                            *median
+                        } else {
+                            v[i]
+                        };
+                        data[r * width + offset] = scaler.apply(x) as f32;
+                    }
+                    if imputed > 0 {
+                        report.imputed.push((name.clone(), imputed));
+                    }
+                }
+                Feature::Categorical { name, categories } => {
+                    let (mut imputed, mut unseen) = (0, 0);
+                    for (r, &i) in rows.iter().enumerate() {
+                        let mut text = cell_text(col, i);
+                        if col.is_missing(i) {
+                            imputed += 1;
+                            text = MISSING_CATEGORY.to_string();
+                        }
+                        match categories.binary_search(&text) {
+                            Ok(k) => data[r * width + offset + k] = 1.0,
+                            Err(_) => unseen += 1,
+                        }
+                    }
+                    if imputed > 0 {
+                        report.imputed.push((name.clone(), imputed));
+                    }
+                    if unseen > 0 {
+                        report.unseen.push((name.clone(), unseen));
+                    }
+                }
+            }
+            offset += f.width();
+        }
+        Ok((Matrix::from_vec(rows.len(), width, data).expect("sized above"), report))
+    }
+
+    /// The training targets for `rows` of `table` (column `target`): standardised
+    /// values for regression, one-hot rows for classification. Classification rows
+    /// whose class was not seen in training are an error naming the line.
+    pub fn transform_target(&self, table: &Table, target: usize, rows: &[usize]) -> Result<Matrix> {
+        let col = &table.columns[target];
+        let err = |i: usize, reason: String| Error::Csv { path: table.source.clone(), line: table.lines[i], column: target + 1, reason };
+        match &self.target {
+            Target::Regression { name, transform, mean, std } => {
+                let Column::Numeric(v) = col else {
+                    return Err(err(rows.first().copied().unwrap_or(0), format!("the target `{name}` must be numeric")));
+                };
+                let mut out = Vec::with_capacity(rows.len());
+                for &i in rows {
+                    if v[i].is_nan() {
+                        return Err(err(i, format!("the target `{name}` is missing; remove the row or fill it in")));
+                    }
+                    let t = match transform {
+                        TargetTransform::None => v[i],
+                        TargetTransform::Log if v[i] > 0.0 => v[i].ln(),
+                        TargetTransform::Log => return Err(err(i, format!("--target-transform log needs positive targets, found {}", v[i]))),
+                    };
+                    out.push(((t - mean) / std) as f32);
+                }
+                Ok(Matrix::from_vec(rows.len(), 1, out).expect("one column"))
+            }
+            Target::Classification { name, classes } => {
+                let k = classes.len();
+                let mut out = vec![0.0f32; rows.len() * k];
+                for (r, &i) in rows.iter().enumerate() {
+                    let text = cell_text(col, i);
+                    match classes.iter().position(|c| *c == text) {
+                        Some(c) => out[r * k + c] = 1.0,
+                        None => return Err(err(i, format!("the target `{name}` has class `{text}`, which the model does not know (classes: {})", classes.join(", ")))),
+                    }
+                }
+                Ok(Matrix::from_vec(rows.len(), k, out).expect("sized above"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::csv::CsvOptions;
+    use std::path::Path;
+
+    #[test]
+    fn inverse_normal_cdf_matches_known_quantiles() {
+        for (p, z) in [(0.5, 0.0), (0.975, 1.959963984540054), (0.025, -1.959963984540054), (1e-7, -5.199337582605575), (0.8413447460685429, 1.0)] {
+            assert!((inverse_normal_cdf(p) - z).abs() < 1e-9, "{p}: {}", inverse_normal_cdf(p));
+        }
+    }
+
+    #[test]
+    fn quantile_scaler_is_monotone_and_centred() {
+        let v: Vec<f64> = (0..101).map(|i| (i as f64).powi(3)).collect();
+        let s = Scaler::fit(ScaleKind::Quantile, &v);
+        assert!(s.apply(125_000.0).abs() < 1e-9, "median maps to 0");
+        let mut prev = f64::NEG_INFINITY;
+        for x in [-5.0, 0.0, 10.0, 1000.0, 500_000.0, 1e6, 2e6] {
+            let y = s.apply(x);
+            assert!(y >= prev && y.is_finite());
+            prev = y;
+        }
+    }
+
+    #[test]
+    fn fits_on_training_rows_only_and_encodes_text() {
+        let t = Table::parse(Path::new("t.csv"), b"x,c,y\n1,a,10\n3,b,20\n,a,30\n100,z,40\n", CsvOptions::default()).unwrap();
+        let opts = PrepOptions { scale: ScaleKind::Standard, target_transform: TargetTransform::None, task: Task::Regress };
+        let (p, _) = Preprocessor::fit(&t, &[0, 1], 2, &[0, 1, 2], &opts).unwrap();
+        assert_eq!(p.input_names(), ["x", "c=a", "c=b"]);
+        let (x, report) = p.transform_features(&t, &[0, 1], &[0, 1, 2, 3]).unwrap();
+        // median of training x (1, 3) is 2, mean of filled (1, 3, 2) is 2, std sqrt(2/3)
+        assert_eq!(x.row(2), &[0.0, 1.0, 0.0]);
+        assert!((x.get(0, 0) + 1.2247449).abs() < 1e-6);
+        assert_eq!(x.row(3)[1..], [0.0, 0.0], "unseen category is all zeros");
+        assert_eq!(report.unseen, vec![("c".to_string(), 1)]);
+        assert_eq!(report.imputed, vec![("x".to_string(), 1)]);
+        let y = p.transform_target(&t, 2, &[0, 1, 2]).unwrap();
+        assert!((p.target.inverse(y.get(1, 0) as f64) - 20.0).abs() < 1e-5);
+    }
+}
