@@ -50,6 +50,7 @@ pub mod init;
 pub mod layer;
 pub mod loss;
 pub mod matrix;
+pub mod metrics;
 pub mod network;
 pub mod optim;
 pub mod train;

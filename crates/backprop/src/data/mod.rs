@@ -1,0 +1,6 @@
+//! Reading data and turning it into the matrices a network learns from.
+
+pub mod csv;
+pub mod idx;
+pub mod prep;
+pub mod split;
