@@ -1,1 +1,53 @@
-fn main() {}
+//! `backprop`: train, evaluate and use feed-forward neural networks from the command line.
+//!
+//! Raw flags (`args`) are validated into settings by each command, which calls the
+//! library; everything the user sees is printed here, never in the library.
+
+mod args;
+mod commands;
+mod input;
+mod plot;
+mod progress;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Train(a) => commands::train::run(*a),
+        args::Command::Evaluate(a) => commands::evaluate::run(a),
+        args::Command::Predict(a) => commands::predict::run(a),
+        args::Command::Inspect(a) => commands::inspect::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn chain(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+    }
+    s
+}
+
+/// 1 when training itself failed (diverged), 2 for bad usage or bad input.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<backprop::Error>() {
+        Some(backprop::Error::NonFinite { .. }) => 1,
+        _ => 2,
+    }
+}

@@ -51,6 +51,7 @@ pub mod layer;
 pub mod loss;
 pub mod matrix;
 pub mod metrics;
+pub mod model;
 pub mod network;
 pub mod optim;
 pub mod train;

@@ -1,0 +1,6 @@
+//! One module per sub-command.
+
+pub mod evaluate;
+pub mod inspect;
+pub mod predict;
+pub mod train;

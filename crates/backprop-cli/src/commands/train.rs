@@ -1,0 +1,419 @@
+//! `backprop train`: flags -> validated settings -> the library's trainer -> a run folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use backprop::data::csv::{CsvOptions, Table};
+use backprop::data::prep::{detect_task, PrepOptions, Preprocessor, ScaleKind, Target, TargetTransform, Task};
+use backprop::data::split::split_rows;
+use backprop::model::{atomic_write, Model};
+use backprop::optim::Schedule;
+use backprop::{Activation, BatchSize, Dataset, History, Init, Loss, Network, NetworkConfig, OptimizerKind, TrainConfig, Trainer};
+use rand::SeedableRng;
+use serde_json::json;
+
+use crate::args::{ScheduleArg, TrainArgs};
+use crate::input::{self, CALIFORNIA_DOLLARS, CALIFORNIA_TARGET};
+use crate::progress::Progress;
+use crate::summary::{predict_units, regression_metrics, regression_table, target_units, RegressionMetrics};
+
+/// Validated settings of a training run.
+#[derive(Debug)]
+pub struct Settings {
+    data: Option<PathBuf>,
+    csv: CsvOptions,
+    target: Option<String>,
+    task: Option<Task>,
+    features: Option<Vec<String>>,
+    ignore: Vec<String>,
+    prep_scale: ScaleKind,
+    target_transform: TargetTransform,
+    valid_fraction: f64,
+    test_fraction: f64,
+    test: Option<PathBuf>,
+    hidden: Vec<usize>,
+    activation: Activation,
+    init: Init,
+    loss: Option<Loss>,
+    train: TrainConfig,
+    threads: usize,
+    out: Option<PathBuf>,
+    metrics_json: Option<PathBuf>,
+    dollars: Option<f64>,
+    baseline: bool,
+    quiet: bool,
+}
+
+/// Merges flags over the `--config` TOML file (flags win).
+fn merge_config(cli: TrainArgs) -> Result<TrainArgs> {
+    let Some(path) = &cli.config else { return Ok(cli) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let file: TrainArgs = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
+    macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone() } } }
+    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit))
+}
+
+/// Parses `--hidden`: comma-separated positive widths, or empty for none.
+pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
+    let s = s.trim();
+    if s.is_empty() || s == "none" {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(0) => bail!("invalid --hidden `{s}`: a layer of 0 units; use --hidden \"\" for no hidden layer"),
+            Ok(n) => Ok(n),
+            Err(_) => bail!("invalid --hidden `{s}`: expected comma-separated layer widths such as 64,64 (or \"\" for none)"),
+        })
+        .collect()
+}
+
+fn parse_batch(s: &str) -> Result<BatchSize> {
+    match s.trim() {
+        "full" => Ok(BatchSize::Full),
+        t => match t.parse::<usize>() {
+            Ok(0) | Err(_) => bail!("invalid --batch-size `{s}`: expected a positive number of rows, or `full`"),
+            Ok(n) => Ok(BatchSize::Mini(n)),
+        },
+    }
+}
+
+impl Settings {
+    /// Validates raw flags.
+    pub fn from_args(a: TrainArgs) -> Result<Settings> {
+        let optimizer_kind = a.optimizer.unwrap_or(OptimizerKind::Adamw);
+        let momentum = a.momentum.unwrap_or(match optimizer_kind {
+            OptimizerKind::Sgd | OptimizerKind::Nesterov => 0.9,
+            _ => 0.0,
+        });
+        let epochs = a.epochs.unwrap_or(60);
+        if epochs == 0 {
+            bail!("invalid --epochs 0: train for at least one epoch");
+        }
+        let lr = a.lr.unwrap_or(0.002);
+        if !(lr > 0.0 && lr.is_finite()) {
+            bail!("invalid --lr {lr}: the learning rate must be a positive number such as 0.001");
+        }
+        let schedule = match a.schedule.unwrap_or(ScheduleArg::OneCycle) {
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Step => Schedule::Step { every: (epochs / 4).max(1), gamma: 0.5 },
+            ScheduleArg::Exponential => Schedule::Exponential { gamma: 0.95 },
+            ScheduleArg::Cosine => Schedule::Cosine { min_lr: 0.0 },
+            ScheduleArg::OneCycle => Schedule::OneCycle { pct_start: 0.3 },
+            ScheduleArg::Plateau => Schedule::Plateau { factor: 0.1, patience: 5, min_lr: 0.0 },
+        };
+        let train = TrainConfig {
+            epochs,
+            batch_size: parse_batch(a.batch_size.as_deref().unwrap_or("256"))?,
+            shuffle: true,
+            loss: a.loss.unwrap_or_default(),
+            optimizer: optimizer_kind.build(momentum, a.weight_decay.unwrap_or(1e-4)),
+            lr,
+            schedule,
+            clip_norm: a.clip_norm,
+            patience: a.patience.unwrap_or(0),
+            seed: a.seed.unwrap_or(42),
+            record_steps: true,
+        };
+        train.validate()?;
+        let threads = match a.threads {
+            Some(0) => bail!("invalid --threads 0: use at least one thread"),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let s = Settings {
+            csv: input::csv_options(a.delimiter.as_deref())?,
+            data: a.data,
+            target: a.target,
+            task: a.task,
+            features: a.features,
+            ignore: a.ignore.unwrap_or_default(),
+            prep_scale: a.scale.unwrap_or(ScaleKind::Quantile),
+            target_transform: a.target_transform.unwrap_or_default(),
+            valid_fraction: a.valid_fraction.unwrap_or(0.1),
+            test_fraction: if a.test.is_some() { 0.0 } else { a.test_fraction.unwrap_or(0.2) },
+            test: a.test,
+            hidden: parse_hidden(a.hidden.as_deref().unwrap_or("256,256,128"))?,
+            activation: a.activation.unwrap_or(Activation::Relu),
+            init: a.init.unwrap_or_default(),
+            loss: a.loss,
+            train,
+            threads,
+            out: a.out,
+            metrics_json: a.metrics_json,
+            dollars: a.dollars_per_unit,
+            baseline: !a.no_baseline,
+            quiet: a.quiet,
+        };
+        if s.activation == Activation::Softmax {
+            bail!("invalid --activation softmax: softmax is for the output layer, which classification sets up itself; pick relu, tanh, ...");
+        }
+        Ok(s)
+    }
+}
+
+/// Runs `backprop train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let s = Settings::from_args(merge_config(args)?)?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(s.threads).build().context("cannot start the thread pool")?;
+    pool.install(|| train(&s))
+}
+
+/// Everything prepared from the data before training.
+struct Prepared {
+    name: String,
+    prep: Preprocessor,
+    train: Dataset,
+    valid: Option<Dataset>,
+    test: Dataset,
+    dollars: Option<f64>,
+}
+
+fn prepare(s: &Settings) -> Result<Prepared> {
+    let (table, default_target, dollars) = match &s.data {
+        Some(p) => (input::read_table(p, s.csv)?, None, s.dollars),
+        None => (input::california()?, Some(CALIFORNIA_TARGET), s.dollars.or(Some(CALIFORNIA_DOLLARS))),
+    };
+    let target_name = match (&s.target, default_target) {
+        (Some(t), _) => t.as_str(),
+        (None, Some(t)) => t,
+        (None, None) => bail!("{}: name the column to predict with --target COLUMN (columns: {})", table.source.display(), table.headers.join(", ")),
+    };
+    let target = table.require_column(target_name, "target")?;
+    let mut features: Vec<usize> = match &s.features {
+        Some(names) => names.iter().map(|n| table.require_column(n, "feature")).collect::<Result<_, _>>()?,
+        None => (0..table.headers.len()).filter(|&j| j != target).collect(),
+    };
+    for n in &s.ignore {
+        let j = table.require_column(n, "--ignore")?;
+        features.retain(|&f| f != j);
+    }
+    if features.contains(&target) {
+        bail!("the target `{target_name}` cannot also be a feature; leave it out of --features");
+    }
+    if features.is_empty() {
+        bail!("{}: no feature columns are left to learn from; check --features / --ignore", table.source.display());
+    }
+    let task = match s.task {
+        Some(t) => t,
+        None => {
+            let t = detect_task(&table.columns[target]);
+            if t == Task::Classify && !s.quiet {
+                eprintln!("note: the target `{target_name}` holds text or a few whole numbers, so this is classification (pass --task regress to override)");
+            }
+            t
+        }
+    };
+    let split = split_rows(table.rows(), s.valid_fraction, s.test_fraction, s.train.seed)?;
+    let opts = PrepOptions { scale: s.prep_scale, target_transform: s.target_transform, task };
+    let (prep, report) = Preprocessor::fit(&table, &features, target, &split.train, &opts)?;
+    if !s.quiet && !report.constant.is_empty() {
+        eprintln!("note: constant in the training rows (kept, but they carry no information): {}", report.constant.join(", "));
+    }
+    let build = |t: &Table, feature_cols: &[usize], target_col: usize, rows: &[usize]| -> Result<(Dataset, backprop::data::prep::PrepReport)> {
+        let (x, r) = prep.transform_features(t, feature_cols, rows)?;
+        let y = prep.transform_target(t, target_col, rows)?;
+        Ok((Dataset::new(x, y)?, r))
+    };
+    let (train, r_train) = build(&table, &features, target, &split.train)?;
+    let valid = if split.valid.is_empty() { None } else { Some(build(&table, &features, target, &split.valid)?.0) };
+    let (test, r_test) = match &s.test {
+        Some(p) => {
+            let tt = input::read_table(p, s.csv)?;
+            let cols = prep.locate_features(&tt)?;
+            let tcol = tt.require_column(target_name, "target")?;
+            let rows: Vec<usize> = (0..tt.rows()).collect();
+            build(&tt, &cols, tcol, &rows)?
+        }
+        None => build(&table, &features, target, &split.test)?,
+    };
+    if !s.quiet {
+        for (name, n) in &r_train.imputed {
+            eprintln!("note: {n} missing cell(s) in `{name}` of the training rows filled with the training median (numbers) or the category \"missing\" (text)");
+        }
+        for (name, n) in &r_test.unseen {
+            eprintln!("warning: {n} test row(s) have a category of `{name}` not seen in training; encoded as all zeros");
+        }
+    }
+    let name = s.data.as_ref().and_then(|p| p.file_stem()).map_or("california_housing".to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(Prepared { name, prep, train, valid, test, dollars })
+}
+
+fn train(s: &Settings) -> Result<()> {
+    let p = prepare(s)?;
+    let classify = matches!(p.prep.target, Target::Classification { .. });
+    let loss = s.loss.unwrap_or(if classify { Loss::CrossEntropy } else { Loss::Mse });
+    if classify && loss != Loss::CrossEntropy {
+        bail!("--loss {loss} does not fit classification: use --loss cross-entropy (or --task regress)");
+    }
+    if !classify && loss.takes_logits() {
+        bail!("--loss {loss} is for classification; for a numeric target use mse, mae or huber (or pass --task classify)");
+    }
+    let mut config = s.train.clone();
+    config.loss = loss;
+    if let BatchSize::Mini(b) = config.batch_size {
+        if b > p.train.len() {
+            if !s.quiet {
+                eprintln!("warning: --batch-size {b} is larger than the {} training rows; using full-batch gradient descent", p.train.len());
+            }
+            config.batch_size = BatchSize::Full;
+        }
+    }
+    let net_config = NetworkConfig { inputs: p.prep.input_width(), hidden: s.hidden.clone(), outputs: p.prep.target.width(), activation: s.activation, output_activation: Activation::Identity, init: s.init };
+    let out_dir = run_dir(s.out.as_deref(), &p.name)?;
+    if !s.quiet {
+        eprintln!(
+            "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {} epochs, {} thread(s)",
+            shape(&net_config),
+            net_config.layers().iter().map(|l| l.num_params()).sum::<usize>(),
+            p.train.len(),
+            p.valid.as_ref().map_or(0, Dataset::len),
+            p.test.len(),
+            config.loss,
+            config.optimizer.name(),
+            config.lr,
+            config.batch_size,
+            config.epochs,
+            s.threads
+        );
+    }
+    let (net, history, seconds) = fit(&net_config, &config, &p, "network ", s.quiet)?;
+    let baseline = if s.baseline {
+        let cfg = NetworkConfig { hidden: Vec::new(), ..net_config.clone() };
+        Some(fit(&cfg, &config, &p, "baseline", s.quiet)?)
+    } else {
+        None
+    };
+
+    let model = Model::new(net, p.prep.clone(), config.clone());
+    let eval = |net: &Network, d: &Dataset| evaluate(net, &p.prep.target, d);
+    let test = eval(&model.network, &p.test);
+    let valid = p.valid.as_ref().map(|v| eval(&model.network, v));
+    let base_test = baseline.as_ref().map(|(n, _, _)| eval(n, &p.test));
+    let base_valid = baseline.as_ref().and_then(|(n, _, _)| p.valid.as_ref().map(|v| eval(n, v)));
+    let metrics = json!({
+        "task": if classify { "classify" } else { "regress" },
+        "target": p.prep.target.name(),
+        "test": test,
+        "valid": valid,
+        "baseline": { "hidden": [], "test": base_test, "valid": base_valid, "train_seconds": baseline.as_ref().map(|b| b.2) },
+        "epochs_run": history.epochs.len(),
+        "best_epoch": history.best_epoch,
+        "train_seconds": seconds,
+        "rows": { "train": p.train.len(), "valid": p.valid.as_ref().map_or(0, Dataset::len), "test": p.test.len() },
+        "architecture": shape(&net_config),
+        "parameters": model.network.num_params(),
+        "seed": config.seed,
+        "threads": s.threads,
+    });
+
+    model.save(&out_dir)?;
+    let metrics_text = serde_json::to_string_pretty(&metrics)?;
+    atomic_write(&out_dir.join("metrics.json"), metrics_text.as_bytes())?;
+    atomic_write(&out_dir.join("history.csv"), history_csv(&history).as_bytes())?;
+    crate::plot::loss_curve(&history, loss.name(), &out_dir.join("loss_curve.svg"))?;
+    if let Some(path) = &s.metrics_json {
+        atomic_write(path, metrics_text.as_bytes())?;
+    }
+
+    println!();
+    if let (Some(t), Target::Regression { name, .. }) = (regression(&test), &p.prep.target) {
+        let mut rows = vec![(format!("network {}", shape(&net_config)), t)];
+        if let Some(b) = base_test.as_ref().and_then(regression) {
+            rows.push(("no hidden layer (linear regression)".to_string(), b));
+        }
+        let rows: Vec<(&str, RegressionMetrics)> = rows.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        print!("{}", regression_table(name, p.dollars, &rows));
+    } else {
+        println!("test accuracy {:.4}, log-loss {:.4}", test["accuracy"].as_f64().unwrap_or(f64::NAN), test["log_loss"].as_f64().unwrap_or(f64::NAN));
+        if let Some(b) = &base_test {
+            println!("no hidden layer (softmax regression): accuracy {:.4}, log-loss {:.4}", b["accuracy"].as_f64().unwrap_or(f64::NAN), b["log_loss"].as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    println!("\n{} epochs in {seconds:.1}s; run folder: {}", history.epochs.len(), out_dir.display());
+    Ok(())
+}
+
+fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
+    Some(RegressionMetrics { rmse: v.get("rmse")?.as_f64()?, mae: v.get("mae")?.as_f64()?, r2: v.get("r2")?.as_f64()? })
+}
+
+/// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy and
+/// log-loss.
+pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Value {
+    let pred = predict_units(net, target, &d.x);
+    match target {
+        Target::Regression { .. } => {
+            let actual = target_units(target, &d.y);
+            serde_json::to_value(regression_metrics(pred.as_slice(), &actual)).unwrap_or_default()
+        }
+        Target::Classification { .. } => {
+            let k = pred.cols();
+            let (mut correct, mut ll) = (0usize, 0.0f64);
+            for (p, y) in pred.as_slice().chunks_exact(k).zip(d.y.as_slice().chunks_exact(k)) {
+                let truth = y.iter().position(|&v| v == 1.0).unwrap_or(0);
+                let guess = p.iter().enumerate().fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
+                correct += usize::from(guess == truth);
+                ll -= (p[truth] as f64).max(1e-15).ln();
+            }
+            let n = d.len().max(1) as f64;
+            json!({ "accuracy": correct as f64 / n, "log_loss": ll / n })
+        }
+    }
+}
+
+fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quiet: bool) -> Result<(Network, History, f64)> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(train.seed);
+    let mut net = cfg.init(&mut rng)?;
+    let mut progress = Progress::new(label, train.epochs, quiet);
+    let trainer = Trainer::new(train.clone())?;
+    let started = Instant::now();
+    let history = trainer.fit(&mut net, &p.train, p.valid.as_ref(), &mut [&mut progress]);
+    progress.finish();
+    let history = history?;
+    Ok((net, history, started.elapsed().as_secs_f64()))
+}
+
+/// `8-256-256-128-1`.
+pub fn shape(c: &NetworkConfig) -> String {
+    let mut parts = vec![c.inputs.to_string()];
+    parts.extend(c.hidden.iter().map(|h| h.to_string()));
+    parts.push(c.outputs.to_string());
+    parts.join("-")
+}
+
+/// The run folder: `--out` as given, or `runs/<name>` numbered so that no earlier run
+/// is overwritten.
+fn run_dir(out: Option<&Path>, name: &str) -> Result<PathBuf> {
+    if let Some(o) = out {
+        if o.is_file() {
+            bail!("--out {}: is a file; give a folder for the run", o.display());
+        }
+        return Ok(o.to_path_buf());
+    }
+    let base = Path::new("runs").join(name);
+    if !base.exists() {
+        return Ok(base);
+    }
+    (2..10_000).map(|i| Path::new("runs").join(format!("{name}-{i}"))).find(|p| !p.exists()).context("runs/ holds too many runs of this name; pass --out DIR")
+}
+
+/// Per epoch: losses, learning rate, seconds, and per layer gradient norm and
+/// update-to-weight ratio.
+fn history_csv(h: &History) -> String {
+    let layers = h.epochs.first().map_or(0, |e| e.grad_norms.len());
+    let mut s = String::from("epoch,train_loss,valid_loss,lr,seconds");
+    for l in 0..layers {
+        s.push_str(&format!(",grad_norm_{l},update_ratio_{l}"));
+    }
+    s.push('\n');
+    for e in &h.epochs {
+        s.push_str(&format!("{},{},{},{},{:.6}", e.epoch, e.train_loss, e.valid_loss.map_or(String::new(), |v| v.to_string()), e.lr, e.seconds));
+        for (g, r) in e.grad_norms.iter().zip(&e.update_ratios) {
+            s.push_str(&format!(",{g},{r}"));
+        }
+        s.push('\n');
+    }
+    s
+}

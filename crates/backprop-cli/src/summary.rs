@@ -1,0 +1,105 @@
+//! Test metrics in the target's own units, and the tables that show them.
+
+use backprop::data::prep::Target;
+use backprop::{Matrix, Network};
+use serde::Serialize;
+
+/// Metrics of a regression model in the target's units.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct RegressionMetrics {
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination.
+    pub r2: f64,
+}
+
+/// Predictions of `net` for `x`, mapped back to the target's units (regression), or
+/// class probabilities (classification).
+pub fn predict_units(net: &Network, target: &Target, x: &Matrix) -> Matrix {
+    let mut out = Matrix::zeros(0, 0);
+    let mut trace = backprop::Trace::default();
+    let k = net.outputs();
+    let mut data = Vec::with_capacity(x.rows() * k);
+    let idx: Vec<usize> = (0..x.rows()).collect();
+    for chunk in idx.chunks(backprop::train::EVAL_CHUNK) {
+        out.gather_rows(x, chunk);
+        net.forward_train(&out, &mut trace);
+        let o = trace.output().as_slice();
+        match target {
+            Target::Regression { .. } => data.extend(o.iter().map(|&z| target.inverse(z as f64) as f32)),
+            Target::Classification { .. } => {
+                for row in o.chunks_exact(k) {
+                    let mut p = vec![0.0; k];
+                    backprop::activation::softmax_row(row, &mut p);
+                    data.extend(p);
+                }
+            }
+        }
+    }
+    Matrix::from_vec(x.rows(), k, data).expect("k outputs per row")
+}
+
+/// RMSE, MAE and R² of `pred` against `actual`.
+pub fn regression_metrics(pred: &[f32], actual: &[f32]) -> RegressionMetrics {
+    let n = pred.len().max(1) as f64;
+    let mean = actual.iter().map(|&a| a as f64).sum::<f64>() / n;
+    let (mut se, mut ae, mut tot) = (0.0, 0.0, 0.0);
+    for (&p, &a) in pred.iter().zip(actual) {
+        let d = p as f64 - a as f64;
+        se += d * d;
+        ae += d.abs();
+        tot += (a as f64 - mean).powi(2);
+    }
+    RegressionMetrics { rmse: (se / n).sqrt(), mae: ae / n, r2: if tot > 0.0 { 1.0 - se / tot } else { 0.0 } }
+}
+
+/// Targets of a standardised target matrix back in their units.
+pub fn target_units(target: &Target, y: &Matrix) -> Vec<f32> {
+    y.as_slice().iter().map(|&z| target.inverse(z as f64) as f32).collect()
+}
+
+/// Formats a regression comparison table: the network next to the baseline.
+pub fn regression_table(target: &str, dollars: Option<f64>, rows: &[(&str, RegressionMetrics)]) -> String {
+    let mut s = String::new();
+    let dollar_head = if dollars.is_some() { format!("  {:>12} {:>12}", "RMSE ($)", "MAE ($)") } else { String::new() };
+    s.push_str(&format!("{:<34} {:>10} {:>10} {:>8}{dollar_head}\n", format!("test set ({target})"), "RMSE", "MAE", "R²"));
+    for (name, m) in rows {
+        let d = match dollars {
+            Some(f) => format!("  {:>12} {:>12}", dollars_fmt(m.rmse * f), dollars_fmt(m.mae * f)),
+            None => String::new(),
+        };
+        s.push_str(&format!("{name:<34} {:>10.4} {:>10.4} {:>8.4}{d}\n", m.rmse, m.mae, m.r2));
+    }
+    s
+}
+
+fn dollars_fmt(x: f64) -> String {
+    let n = x.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}${out}", if n < 0 { "-" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_match_hand_computation() {
+        let m = regression_metrics(&[1.0, 2.0, 4.0], &[1.0, 3.0, 5.0]);
+        assert!((m.rmse - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((m.mae - 2.0 / 3.0).abs() < 1e-12);
+        // mean 3, total sum of squares 8, residual 2
+        assert!((m.r2 - 0.75).abs() < 1e-12);
+        assert_eq!(dollars_fmt(49_876.4), "$49,876");
+        assert_eq!(dollars_fmt(1_234_567.0), "$1,234,567");
+    }
+}
