@@ -36,7 +36,8 @@ pub enum Schedule {
         pct_start: f32,
     },
     /// Multiply by `factor` when the validation loss has not improved by a relative
-    /// `1e-4` for more than `patience` epochs (`ReduceLROnPlateau`, mode min).
+    /// `1e-4` for more than `patience` epochs (`ReduceLROnPlateau`, mode min; like its
+    /// `eps`, a reduction of less than 1e-8 is skipped).
     Plateau {
         /// Decay factor.
         factor: f32,
@@ -67,6 +68,9 @@ impl Default for ScheduleState {
 const ONE_CYCLE_DIV: f32 = 25.0;
 const ONE_CYCLE_FINAL_DIV: f32 = 1e4;
 const PLATEAU_THRESHOLD: f64 = 1e-4;
+/// Reductions smaller than this are skipped (`ReduceLROnPlateau`'s `eps`), so the rate
+/// stops shrinking near 1e-8 instead of underflowing towards zero.
+const PLATEAU_EPS: f32 = 1e-8;
 
 impl Schedule {
     /// Checks the parameters.
@@ -119,8 +123,11 @@ impl Schedule {
                 state.bad_epochs += 1;
             }
             if state.bad_epochs > patience {
-                let lr = (base * state.scale * factor).max(min_lr);
-                state.scale = lr / base;
+                let old = base * state.scale;
+                let lr = (old * factor).max(min_lr);
+                if old - lr > PLATEAU_EPS {
+                    state.scale = lr / base;
+                }
                 state.bad_epochs = 0;
             }
         }
