@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gradcheck;

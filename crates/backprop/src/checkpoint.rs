@@ -1,0 +1,390 @@
+//! Training checkpoints: everything needed to continue a run exactly where it stopped,
+//! in one safetensors file written atomically.
+//!
+//! The tensors hold every `f32` vector bit for bit (the parameters, the optimizer's
+//! moments and the best weights kept for early stopping); the file's metadata holds
+//! the rest as JSON (epoch, optimizer step, schedule state, the shuffling generator,
+//! the history, and whatever the caller adds, such as the settings of the run). Floats
+//! that steer training (the best validation loss, the schedule's best loss and scale)
+//! are stored as their bit patterns, so a resumed run makes the same decisions.
+//!
+//! One file means one atomic rename: a crash at any instant leaves the previous
+//! checkpoint or the new one, never a mix of two epochs.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layer::Dense;
+use crate::model::atomic_write;
+use crate::network::Network;
+use crate::optim::{OptimizerState, ScheduleState};
+use crate::train::{History, TrainState};
+
+/// Identifies checkpoint files (the `format` metadata entry).
+pub const FORMAT: &str = "backprop-checkpoint";
+/// Version of the checkpoint layout; bumped on incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A network and its training state at an epoch boundary, plus caller data.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The weights.
+    pub network: Network,
+    /// Optimizer, schedule, generator, epoch and history.
+    pub state: TrainState,
+    /// Whatever the caller saved beside them (e.g. the settings of the run).
+    pub extra: serde_json::Value,
+}
+
+/// The JSON part; every `f32` vector lives in the tensors.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    layers: Vec<Dense>,
+    epoch: usize,
+    optimizer_step: u64,
+    optimizer_buffers: usize,
+    schedule_scale_bits: u32,
+    schedule_best_bits: u64,
+    schedule_bad_epochs: usize,
+    rng: ChaCha8Rng,
+    history: History,
+    best_loss_bits: Option<u64>,
+    bad_epochs: usize,
+    extra: serde_json::Value,
+}
+
+impl Checkpoint {
+    /// Serialises `net` and `state` (and `extra`) into checkpoint bytes.
+    pub fn to_bytes(
+        net: &Network,
+        state: &TrainState,
+        extra: &serde_json::Value,
+    ) -> Result<Vec<u8>> {
+        // Destructured in full so that a new field in the state cannot be forgotten here.
+        let TrainState {
+            epoch,
+            optimizer,
+            schedule,
+            rng,
+            history,
+            best,
+            bad_epochs,
+        } = state;
+        let OptimizerState { step, buffers } = optimizer;
+        let ScheduleState {
+            scale,
+            best: schedule_best,
+            bad_epochs: schedule_bad_epochs,
+        } = schedule;
+        let meta = Meta {
+            layers: net.layers().to_vec(),
+            epoch: *epoch,
+            optimizer_step: *step,
+            optimizer_buffers: buffers.len(),
+            schedule_scale_bits: scale.to_bits(),
+            schedule_best_bits: schedule_best.to_bits(),
+            schedule_bad_epochs: *schedule_bad_epochs,
+            rng: rng.clone(),
+            history: history.clone(),
+            best_loss_bits: best.as_ref().map(|(l, _)| l.to_bits()),
+            bad_epochs: *bad_epochs,
+            extra: extra.clone(),
+        };
+        let bad = |reason: String| Error::Format {
+            path: "checkpoint".into(),
+            reason,
+        };
+        let json = serde_json::to_string(&meta)
+            .map_err(|e| bad(format!("cannot serialise the training state: {e}")))?;
+        let n = net.num_params();
+        let mut tensors: Vec<(String, Vec<u8>)> = vec![("params".into(), to_le(net.params()))];
+        for (i, b) in buffers.iter().enumerate() {
+            if b.len() != n {
+                return Err(bad(format!(
+                    "optimizer buffer {i} holds {} values for {n} parameters",
+                    b.len()
+                )));
+            }
+            tensors.push((format!("optimizer.{i}"), to_le(b)));
+        }
+        if let Some((_, p)) = best {
+            if p.len() != n {
+                return Err(bad(format!(
+                    "the best weights hold {} values for {n} parameters",
+                    p.len()
+                )));
+            }
+            tensors.push(("best.params".into(), to_le(p)));
+        }
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(name, d)| TensorView::new(Dtype::F32, vec![n], d).map(|v| (name.clone(), v)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        let info = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("format_version".to_string(), FORMAT_VERSION.to_string()),
+            ("state".to_string(), json),
+        ]);
+        safetensors::serialize(views, &Some(info)).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Parses checkpoint bytes; `path` names them in errors. Never panics, whatever the
+    /// bytes.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
+        let bad = |reason: String| Error::Format {
+            path: path.into(),
+            reason,
+        };
+        let corrupted = "; the checkpoint is corrupted: delete the run folder and train again";
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("is not a readable checkpoint ({e}){corrupted}")))?;
+        let info = header
+            .metadata()
+            .as_ref()
+            .ok_or_else(|| bad(format!("has no checkpoint metadata{corrupted}")))?;
+        if info.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!(
+                "is not a backprop checkpoint (no format \"{FORMAT}\")"
+            )));
+        }
+        let version = info
+            .get("format_version")
+            .map(String::as_str)
+            .unwrap_or("?");
+        if version != FORMAT_VERSION.to_string() {
+            return Err(Error::IncompatibleModel {
+                found: format!("{} checkpoint format version {version}", path.display()),
+                expected: format!("version {FORMAT_VERSION}; resume it with the version of backprop that wrote it, or train again"),
+            });
+        }
+        let json = info
+            .get("state")
+            .ok_or_else(|| bad(format!("has no training state{corrupted}")))?;
+        let meta: Meta = serde_json::from_str(json).map_err(|e| {
+            bad(format!(
+                "holds an unreadable training state ({e}){corrupted}"
+            ))
+        })?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("is not a readable checkpoint ({e}){corrupted}")))?;
+        let n = meta.layers.iter().try_fold(0usize, |acc, l| {
+            l.inputs
+                .checked_mul(l.outputs)
+                .and_then(|w| w.checked_add(l.outputs))
+                .and_then(|p| acc.checked_add(p))
+        });
+        let n = n.ok_or_else(|| bad(format!("describes layers too large to exist{corrupted}")))?;
+        let read = |name: &str| -> Result<Vec<f32>> {
+            let t = st
+                .tensor(name)
+                .map_err(|_| bad(format!("has no tensor `{name}`{corrupted}")))?;
+            if t.dtype() != Dtype::F32 || t.shape() != [n] {
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?} {:?}, expected F32 [{n}]{corrupted}",
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+            let v: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(bad(format!(
+                    "tensor `{name}` holds a non-finite value{corrupted}"
+                )));
+            }
+            Ok(v)
+        };
+        let network = Network::from_params(meta.layers.clone(), read("params")?)
+            .map_err(|e| bad(format!("does not fit its layers ({e}){corrupted}")))?;
+        if meta.optimizer_buffers > 4 {
+            return Err(bad(format!(
+                "claims {} optimizer buffers{corrupted}",
+                meta.optimizer_buffers
+            )));
+        }
+        let buffers = (0..meta.optimizer_buffers)
+            .map(|i| read(&format!("optimizer.{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        let best = match meta.best_loss_bits {
+            Some(bits) => Some((f64::from_bits(bits), read("best.params")?)),
+            None => None,
+        };
+        let state = TrainState {
+            epoch: meta.epoch,
+            optimizer: OptimizerState {
+                step: meta.optimizer_step,
+                buffers,
+            },
+            schedule: ScheduleState {
+                scale: f32::from_bits(meta.schedule_scale_bits),
+                best: f64::from_bits(meta.schedule_best_bits),
+                bad_epochs: meta.schedule_bad_epochs,
+            },
+            rng: meta.rng,
+            history: meta.history,
+            best,
+            bad_epochs: meta.bad_epochs,
+        };
+        Ok(Checkpoint {
+            network,
+            state,
+            extra: meta.extra,
+        })
+    }
+
+    /// Writes a checkpoint to `path` atomically (temporary file, fsync, rename).
+    pub fn save(
+        path: &Path,
+        net: &Network,
+        state: &TrainState,
+        extra: &serde_json::Value,
+    ) -> Result<()> {
+        let bytes = Checkpoint::to_bytes(net, state, extra).map_err(|e| match e {
+            Error::Format { reason, .. } => Error::Format {
+                path: path.into(),
+                reason,
+            },
+            e => e,
+        })?;
+        atomic_write(path, &bytes)
+    }
+
+    /// Reads a checkpoint file.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Checkpoint::from_bytes(path, &bytes)
+    }
+}
+
+fn to_le(x: &[f32]) -> Vec<u8> {
+    x.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{BatchSize, Dataset, TrainConfig, Trainer};
+    use crate::{Activation, Matrix, NetworkConfig, OptimizerKind};
+    use rand::SeedableRng;
+
+    fn data() -> Dataset {
+        let rows: Vec<Vec<f32>> = (0..40)
+            .map(|i| vec![(i % 7) as f32 / 7.0, (i % 5) as f32 / 5.0])
+            .collect();
+        let y: Vec<f32> = rows.iter().map(|r| r[0] - 2.0 * r[1]).collect();
+        Dataset::new(
+            Matrix::from_rows(&rows).unwrap(),
+            Matrix::from_vec(40, 1, y).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn net() -> Network {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        NetworkConfig {
+            inputs: 2,
+            hidden: vec![5],
+            outputs: 1,
+            activation: Activation::Tanh,
+            ..Default::default()
+        }
+        .init(&mut rng)
+        .unwrap()
+    }
+
+    #[test]
+    fn save_load_resume_is_bit_identical_to_an_uninterrupted_run() {
+        let config = |epochs| TrainConfig {
+            epochs,
+            batch_size: BatchSize::Mini(8),
+            optimizer: OptimizerKind::Adamw.build(0.0, 1e-3),
+            patience: 3,
+            schedule: crate::Schedule::Plateau {
+                factor: 0.5,
+                patience: 1,
+                min_lr: 0.0,
+            },
+            lr: 0.05,
+            record_steps: true,
+            ..Default::default()
+        };
+        let d = data();
+        let mut whole = net();
+        Trainer::new(config(6))
+            .unwrap()
+            .fit(&mut whole, &d, Some(&d), &mut [])
+            .unwrap();
+
+        struct StopAt(usize);
+        impl crate::train::Callback for StopAt {
+            fn on_epoch_end(
+                &mut self,
+                _: &Network,
+                s: &TrainState,
+            ) -> Result<crate::train::Control> {
+                Ok(if s.epoch == self.0 {
+                    crate::train::Control::Stop
+                } else {
+                    crate::train::Control::Continue
+                })
+            }
+        }
+        let mut first = net();
+        let trainer = Trainer::new(config(6)).unwrap();
+        let mut state = TrainState::new(trainer.config(), &first);
+        trainer
+            .resume(
+                &mut first,
+                &d,
+                Some(&d),
+                &mut state,
+                &mut [&mut StopAt(3)],
+                &mut crate::train::LocalReducer,
+            )
+            .unwrap();
+        assert_eq!(state.epoch, 3);
+        let bytes =
+            Checkpoint::to_bytes(&first, &state, &serde_json::json!({"note": "x"})).unwrap();
+        let mut c = Checkpoint::from_bytes(Path::new("c"), &bytes).unwrap();
+        assert_eq!(c.extra["note"], "x");
+        assert_eq!(c.network.params(), first.params());
+        assert_eq!(c.state.history, state.history);
+        trainer
+            .resume(
+                &mut c.network,
+                &d,
+                Some(&d),
+                &mut c.state,
+                &mut [],
+                &mut crate::train::LocalReducer,
+            )
+            .unwrap();
+        let bits = |n: &Network| n.params().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&c.network), bits(&whole));
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncation_without_panicking() {
+        let n = net();
+        let trainer = Trainer::new(TrainConfig::default()).unwrap();
+        let state = TrainState::new(trainer.config(), &n);
+        let bytes = Checkpoint::to_bytes(&n, &state, &serde_json::Value::Null).unwrap();
+        for cut in [0, 1, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+            let e = Checkpoint::from_bytes(Path::new("c.safetensors"), &bytes[..cut])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("c.safetensors: "), "{e}");
+        }
+        assert!(Checkpoint::from_bytes(Path::new("c"), b"{}").is_err());
+    }
+}
