@@ -1,0 +1,263 @@
+//! Steady-state training steps allocate no memory: every buffer a step needs (the
+//! gathered batch, the forward trace, backprop's scratch, the gradient, the optimizer's
+//! moments) is made once and reused.
+//!
+//! A counting `#[global_allocator]` wraps the system allocator. The trainer calls
+//! [`Callback::on_step_end`] after each update, so the count difference between two
+//! consecutive calls within an epoch is exactly what one step allocated. The first
+//! epoch is a warm-up and not measured, nor is the first step of later epochs (between
+//! it and the previous call lies the epoch's end, which records history and may
+//! allocate). Only allocations on the
+//! thread that trains are counted (the test harness allocates on its own threads
+//! meanwhile); at these sizes every matrix product runs on the calling thread, below
+//! `matrix::gemm`'s threshold for splitting work across threads.
+//!
+//! Allocations are split by alignment. Everything this library and `std` allocate for
+//! it (`Vec<f32>`, `Vec<usize>`, ...) asks for 8-byte alignment at most; the only
+//! over-aligned requests come from `matrixmultiply`, which allocates a fresh packing
+//! buffer aligned for its SIMD kernel (16 to 64 bytes) on every product it computes
+//! (`make_packing_buffer` in its `gemm.rs`; it keeps no buffer between calls).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use backprop::activation::Activation;
+use backprop::loss::Loss;
+use backprop::matrix::Matrix;
+use backprop::network::NetworkConfig;
+use backprop::optim::{OptimizerKind, Schedule};
+use backprop::train::{BatchSize, Callback, Control, Dataset, TrainConfig, Trainer};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+struct Counting;
+
+/// Allocations with alignment up to 8 bytes (ours and std's).
+static ORDINARY: AtomicUsize = AtomicUsize::new(0);
+/// Over-aligned allocations (matrixmultiply's packing buffers).
+static OVERALIGNED: AtomicUsize = AtomicUsize::new(0);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Held while a test counts: the counters are shared by all threads.
+static LOCK: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// Whether this thread's allocations are counted.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count(layout: Layout, size: usize) {
+    // `try_with`: the allocator is also called while threads are torn down.
+    if !COUNTING.try_with(Cell::get).unwrap_or(false) {
+        return;
+    }
+    let counter = if layout.align() > 8 {
+        &OVERALIGNED
+    } else {
+        &ORDINARY
+    };
+    counter.fetch_add(1, Relaxed);
+    BYTES.fetch_add(size, Relaxed);
+}
+
+// SAFETY: defers every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout, layout.size());
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout, layout.size());
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(layout, new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// What one step allocated.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Allocated {
+    ordinary: usize,
+    overaligned: usize,
+    bytes: usize,
+}
+
+fn snapshot() -> Allocated {
+    Allocated {
+        ordinary: ORDINARY.load(Relaxed),
+        overaligned: OVERALIGNED.load(Relaxed),
+        bytes: BYTES.load(Relaxed),
+    }
+}
+
+/// Allocations made during each measured step.
+struct PerStep {
+    last: Option<Allocated>,
+    measured: Vec<Allocated>,
+}
+
+impl Callback for PerStep {
+    fn on_step_end(&mut self, epoch: usize, step: usize, _steps: usize, _loss: f32) -> Control {
+        let now = snapshot();
+        // The first epoch warms up (buffers sized on first use, such as the copy of the
+        // weights the last step of an epoch keeps for its statistics).
+        if let (Some(prev), true) = (self.last, epoch > 1 && step > 1) {
+            self.measured.push(Allocated {
+                ordinary: now.ordinary - prev.ordinary,
+                overaligned: now.overaligned - prev.overaligned,
+                bytes: now.bytes - prev.bytes,
+            });
+        }
+        self.last = Some(now);
+        Control::Continue
+    }
+}
+
+fn data(rows: usize, inputs: usize, outputs: usize, classify: bool) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let x: Vec<f32> = (0..rows * inputs)
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let y: Vec<f32> = (0..rows * outputs)
+        .map(|i| {
+            if classify {
+                (i % outputs == (i / outputs) % outputs) as u8 as f32
+            } else {
+                rng.gen_range(-1.0..1.0)
+            }
+        })
+        .collect();
+    Dataset::new(
+        Matrix::from_vec(rows, inputs, x).unwrap(),
+        Matrix::from_vec(rows, outputs, y).unwrap(),
+    )
+    .unwrap()
+}
+
+struct Case {
+    what: &'static str,
+    activation: Activation,
+    outputs: usize,
+    loss: Loss,
+    optimizer: OptimizerKind,
+    schedule: Schedule,
+    clip_norm: Option<f32>,
+    batch_size: BatchSize,
+}
+
+/// Different layers, losses, optimizers, schedules, clipping and batch sizes (with and
+/// without a short last batch), so every code path of a step is measured.
+#[rustfmt::skip]
+const CASES: [Case; 5] = [
+    Case { what: "8-64-64-1 relu, sgd+momentum, mse, batch 32", activation: Activation::Relu, outputs: 1, loss: Loss::Mse, optimizer: OptimizerKind::Sgd, schedule: Schedule::Constant, clip_norm: None, batch_size: BatchSize::Mini(32) },
+    Case { what: "8-64-64-1 relu, adam, mse, batch 1", activation: Activation::Relu, outputs: 1, loss: Loss::Mse, optimizer: OptimizerKind::Adam, schedule: Schedule::Constant, clip_norm: None, batch_size: BatchSize::Mini(1) },
+    Case { what: "8-64-64-3 tanh, adamw, cross-entropy, clipped, one-cycle, batch 7", activation: Activation::Tanh, outputs: 3, loss: Loss::CrossEntropy, optimizer: OptimizerKind::Adamw, schedule: Schedule::OneCycle { pct_start: 0.3 }, clip_norm: Some(0.5), batch_size: BatchSize::Mini(7) },
+    Case { what: "8-64-64-2 gelu, rmsprop, bce, cosine, batch 16", activation: Activation::Gelu, outputs: 2, loss: Loss::Bce, optimizer: OptimizerKind::Rmsprop, schedule: Schedule::Cosine { min_lr: 0.0 }, clip_norm: None, batch_size: BatchSize::Mini(16) },
+    Case { what: "8-64-64-1 elu, nesterov, huber, exponential, batch 30 (short last batch)", activation: Activation::Elu, outputs: 1, loss: Loss::Huber, optimizer: OptimizerKind::Nesterov, schedule: Schedule::Exponential { gamma: 0.9 }, clip_norm: None, batch_size: BatchSize::Mini(30) },
+];
+
+/// Trains the case for three epochs and returns what each measured step allocated.
+fn measure(c: &Case) -> Vec<Allocated> {
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let rows = 200;
+    let train = data(rows, 8, c.outputs, c.loss == Loss::CrossEntropy);
+    let config = NetworkConfig {
+        inputs: 8,
+        hidden: vec![64, 64],
+        outputs: c.outputs,
+        activation: c.activation,
+        ..Default::default()
+    };
+    let mut net = config.init(&mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+    let epochs = 3;
+    let trainer = Trainer::new(TrainConfig {
+        epochs,
+        batch_size: c.batch_size,
+        loss: c.loss,
+        optimizer: c.optimizer.build(0.9, 1e-4),
+        lr: 1e-3,
+        schedule: c.schedule,
+        clip_norm: c.clip_norm,
+        record_steps: true,
+        ..Default::default()
+    })
+    .unwrap();
+    // Room for every measurement up front, so recording them allocates nothing.
+    let mut per_step = PerStep {
+        last: None,
+        measured: Vec::with_capacity(epochs * rows),
+    };
+    COUNTING.with(|c| c.set(true));
+    let result = trainer.fit(&mut net, &train, None, &mut [&mut per_step]);
+    COUNTING.with(|c| c.set(false));
+    result.unwrap();
+    let steps = rows.div_ceil(c.batch_size.rows(rows));
+    assert_eq!(
+        per_step.measured.len(),
+        (epochs - 1) * (steps - 1),
+        "{}: steps measured",
+        c.what
+    );
+    per_step.measured
+}
+
+/// Asserts that no measured step made an allocation that `counted` counts.
+fn assert_none(c: &Case, steps: &[Allocated], counted: fn(&Allocated) -> usize) {
+    let allocating: Vec<_> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| counted(a) > 0)
+        .collect();
+    assert!(
+        allocating.is_empty(),
+        "{}: {} of {} steps allocated; first few (step, allocations): {:?}",
+        c.what,
+        allocating.len(),
+        steps.len(),
+        &allocating[..allocating.len().min(3)]
+    );
+}
+
+/// Our own code (trainer, network, layers, losses, optimizers, schedules) allocates
+/// nothing in a steady-state step.
+#[test]
+fn steady_state_steps_make_no_allocations_of_their_own() {
+    for c in &CASES {
+        assert_none(c, &measure(c), |a| a.ordinary);
+    }
+}
+
+/// The whole step, matrix products included, allocates nothing.
+///
+/// Ignored because it fails today: `matrixmultiply` allocates (and frees) a packing
+/// buffer on every product it computes, five per step of the 8-64-64-1 network at
+/// batch 32 (79 KB in all); the products that `matrix::gemm` computes itself
+/// (one-row, one-column and inner-dimension-one shapes, so all of them at batch 1)
+/// allocate nothing. Making this pass needs products that reuse a packing buffer (our
+/// own blocked kernel, or a crate that keeps one per thread). Run it with
+/// `cargo test --release --test no_alloc -- --ignored`.
+#[test]
+#[ignore = "fails: matrixmultiply allocates a packing buffer per product (see doc comment)"]
+fn steady_state_steps_allocate_nothing_at_all() {
+    for c in &CASES {
+        assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
+    }
+}
+
+/// Online learning (batch 1) takes none of matrixmultiply's paths, so there the whole
+/// step is allocation-free already; this pins that down.
+#[test]
+fn online_steps_allocate_nothing_at_all() {
+    let c = &CASES[1];
+    assert_eq!(c.batch_size, BatchSize::Mini(1));
+    assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
+}
