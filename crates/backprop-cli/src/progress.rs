@@ -20,14 +20,21 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(epochs as u64);
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] epoch {pos}/{len} {msg} (eta {eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] epoch {pos}/{len} {msg} (eta {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_prefix(label.to_string());
             bar
         });
-        Progress { bar, label: label.to_string(), epochs, quiet }
+        Progress {
+            bar,
+            label: label.to_string(),
+            epochs,
+            quiet,
+        }
     }
 
     /// Removes the bar.
@@ -40,15 +47,22 @@ impl Progress {
 
 impl Callback for Progress {
     fn on_epoch_end(&mut self, _net: &Network, state: &TrainState) -> backprop::Result<Control> {
-        let Some(r) = state.history.epochs.last() else { return Ok(Control::Continue) };
-        let valid = r.valid_loss.map_or(String::new(), |v| format!("  valid {v:.4}"));
+        let Some(r) = state.history.epochs.last() else {
+            return Ok(Control::Continue);
+        };
+        let valid = r
+            .valid_loss
+            .map_or(String::new(), |v| format!("  valid {v:.4}"));
         let msg = format!("train {:.4}{valid}  lr {:.2e}", r.train_loss, r.lr);
         match &self.bar {
             Some(b) => {
                 b.set_position(r.epoch as u64);
                 b.set_message(msg);
             }
-            None if !self.quiet => eprintln!("{} epoch {:>3}/{}  {msg}  {:.2}s", self.label, r.epoch, self.epochs, r.seconds),
+            None if !self.quiet => eprintln!(
+                "{} epoch {:>3}/{}  {msg}  {:.2}s",
+                self.label, r.epoch, self.epochs, r.seconds
+            ),
             None => {}
         }
         Ok(Control::Continue)

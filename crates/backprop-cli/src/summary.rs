@@ -1,8 +1,8 @@
 //! Test metrics in the target's own units, and the tables that show them.
 
 use backprop::data::prep::Target;
-use backprop::{Matrix, Network};
 pub use backprop::metrics::RegressionMetrics;
+use backprop::{Matrix, Network};
 
 /// Predictions of `net` for `x`, mapped back to the target's units (regression), or
 /// class probabilities (classification).
@@ -17,7 +17,9 @@ pub fn predict_units(net: &Network, target: &Target, x: &Matrix) -> Matrix {
         net.forward_train(&out, &mut trace);
         let o = trace.output().as_slice();
         match target {
-            Target::Regression { .. } => data.extend(o.iter().map(|&z| target.inverse(z as f64) as f32)),
+            Target::Regression { .. } => {
+                data.extend(o.iter().map(|&z| target.inverse(z as f64) as f32))
+            }
             Target::Classification { .. } => {
                 for row in o.chunks_exact(k) {
                     let mut p = vec![0.0; k];
@@ -32,20 +34,44 @@ pub fn predict_units(net: &Network, target: &Target, x: &Matrix) -> Matrix {
 
 /// Targets of a standardised target matrix back in their units.
 pub fn target_units(target: &Target, y: &Matrix) -> Vec<f32> {
-    y.as_slice().iter().map(|&z| target.inverse(z as f64) as f32).collect()
+    y.as_slice()
+        .iter()
+        .map(|&z| target.inverse(z as f64) as f32)
+        .collect()
 }
 
 /// Formats a regression comparison table: the network next to the baseline.
-pub fn regression_table(target: &str, dollars: Option<f64>, rows: &[(&str, RegressionMetrics)]) -> String {
+pub fn regression_table(
+    target: &str,
+    dollars: Option<f64>,
+    rows: &[(&str, RegressionMetrics)],
+) -> String {
     let mut s = String::new();
-    let dollar_head = if dollars.is_some() { format!("  {:>12} {:>12}", "RMSE ($)", "MAE ($)") } else { String::new() };
-    s.push_str(&format!("{:<34} {:>10} {:>10} {:>8}{dollar_head}\n", format!("test set ({target})"), "RMSE", "MAE", "R²"));
+    let dollar_head = if dollars.is_some() {
+        format!("  {:>12} {:>12}", "RMSE ($)", "MAE ($)")
+    } else {
+        String::new()
+    };
+    s.push_str(&format!(
+        "{:<34} {:>10} {:>10} {:>8}{dollar_head}\n",
+        format!("test set ({target})"),
+        "RMSE",
+        "MAE",
+        "R²"
+    ));
     for (name, m) in rows {
         let d = match dollars {
-            Some(f) => format!("  {:>12} {:>12}", dollars_fmt(m.rmse * f), dollars_fmt(m.mae * f)),
+            Some(f) => format!(
+                "  {:>12} {:>12}",
+                dollars_fmt(m.rmse * f),
+                dollars_fmt(m.mae * f)
+            ),
             None => String::new(),
         };
-        s.push_str(&format!("{name:<34} {:>10.4} {:>10.4} {:>8.4}{d}\n", m.rmse, m.mae, m.r2));
+        s.push_str(&format!(
+            "{name:<34} {:>10.4} {:>10.4} {:>8.4}{d}\n",
+            m.rmse, m.mae, m.r2
+        ));
     }
     s
 }

@@ -9,7 +9,9 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -18,7 +20,11 @@ fn run(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> Output {
     let out = run(args);
-    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -35,13 +41,40 @@ fn json(path: &Path) -> serde_json::Value {
 #[test]
 fn default_embedded_run_writes_a_complete_run_folder() {
     let out = tmp("default");
-    let o = ok(&["train", "--epochs", "2", "--hidden", "16", "--lr", "0.01", "--schedule", "constant", "--out", out.to_str().unwrap()]);
+    let o = ok(&[
+        "train",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16",
+        "--lr",
+        "0.01",
+        "--schedule",
+        "constant",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("MedHouseVal") && stdout.contains("RMSE ($)"), "{stdout}");
-    assert!(stdout.contains("no hidden layer (linear regression)"), "{stdout}");
+    assert!(
+        stdout.contains("MedHouseVal") && stdout.contains("RMSE ($)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no hidden layer (linear regression)"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("epoch   2/2"), "one line per epoch when not a terminal: {stderr}");
-    for f in ["model.safetensors", "model.json", "metrics.json", "history.csv", "loss_curve.svg"] {
+    assert!(
+        stderr.contains("epoch   2/2"),
+        "one line per epoch when not a terminal: {stderr}"
+    );
+    for f in [
+        "model.safetensors",
+        "model.json",
+        "metrics.json",
+        "history.csv",
+        "loss_curve.svg",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let m = json(&out.join("metrics.json"));
@@ -50,7 +83,10 @@ fn default_embedded_run_writes_a_complete_run_folder() {
     assert_eq!(m["rows"]["test"], 4128);
     // Better than predicting the mean (the target's standard deviation is 1.15), and
     // better than the linear baseline even after two epochs.
-    let (net, base) = (m["test"]["rmse"].as_f64().unwrap(), m["baseline"]["test"]["rmse"].as_f64().unwrap());
+    let (net, base) = (
+        m["test"]["rmse"].as_f64().unwrap(),
+        m["baseline"]["test"]["rmse"].as_f64().unwrap(),
+    );
     assert!(net < 0.8 && net < base, "{net} vs baseline {base}");
     let h = std::fs::read_to_string(out.join("history.csv")).unwrap();
     assert_eq!(h.lines().count(), 3);
@@ -63,11 +99,31 @@ fn default_embedded_run_writes_a_complete_run_folder() {
 #[test]
 fn safetensors_use_pytorch_linear_names_and_layout() {
     let out = tmp("layout");
-    ok(&["train", "--data", fixture("houses.csv").to_str().unwrap(), "--target", "MedHouseVal", "--hidden", "5,3", "--epochs", "1", "--no-baseline", "--quiet", "--out", out.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--data",
+        fixture("houses.csv").to_str().unwrap(),
+        "--target",
+        "MedHouseVal",
+        "--hidden",
+        "5,3",
+        "--epochs",
+        "1",
+        "--no-baseline",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    for (name, shape) in [("layers.0.weight", vec![5, 8]), ("layers.0.bias", vec![5]), ("layers.1.weight", vec![3, 5]), ("layers.2.weight", vec![1, 3]), ("layers.2.bias", vec![1])] {
+    for (name, shape) in [
+        ("layers.0.weight", vec![5, 8]),
+        ("layers.0.bias", vec![5]),
+        ("layers.1.weight", vec![3, 5]),
+        ("layers.2.weight", vec![1, 3]),
+        ("layers.2.bias", vec![1]),
+    ] {
         assert_eq!(header[name]["dtype"], "F32", "{name}");
         assert_eq!(header[name]["shape"], serde_json::json!(shape), "{name}");
     }
@@ -79,18 +135,50 @@ fn train_predict_evaluate_inspect_round_trip() {
     let data = fixture("houses.csv");
     let data = data.to_str().unwrap();
     let metrics = out.join("m.json");
-    ok(&["train", "--data", data, "--target", "MedHouseVal", "--hidden", "8", "--epochs", "5", "--scale", "standard", "--quiet", "--out", out.to_str().unwrap(), "--metrics-json", metrics.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--data",
+        data,
+        "--target",
+        "MedHouseVal",
+        "--hidden",
+        "8",
+        "--epochs",
+        "5",
+        "--scale",
+        "standard",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--metrics-json",
+        metrics.to_str().unwrap(),
+    ]);
     let m = json(&metrics);
-    for k in ["task", "test", "valid", "baseline", "epochs_run", "train_seconds", "rows"] {
+    for k in [
+        "task",
+        "test",
+        "valid",
+        "baseline",
+        "epochs_run",
+        "train_seconds",
+        "rows",
+    ] {
         assert!(!m[k].is_null(), "metrics-json lacks {k}");
     }
-    assert_eq!(m["rows"]["train"].as_u64().unwrap() + m["rows"]["valid"].as_u64().unwrap() + m["rows"]["test"].as_u64().unwrap(), 300);
+    assert_eq!(
+        m["rows"]["train"].as_u64().unwrap()
+            + m["rows"]["valid"].as_u64().unwrap()
+            + m["rows"]["test"].as_u64().unwrap(),
+        300
+    );
 
     let pred = ok(&["predict", "--model", out.to_str().unwrap(), "--data", data]);
     let text = String::from_utf8(pred.stdout).unwrap();
     let mut lines = text.lines();
     assert!(lines.next().unwrap().ends_with(",MedHouseVal_predicted"));
-    let preds: Vec<f64> = lines.map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    let preds: Vec<f64> = lines
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
     assert_eq!(preds.len(), 300);
     assert!(preds.iter().all(|p| p.is_finite()));
 
@@ -101,44 +189,99 @@ fn train_predict_evaluate_inspect_round_trip() {
     // Predict to a file, from standard input.
     let file = out.join("pred.csv");
     let status = bin()
-        .args(["predict", "--model", out.to_str().unwrap(), "--data", "-", "--out", file.to_str().unwrap()])
+        .args([
+            "predict",
+            "--model",
+            out.to_str().unwrap(),
+            "--data",
+            "-",
+            "--out",
+            file.to_str().unwrap(),
+        ])
         .stdin(std::fs::File::open(fixture("houses.csv")).unwrap())
         .output()
         .unwrap();
     assert!(status.status.success());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 
-    let ev = ok(&["evaluate", "--model", out.to_str().unwrap(), "--data", data, "--json"]);
+    let ev = ok(&[
+        "evaluate",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        data,
+        "--json",
+    ]);
     let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap();
     assert_eq!(ev["rows"], 300);
     // The evaluation's RMSE agrees with the predictions written by `predict`.
-    let actual: Vec<f64> = std::fs::read_to_string(fixture("houses.csv")).unwrap().lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
-    let rmse = (preds.iter().zip(&actual).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / 300.0).sqrt();
-    assert!((ev["test"]["rmse"].as_f64().unwrap() - rmse).abs() < 1e-4, "{} vs {rmse}", ev["test"]["rmse"]);
+    let actual: Vec<f64> = std::fs::read_to_string(fixture("houses.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let rmse = (preds
+        .iter()
+        .zip(&actual)
+        .map(|(p, a)| (p - a).powi(2))
+        .sum::<f64>()
+        / 300.0)
+        .sqrt();
+    assert!(
+        (ev["test"]["rmse"].as_f64().unwrap() - rmse).abs() < 1e-4,
+        "{} vs {rmse}",
+        ev["test"]["rmse"]
+    );
 
     let ins = ok(&["inspect", "--model", out.to_str().unwrap()]);
     let s = String::from_utf8_lossy(&ins.stdout);
-    assert!(s.contains("layers.0: 8 -> 8 relu") && s.contains("MedInc") && s.contains("standard (mean"), "{s}");
+    assert!(
+        s.contains("layers.0: 8 -> 8 relu") && s.contains("MedInc") && s.contains("standard (mean"),
+        "{s}"
+    );
 }
 
 #[test]
 fn mixed_text_and_missing_cells_are_encoded_and_reported() {
     let out = tmp("mixed");
-    let o = ok(&["train", "--data", fixture("houses_mixed.csv").to_str().unwrap(), "--target", "MedHouseVal", "--hidden", "8", "--epochs", "3", "--out", out.to_str().unwrap()]);
+    let o = ok(&[
+        "train",
+        "--data",
+        fixture("houses_mixed.csv").to_str().unwrap(),
+        "--target",
+        "MedHouseVal",
+        "--hidden",
+        "8",
+        "--epochs",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("missing cell(s) in `HouseAge`"), "{err}");
     assert!(err.contains("missing cell(s) in `region`"), "{err}");
     let meta = json(&out.join("model.json"));
     let region = &meta["preprocessor"]["features"][0];
     assert_eq!(region["kind"], "categorical");
-    assert_eq!(region["categories"], serde_json::json!(["coast", "missing", "north", "south"]));
+    assert_eq!(
+        region["categories"],
+        serde_json::json!(["coast", "missing", "north", "south"])
+    );
     assert_eq!(meta["layers"][0]["inputs"], 4 + 6);
 
     // An unseen category at prediction time is all zeros and counted in a warning.
     let new = out.join("new.csv");
     std::fs::write(&new, "region,MedInc,HouseAge,AveRooms,AveBedrms,Population,AveOccup\ndesert,3.1,20,5,1,900,3\nnorth,3.1,20,5,1,900,3\n").unwrap();
-    let p = ok(&["predict", "--model", out.to_str().unwrap(), "--data", new.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&p.stderr).contains("1 row(s) have a category of `region` not seen in training"));
+    let p = ok(&[
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        new.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&p.stderr)
+        .contains("1 row(s) have a category of `region` not seen in training"));
 }
 
 #[test]
@@ -148,29 +291,87 @@ fn features_ignore_and_config_file() {
     let cfg = out.join("train.toml");
     std::fs::write(&cfg, "target = \"MedHouseVal\"\nhidden = \"4\"\nepochs = 2\nlr = 0.01\noptimizer = \"sgd\"\nbatch-size = \"full\"\nignore = [\"Population\"]\n").unwrap();
     let run_dir = out.join("run");
-    ok(&["train", "--data", fixture("houses.csv").to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--epochs", "3", "--quiet", "--out", run_dir.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--data",
+        fixture("houses.csv").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--quiet",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ]);
     let meta = json(&run_dir.join("model.json"));
     assert_eq!(meta["training"]["epochs"], 3, "the flag wins over the file");
     assert_eq!(meta["training"]["batch_size"], "full");
     assert_eq!(meta["training"]["optimizer"]["kind"], "sgd");
-    let names: Vec<&str> = meta["preprocessor"]["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert!(!names.contains(&"Population") && names.len() == 7, "{names:?}");
+    let names: Vec<&str> = meta["preprocessor"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"Population") && names.len() == 7,
+        "{names:?}"
+    );
 
     let run2 = out.join("run2");
-    ok(&["train", "--data", fixture("houses.csv").to_str().unwrap(), "--target", "MedHouseVal", "--features", "MedInc,Latitude", "--hidden", "", "--epochs", "1", "--quiet", "--out", run2.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--data",
+        fixture("houses.csv").to_str().unwrap(),
+        "--target",
+        "MedHouseVal",
+        "--features",
+        "MedInc,Latitude",
+        "--hidden",
+        "",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        run2.to_str().unwrap(),
+    ]);
     let meta = json(&run2.join("model.json"));
-    assert_eq!(meta["layers"].as_array().unwrap().len(), 1, "no hidden layer: linear regression");
+    assert_eq!(
+        meta["layers"].as_array().unwrap().len(),
+        1,
+        "no hidden layer: linear regression"
+    );
     assert_eq!(meta["layers"][0]["inputs"], 2);
 }
 
 #[test]
 fn log_target_and_separate_test_file() {
     let out = tmp("logtest");
-    let o = ok(&["train", "--data", fixture("houses.csv").to_str().unwrap(), "--target", "MedHouseVal", "--target-transform", "log", "--test", fixture("houses.csv").to_str().unwrap(), "--hidden", "4", "--epochs", "2", "--quiet", "--out", out.to_str().unwrap()]);
+    let o = ok(&[
+        "train",
+        "--data",
+        fixture("houses.csv").to_str().unwrap(),
+        "--target",
+        "MedHouseVal",
+        "--target-transform",
+        "log",
+        "--test",
+        fixture("houses.csv").to_str().unwrap(),
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let m = json(&out.join("metrics.json"));
     assert_eq!(m["rows"]["test"], 300);
-    assert_eq!(m["rows"]["train"].as_u64().unwrap() + m["rows"]["valid"].as_u64().unwrap(), 300);
+    assert_eq!(
+        m["rows"]["train"].as_u64().unwrap() + m["rows"]["valid"].as_u64().unwrap(),
+        300
+    );
 }
 
 #[test]
@@ -178,7 +379,23 @@ fn default_runs_never_overwrite_earlier_runs() {
     let cwd = tmp("numbered");
     std::fs::create_dir_all(&cwd).unwrap();
     for _ in 0..2 {
-        let o = bin().current_dir(&cwd).args(["train", "--data", fixture("houses.csv").to_str().unwrap(), "--target", "MedHouseVal", "--hidden", "2", "--epochs", "1", "--quiet", "--no-baseline"]).output().unwrap();
+        let o = bin()
+            .current_dir(&cwd)
+            .args([
+                "train",
+                "--data",
+                fixture("houses.csv").to_str().unwrap(),
+                "--target",
+                "MedHouseVal",
+                "--hidden",
+                "2",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--no-baseline",
+            ])
+            .output()
+            .unwrap();
         assert!(o.status.success());
     }
     assert!(cwd.join("runs/houses/model.json").is_file());
@@ -187,17 +404,26 @@ fn default_runs_never_overwrite_earlier_runs() {
 
 /// Compares with a committed snapshot; `UPDATE_SNAPSHOTS=1` rewrites it.
 fn snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, actual).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(actual, expected, "snapshot {name} differs; rerun with UPDATE_SNAPSHOTS=1 if the change is intended");
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs; rerun with UPDATE_SNAPSHOTS=1 if the change is intended"
+    );
 }
 
 #[test]
 fn help_snapshots() {
-    for (name, args) in [("help.txt", vec!["--help"]), ("train_help.txt", vec!["train", "--help"]), ("predict_help.txt", vec!["predict", "--help"])] {
+    for (name, args) in [
+        ("help.txt", vec!["--help"]),
+        ("train_help.txt", vec!["train", "--help"]),
+        ("predict_help.txt", vec!["predict", "--help"]),
+    ] {
         let o = ok(&args);
         snapshot(name, &String::from_utf8_lossy(&o.stdout));
     }
@@ -207,8 +433,20 @@ fn help_snapshots() {
 fn error_snapshots() {
     let data = fixture("houses.csv");
     let cases: [(&str, Vec<&str>); 3] = [
-        ("err_target_typo.txt", vec!["train", "--data", data.to_str().unwrap(), "--target", "MedHouseValue"]),
-        ("err_no_target.txt", vec!["train", "--data", data.to_str().unwrap()]),
+        (
+            "err_target_typo.txt",
+            vec![
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--target",
+                "MedHouseValue",
+            ],
+        ),
+        (
+            "err_no_target.txt",
+            vec!["train", "--data", data.to_str().unwrap()],
+        ),
         ("err_bad_hidden.txt", vec!["train", "--hidden", "64,x"]),
     ];
     for (name, args) in cases {

@@ -84,11 +84,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Builds an [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Builds an [`Error::InvalidConfig`].
     pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidConfig { field: field.into(), reason: reason.into() }
+        Error::InvalidConfig {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -22,10 +22,24 @@ impl GradCheck {
 
 /// Compares `analytic` (the claimed gradient of `f` at `x`) with central differences
 /// `(f(x + h e_i) - f(x - h e_i)) / 2h`, computed in `f64`.
-pub fn check_gradient(x: &[f64], analytic: &[f64], h: f64, mut f: impl FnMut(&[f64]) -> f64) -> GradCheck {
-    assert_eq!(x.len(), analytic.len(), "check_gradient: x vs gradient length");
+pub fn check_gradient(
+    x: &[f64],
+    analytic: &[f64],
+    h: f64,
+    mut f: impl FnMut(&[f64]) -> f64,
+) -> GradCheck {
+    assert_eq!(
+        x.len(),
+        analytic.len(),
+        "check_gradient: x vs gradient length"
+    );
     let mut point = x.to_vec();
-    let mut worst = GradCheck { max_rel_error: 0.0, worst_index: 0, analytic: 0.0, numeric: 0.0 };
+    let mut worst = GradCheck {
+        max_rel_error: 0.0,
+        worst_index: 0,
+        analytic: 0.0,
+        numeric: 0.0,
+    };
     for i in 0..x.len() {
         point[i] = x[i] + h;
         let up = f(&point);
@@ -36,7 +50,12 @@ pub fn check_gradient(x: &[f64], analytic: &[f64], h: f64, mut f: impl FnMut(&[f
         let a = analytic[i];
         let err = (a - numeric).abs() / 1f64.max(a.abs()).max(numeric.abs());
         if err > worst.max_rel_error || err.is_nan() {
-            worst = GradCheck { max_rel_error: if err.is_nan() { f64::INFINITY } else { err }, worst_index: i, analytic: a, numeric };
+            worst = GradCheck {
+                max_rel_error: if err.is_nan() { f64::INFINITY } else { err },
+                worst_index: i,
+                analytic: a,
+                numeric,
+            };
         }
     }
     worst

@@ -43,7 +43,14 @@ impl Init {
     }
 
     /// Fills a `fan_out x fan_in` weight matrix and its bias.
-    pub fn fill<R: Rng + ?Sized>(self, rng: &mut R, fan_in: usize, fan_out: usize, weight: &mut [f32], bias: &mut [f32]) {
+    pub fn fill<R: Rng + ?Sized>(
+        self,
+        rng: &mut R,
+        fan_in: usize,
+        fan_out: usize,
+        weight: &mut [f32],
+        bias: &mut [f32],
+    ) {
         let (fi, fo) = (fan_in.max(1) as f32, fan_out.max(1) as f32);
         bias.fill(0.0);
         match self {

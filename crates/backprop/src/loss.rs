@@ -65,7 +65,11 @@ impl Loss {
             Loss::CrossEntropy => {
                 for (zr, yr) in p.chunks_exact(cols).zip(y.chunks_exact(cols)) {
                     let lse = log_sum_exp(zr);
-                    s += zr.iter().zip(yr).map(|(&z, &y)| y as f64 * (lse - z as f64)).sum::<f64>();
+                    s += zr
+                        .iter()
+                        .zip(yr)
+                        .map(|(&z, &y)| y as f64 * (lse - z as f64))
+                        .sum::<f64>();
                 }
             }
             _ => {
@@ -104,8 +108,16 @@ impl Loss {
 
     /// Writes `dL/dp` of the mean loss into `grad` and returns the mean loss.
     pub fn gradient(self, p: &[f32], y: &[f32], cols: usize, grad: &mut [f32]) -> f32 {
-        assert_eq!(p.len(), y.len(), "loss gradient: prediction vs target length");
-        assert_eq!(p.len(), grad.len(), "loss gradient: prediction vs gradient length");
+        assert_eq!(
+            p.len(),
+            y.len(),
+            "loss gradient: prediction vs target length"
+        );
+        assert_eq!(
+            p.len(),
+            grad.len(),
+            "loss gradient: prediction vs gradient length"
+        );
         let n = self.denominator(p.len(), cols) as f32;
         let inv = 1.0 / n;
         let mut total = 0.0f64;
@@ -121,7 +133,13 @@ impl Loss {
                 for ((g, &p), &y) in grad.iter_mut().zip(p).zip(y) {
                     let d = p - y;
                     total += d.abs() as f64;
-                    *g = if d > 0.0 { inv } else if d < 0.0 { -inv } else { 0.0 };
+                    *g = if d > 0.0 {
+                        inv
+                    } else if d < 0.0 {
+                        -inv
+                    } else {
+                        0.0
+                    };
                 }
             }
             Loss::Huber => {
@@ -140,7 +158,11 @@ impl Loss {
             }
             // dL/dz_i = (Σ_j y_j) softmax(z)_i - y_i
             Loss::CrossEntropy => {
-                for ((zr, yr), gr) in p.chunks_exact(cols).zip(y.chunks_exact(cols)).zip(grad.chunks_exact_mut(cols)) {
+                for ((zr, yr), gr) in p
+                    .chunks_exact(cols)
+                    .zip(y.chunks_exact(cols))
+                    .zip(grad.chunks_exact_mut(cols))
+                {
                     let max = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     let mut sum = 0.0f32;
                     for (g, &z) in gr.iter_mut().zip(zr) {

@@ -52,7 +52,13 @@ pub struct Model {
 impl Model {
     /// Bundles a network with its preprocessing and training configuration.
     pub fn new(network: Network, preprocessor: Preprocessor, training: TrainConfig) -> Self {
-        let meta = ModelMeta { format: FORMAT.into(), format_version: FORMAT_VERSION, layers: network.layers().to_vec(), preprocessor, training };
+        let meta = ModelMeta {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            layers: network.layers().to_vec(),
+            preprocessor,
+            training,
+        };
         Model { network, meta }
     }
 
@@ -61,7 +67,10 @@ impl Model {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let bytes = weights_to_safetensors(&self.network)?;
         atomic_write(&dir.join(WEIGHTS_FILE), &bytes)?;
-        let json = serde_json::to_vec_pretty(&self.meta).map_err(|e| Error::Format { path: dir.join(META_FILE), reason: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(&self.meta).map_err(|e| Error::Format {
+            path: dir.join(META_FILE),
+            reason: e.to_string(),
+        })?;
         atomic_write(&dir.join(META_FILE), &json)
     }
 
@@ -73,19 +82,43 @@ impl Model {
             return Err(Error::Format { path: dir.into(), reason: "is not a model folder (expected a folder holding model.json and model.safetensors, as written by `backprop train`)".into() });
         }
         let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Format { path: meta_path.clone(), reason: format!("is not valid JSON ({e}); the file is corrupted, retrain or restore it") })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| Error::Format {
+                path: meta_path.clone(),
+                reason: format!(
+                    "is not valid JSON ({e}); the file is corrupted, retrain or restore it"
+                ),
+            })?;
         if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT) {
-            return Err(Error::Format { path: meta_path, reason: format!("is not a backprop model file (no \"format\": \"{FORMAT}\")") });
+            return Err(Error::Format {
+                path: meta_path,
+                reason: format!("is not a backprop model file (no \"format\": \"{FORMAT}\")"),
+            });
         }
-        let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+        let version = value
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         if version != FORMAT_VERSION as u64 {
-            return Err(Error::IncompatibleModel { found: format!("{} format version {version}", meta_path.display()), expected: format!("version {FORMAT_VERSION}; retrain the model with this version of backprop") });
+            return Err(Error::IncompatibleModel {
+                found: format!("{} format version {version}", meta_path.display()),
+                expected: format!(
+                    "version {FORMAT_VERSION}; retrain the model with this version of backprop"
+                ),
+            });
         }
-        let meta: ModelMeta = serde_json::from_value(value).map_err(|e| Error::Format { path: meta_path.clone(), reason: format!("has an unexpected structure ({e}); the file is corrupted, retrain or restore it") })?;
+        let meta: ModelMeta = serde_json::from_value(value).map_err(|e| Error::Format {
+            path: meta_path.clone(),
+            reason: format!(
+                "has an unexpected structure ({e}); the file is corrupted, retrain or restore it"
+            ),
+        })?;
         let weights_path = dir.join(WEIGHTS_FILE);
         let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
         let network = weights_from_safetensors(&weights_path, &bytes, meta.layers.clone())?;
-        if meta.preprocessor.input_width() != network.inputs() || meta.preprocessor.target.width() != network.outputs() {
+        if meta.preprocessor.input_width() != network.inputs()
+            || meta.preprocessor.target.width() != network.outputs()
+        {
             return Err(Error::Format { path: meta_path, reason: "the preprocessing does not match the network's input or output width; the files do not belong together".into() });
         }
         Ok(Model { network, meta })
@@ -97,33 +130,60 @@ pub fn weights_to_safetensors(net: &Network) -> Result<Vec<u8>> {
     let mut bytes: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
     for (i, l) in net.layers().iter().enumerate() {
         let (w, b) = l.split(net.layer_params(i));
-        bytes.push((format!("layers.{i}.weight"), to_le(w), vec![l.outputs, l.inputs]));
+        bytes.push((
+            format!("layers.{i}.weight"),
+            to_le(w),
+            vec![l.outputs, l.inputs],
+        ));
         bytes.push((format!("layers.{i}.bias"), to_le(b), vec![l.outputs]));
     }
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
         .map(|(n, d, s)| TensorView::new(Dtype::F32, s.clone(), d).map(|v| (n.clone(), v)))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Format { path: WEIGHTS_FILE.into(), reason: e.to_string() })?;
-    let info: Option<HashMap<String, String>> = Some(HashMap::from([("format".to_string(), FORMAT.to_string())]));
-    safetensors::serialize(views, &info).map_err(|e| Error::Format { path: WEIGHTS_FILE.into(), reason: e.to_string() })
+        .map_err(|e| Error::Format {
+            path: WEIGHTS_FILE.into(),
+            reason: e.to_string(),
+        })?;
+    let info: Option<HashMap<String, String>> =
+        Some(HashMap::from([("format".to_string(), FORMAT.to_string())]));
+    safetensors::serialize(views, &info).map_err(|e| Error::Format {
+        path: WEIGHTS_FILE.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// Reads parameters for `layers` from safetensors bytes.
 pub fn weights_from_safetensors(path: &Path, bytes: &[u8], layers: Vec<Dense>) -> Result<Network> {
-    let bad = |reason: String| Error::Format { path: path.into(), reason };
+    let bad = |reason: String| Error::Format {
+        path: path.into(),
+        reason,
+    };
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("is not a readable safetensors file ({e}); it may be truncated or corrupted, retrain or restore it")))?;
     let mut params = Vec::new();
     for (i, l) in layers.iter().enumerate() {
-        for (name, shape) in [(format!("layers.{i}.weight"), vec![l.outputs, l.inputs]), (format!("layers.{i}.bias"), vec![l.outputs])] {
-            let t = st.tensor(&name).map_err(|_| bad(format!("has no tensor `{name}`; it does not match model.json")))?;
+        for (name, shape) in [
+            (format!("layers.{i}.weight"), vec![l.outputs, l.inputs]),
+            (format!("layers.{i}.bias"), vec![l.outputs]),
+        ] {
+            let t = st.tensor(&name).map_err(|_| {
+                bad(format!(
+                    "has no tensor `{name}`; it does not match model.json"
+                ))
+            })?;
             if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
-                return Err(bad(format!("tensor `{name}` is {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape())));
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?} {:?}, expected F32 {shape:?}",
+                    t.dtype(),
+                    t.shape()
+                )));
             }
             for c in t.data().chunks_exact(4) {
                 let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                 if !v.is_finite() {
-                    return Err(bad(format!("tensor `{name}` holds a non-finite value; the model is corrupted")));
+                    return Err(bad(format!(
+                        "tensor `{name}` holds a non-finite value; the model is corrupted"
+                    )));
                 }
                 params.push(v);
             }
@@ -139,8 +199,14 @@ fn to_le(x: &[f32]) -> Vec<u8> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed
 /// to disk, then renamed over the target. A crash leaves the old file or the new one.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;

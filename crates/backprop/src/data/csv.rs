@@ -87,14 +87,22 @@ impl Table {
                 Some(c) => format!("did you mean `{c}`?"),
                 None => format!("the columns are: {}", self.headers.join(", ")),
             };
-            Error::Csv { path: self.source.clone(), line: 1, column: 0, reason: format!("no {role} column `{name}` in the header; {hint}") }
+            Error::Csv {
+                path: self.source.clone(),
+                line: 1,
+                column: 0,
+                reason: format!("no {role} column `{name}` in the header; {hint}"),
+            }
         })
     }
 
     /// Reads and parses a CSV file.
     pub fn read(path: &Path, opts: CsvOptions) -> Result<Table> {
         if path.is_dir() {
-            return Err(Error::Format { path: path.into(), reason: "is a directory, not a CSV file; give the path of a .csv file".into() });
+            return Err(Error::Format {
+                path: path.into(),
+                reason: "is a directory, not a CSV file; give the path of a .csv file".into(),
+            });
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Table::parse(path, &bytes, opts)
@@ -102,13 +110,29 @@ impl Table {
 
     /// Parses CSV `bytes`; `source` names them in errors.
     pub fn parse(source: &Path, bytes: &[u8], opts: CsvOptions) -> Result<Table> {
-        let err = |line: u64, column: usize, reason: String| Error::Csv { path: source.into(), line, column, reason };
+        let err = |line: u64, column: usize, reason: String| Error::Csv {
+            path: source.into(),
+            line,
+            column,
+            reason,
+        };
         let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Err(err(1, 0, "the file is empty; a CSV file needs a header line and at least one row".into()));
+            return Err(err(
+                1,
+                0,
+                "the file is empty; a CSV file needs a header line and at least one row".into(),
+            ));
         }
-        let mut reader = ::csv::ReaderBuilder::new().delimiter(opts.delimiter).has_headers(true).flexible(true).from_reader(body);
-        let header = reader.byte_headers().map_err(|e| csv_error(source, e))?.clone();
+        let mut reader = ::csv::ReaderBuilder::new()
+            .delimiter(opts.delimiter)
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(body);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| csv_error(source, e))?
+            .clone();
         let headers: Vec<String> = header
             .iter()
             .enumerate()
@@ -123,10 +147,24 @@ impl Table {
         }
         for (i, h) in headers.iter().enumerate() {
             if h.is_empty() {
-                return Err(err(1, i + 1, format!("column {} has an empty name; give every column a name", i + 1)));
+                return Err(err(
+                    1,
+                    i + 1,
+                    format!(
+                        "column {} has an empty name; give every column a name",
+                        i + 1
+                    ),
+                ));
             }
             if let Some(j) = headers[..i].iter().position(|g| g == h) {
-                return Err(err(1, i + 1, format!("duplicate column name `{h}` (also column {}); rename one of them", j + 1)));
+                return Err(err(
+                    1,
+                    i + 1,
+                    format!(
+                        "duplicate column name `{h}` (also column {}); rename one of them",
+                        j + 1
+                    ),
+                ));
             }
         }
         let width = headers.len();
@@ -144,20 +182,45 @@ impl Table {
                 continue; // a blank line
             }
             if record.len() != width {
-                let what = if record.len() > width { "too many" } else { "too few" };
+                let what = if record.len() > width {
+                    "too many"
+                } else {
+                    "too few"
+                };
                 return Err(err(line, record.len().min(width) + 1, format!("{what} fields: {} instead of {} as in the header; check for a missing or extra separator", record.len(), width)));
             }
             for (j, f) in record.iter().enumerate() {
-                let s = utf8(f).map_err(|off| err(line, j + 1, format!("invalid UTF-8 at byte {off} of this field; save the file as UTF-8")))?;
+                let s = utf8(f).map_err(|off| {
+                    err(
+                        line,
+                        j + 1,
+                        format!(
+                            "invalid UTF-8 at byte {off} of this field; save the file as UTF-8"
+                        ),
+                    )
+                })?;
                 cells[j].push(s.trim().to_string());
             }
             lines.push(line);
         }
         if lines.is_empty() {
-            return Err(err(1, 0, "the file has a header but no rows of data".into()));
+            return Err(err(
+                1,
+                0,
+                "the file has a header but no rows of data".into(),
+            ));
         }
-        let columns = cells.into_iter().enumerate().map(|(j, c)| type_column(source, &headers[j], j, c, &lines)).collect::<Result<_>>()?;
-        Ok(Table { source: source.into(), headers, columns, lines })
+        let columns = cells
+            .into_iter()
+            .enumerate()
+            .map(|(j, c)| type_column(source, &headers[j], j, c, &lines))
+            .collect::<Result<_>>()?;
+        Ok(Table {
+            source: source.into(),
+            headers,
+            columns,
+            lines,
+        })
     }
 }
 
@@ -167,12 +230,23 @@ fn utf8(b: &[u8]) -> std::result::Result<&str, usize> {
 
 fn csv_error(source: &Path, e: ::csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
-    Error::Csv { path: source.into(), line, column: 0, reason: format!("cannot read CSV: {e}") }
+    Error::Csv {
+        path: source.into(),
+        line,
+        column: 0,
+        reason: format!("cannot read CSV: {e}"),
+    }
 }
 
 /// Decides whether a column is numeric or text. A column whose present cells are
 /// mostly numbers but not all is taken for a typo, reported with its first offenders.
-fn type_column(source: &Path, name: &str, j: usize, cells: Vec<String>, lines: &[u64]) -> Result<Column> {
+fn type_column(
+    source: &Path,
+    name: &str,
+    j: usize,
+    cells: Vec<String>,
+    lines: &[u64],
+) -> Result<Column> {
     let mut values = Vec::with_capacity(cells.len());
     let mut offenders = Vec::new();
     let mut numeric = 0usize;
@@ -200,7 +274,11 @@ fn type_column(source: &Path, name: &str, j: usize, cells: Vec<String>, lines: &
     }
     if numeric >= 2 * offenders.len().max(1) && numeric >= 3 {
         let first = offenders[0];
-        let shown: Vec<String> = offenders.iter().take(3).map(|&i| format!("`{}` on line {}", cells[i], lines[i])).collect();
+        let shown: Vec<String> = offenders
+            .iter()
+            .take(3)
+            .map(|&i| format!("`{}` on line {}", cells[i], lines[i]))
+            .collect();
         return Err(Error::Csv {
             path: source.into(),
             line: lines[first],
@@ -212,7 +290,18 @@ fn type_column(source: &Path, name: &str, j: usize, cells: Vec<String>, lines: &
             ),
         });
     }
-    Ok(Column::Text(cells.into_iter().map(|c| if is_missing_text(&c) { String::new() } else { c }).collect()))
+    Ok(Column::Text(
+        cells
+            .into_iter()
+            .map(|c| {
+                if is_missing_text(&c) {
+                    String::new()
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// The candidate closest to `name` by edit distance (case-insensitive), if close enough
@@ -233,7 +322,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -257,14 +348,20 @@ mod tests {
             Column::Numeric(v) => assert!(v[0] == 1.0 && v[1].is_nan() && v[2] == 3.0),
             c => panic!("{c:?}"),
         }
-        assert_eq!(t.columns[1], Column::Text(vec!["x".into(), "y".into(), String::new()]));
+        assert_eq!(
+            t.columns[1],
+            Column::Text(vec!["x".into(), "y".into(), String::new()])
+        );
     }
 
     #[test]
     fn accepts_bom_crlf_and_quoted_commas() {
         let t = parse("\u{feff}a,b\r\n\"1,5\",2\r\n\"x, y\",3\r\n").unwrap();
         assert_eq!(t.headers, ["a", "b"]);
-        assert_eq!(t.columns[0], Column::Text(vec!["1,5".into(), "x, y".into()]));
+        assert_eq!(
+            t.columns[0],
+            Column::Text(vec!["1,5".into(), "x, y".into()])
+        );
     }
 
     #[test]
@@ -274,7 +371,10 @@ mod tests {
         let e = parse("a,b\n1,2\n3,4,5\n").unwrap_err().to_string();
         assert!(e.contains("t.csv:3:3") && e.contains("too many"), "{e}");
         let e = parse("a,b\n1,2\n3,x\n4,5\n6,7\n").unwrap_err().to_string();
-        assert!(e.contains("t.csv:3:2") && e.contains("`x` on line 3"), "{e}");
+        assert!(
+            e.contains("t.csv:3:2") && e.contains("`x` on line 3"),
+            "{e}"
+        );
         let e = parse("a,a\n1,2\n").unwrap_err().to_string();
         assert!(e.contains("duplicate column name `a`"), "{e}");
         let e = parse("a;b\n1;2\n").unwrap_err().to_string();
@@ -290,7 +390,10 @@ mod tests {
     #[test]
     fn suggests_close_column_names() {
         let t = parse("MedInc,MedHouseVal\n1,2\n").unwrap();
-        let e = t.require_column("MedHouseValue", "target").unwrap_err().to_string();
+        let e = t
+            .require_column("MedHouseValue", "target")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean `MedHouseVal`"), "{e}");
     }
 }

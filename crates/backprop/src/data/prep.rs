@@ -67,13 +67,19 @@ impl Scaler {
                 let mean = values.iter().sum::<f64>() / n;
                 let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
                 let std = var.sqrt();
-                Scaler::Standard { mean, std: if std > 1e-12 { std } else { 1.0 } }
+                Scaler::Standard {
+                    mean,
+                    std: if std > 1e-12 { std } else { 1.0 },
+                }
             }
             ScaleKind::Minmax => {
                 let min = values.iter().copied().fold(f64::INFINITY, f64::min);
                 let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let range = max - min;
-                Scaler::Minmax { min: if min.is_finite() { min } else { 0.0 }, range: if range > 1e-12 { range } else { 1.0 } }
+                Scaler::Minmax {
+                    min: if min.is_finite() { min } else { 0.0 },
+                    range: if range > 1e-12 { range } else { 1.0 },
+                }
             }
             ScaleKind::Quantile => {
                 let mut sorted = values.to_vec();
@@ -112,7 +118,13 @@ impl Scaler {
                 let up = interp_level(r, x);
                 let down = 1.0 - interp_level_rev(r, x);
                 let level = (0.5 * (up + down)).clamp(QUANTILE_CLIP, 1.0 - QUANTILE_CLIP);
-                let level = if x <= lo { QUANTILE_CLIP } else if x >= hi { 1.0 - QUANTILE_CLIP } else { level };
+                let level = if x <= lo {
+                    QUANTILE_CLIP
+                } else if x >= hi {
+                    1.0 - QUANTILE_CLIP
+                } else {
+                    level
+                };
                 inverse_normal_cdf(level)
             }
             Scaler::None => x,
@@ -153,22 +165,51 @@ fn interp_level_rev(refs: &[f64], x: f64) -> f64 {
 
 /// The standard normal quantile function (Acklam's rational approximation refined by
 /// one Halley step; relative error below 1e-12).
+#[allow(clippy::excessive_precision)] // Acklam's published coefficients, kept verbatim.
 pub fn inverse_normal_cdf(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
-    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
     let p_low = 0.02425;
     let x = if p < p_low {
         let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     } else if p <= 1.0 - p_low {
         let q = p - 0.5;
         let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     } else {
         let q = (-2.0 * (1.0 - p).ln()).sqrt();
-        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     };
     // One Halley step against the exact CDF.
     let e = 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2) - p;
@@ -287,7 +328,12 @@ impl Target {
     /// Maps a network output back to the target's own units (regression).
     pub fn inverse(&self, z: f64) -> f64 {
         match self {
-            Target::Regression { transform, mean, std, .. } => {
+            Target::Regression {
+                transform,
+                mean,
+                std,
+                ..
+            } => {
                 let t = z * std + mean;
                 match transform {
                     TargetTransform::None => t,
@@ -377,20 +423,31 @@ fn format_number(x: f64) -> String {
 impl Preprocessor {
     /// Fits on `rows` of `table`, using `features` (column indices) as inputs and
     /// column `target` as the target.
-    pub fn fit(table: &Table, features: &[usize], target: usize, rows: &[usize], opts: &PrepOptions) -> Result<(Preprocessor, PrepReport)> {
+    pub fn fit(
+        table: &Table,
+        features: &[usize],
+        target: usize,
+        rows: &[usize],
+        opts: &PrepOptions,
+    ) -> Result<(Preprocessor, PrepReport)> {
         let mut report = PrepReport::default();
         let mut feats = Vec::with_capacity(features.len());
         for &j in features {
             let name = table.headers[j].clone();
             match &table.columns[j] {
                 Column::Numeric(v) => {
-                    let mut present: Vec<f64> = rows.iter().map(|&i| v[i]).filter(|x| !x.is_nan()).collect();
+                    let mut present: Vec<f64> =
+                        rows.iter().map(|&i| v[i]).filter(|x| !x.is_nan()).collect();
                     present.sort_by(f64::total_cmp);
                     let median = if present.is_empty() {
                         0.0
                     } else {
                         let m = present.len() / 2;
-                        if present.len() % 2 == 1 { present[m] } else { 0.5 * (present[m - 1] + present[m]) }
+                        if present.len() % 2 == 1 {
+                            present[m]
+                        } else {
+                            0.5 * (present[m - 1] + present[m])
+                        }
                     };
                     let constant = present.first() == present.last();
                     if constant {
@@ -399,22 +456,43 @@ impl Preprocessor {
                     let mut filled = present.clone();
                     filled.resize(rows.len(), median);
                     let scaler = Scaler::fit(opts.scale, &filled);
-                    feats.push(Feature::Numeric { name, median, scaler, constant });
+                    feats.push(Feature::Numeric {
+                        name,
+                        median,
+                        scaler,
+                        constant,
+                    });
                 }
                 Column::Text(v) => {
-                    let mut cats: Vec<String> = rows.iter().map(|&i| if v[i].is_empty() { MISSING_CATEGORY.to_string() } else { v[i].clone() }).collect();
+                    let mut cats: Vec<String> = rows
+                        .iter()
+                        .map(|&i| {
+                            if v[i].is_empty() {
+                                MISSING_CATEGORY.to_string()
+                            } else {
+                                v[i].clone()
+                            }
+                        })
+                        .collect();
                     cats.sort();
                     cats.dedup();
                     if cats.len() == 1 {
                         report.constant.push(name.clone());
                     }
-                    feats.push(Feature::Categorical { name, categories: cats });
+                    feats.push(Feature::Categorical {
+                        name,
+                        categories: cats,
+                    });
                 }
             }
         }
         let tname = table.headers[target].clone();
         let tcol = &table.columns[target];
-        let missing: Vec<usize> = rows.iter().copied().filter(|&i| tcol.is_missing(i)).collect();
+        let missing: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&i| tcol.is_missing(i))
+            .collect();
         if let Some(&i) = missing.first() {
             return Err(Error::Csv {
                 path: table.source.clone(),
@@ -434,13 +512,23 @@ impl Preprocessor {
                         TargetTransform::None => v[i],
                         TargetTransform::Log => {
                             if v[i] <= 0.0 {
-                                return Err(Error::Csv { path: table.source.clone(), line: table.lines[i], column: target + 1, reason: format!("--target-transform log needs positive targets, found {}", v[i]) });
+                                return Err(Error::Csv {
+                                    path: table.source.clone(),
+                                    line: table.lines[i],
+                                    column: target + 1,
+                                    reason: format!(
+                                        "--target-transform log needs positive targets, found {}",
+                                        v[i]
+                                    ),
+                                });
                             }
                             v[i].ln()
                         }
                     });
                 }
-                let Scaler::Standard { mean, std } = Scaler::fit(ScaleKind::Standard, &t) else { unreachable!("standard scaler") };
+                let Scaler::Standard { mean, std } = Scaler::fit(ScaleKind::Standard, &t) else {
+                    unreachable!("standard scaler")
+                };
                 if t.iter().all(|&x| x == t[0]) {
                     return Err(Error::Csv {
                         path: table.source.clone(),
@@ -449,22 +537,40 @@ impl Preprocessor {
                         reason: format!("the target `{tname}` has the same value ({}) in every training row; there is nothing to learn", t[0]),
                     });
                 }
-                Target::Regression { name: tname, transform: opts.target_transform, mean, std }
+                Target::Regression {
+                    name: tname,
+                    transform: opts.target_transform,
+                    mean,
+                    std,
+                }
             }
             Task::Classify => {
                 let mut classes: Vec<String> = rows.iter().map(|&i| cell_text(tcol, i)).collect();
                 match tcol {
-                    Column::Numeric(_) => classes.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0))),
+                    Column::Numeric(_) => classes.sort_by(|a, b| {
+                        a.parse::<f64>()
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+                    }),
                     Column::Text(_) => classes.sort(),
                 }
                 classes.dedup();
                 if classes.len() < 2 {
                     return Err(Error::Csv { path: table.source.clone(), line: 1, column: target + 1, reason: format!("the target `{tname}` has a single class in the training rows; a classifier needs at least two") });
                 }
-                Target::Classification { name: tname, classes }
+                Target::Classification {
+                    name: tname,
+                    classes,
+                }
             }
         };
-        Ok((Preprocessor { features: feats, target: target_spec }, report))
+        Ok((
+            Preprocessor {
+                features: feats,
+                target: target_spec,
+            },
+            report,
+        ))
     }
 
     /// Network inputs per row.
@@ -478,7 +584,9 @@ impl Preprocessor {
         for f in &self.features {
             match f {
                 Feature::Numeric { name, .. } => out.push(name.clone()),
-                Feature::Categorical { name, categories } => out.extend(categories.iter().map(|c| format!("{name}={c}"))),
+                Feature::Categorical { name, categories } => {
+                    out.extend(categories.iter().map(|c| format!("{name}={c}")))
+                }
             }
         }
         out
@@ -496,16 +604,47 @@ impl Preprocessor {
             }
         }
         if !missing.is_empty() {
+            let target = self.target.name();
+            let unknown: Vec<&str> = table
+                .headers
+                .iter()
+                .map(String::as_str)
+                .filter(|h| *h != target && !self.features.iter().any(|f| f.name() == *h))
+                .collect();
+            let unknown = if unknown.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (and with column(s) {} the model does not know)",
+                    unknown.join(", ")
+                )
+            };
             return Err(Error::IncompatibleModel {
-                found: format!("{} without column(s) {}", table.source.display(), missing.join(", ")),
-                expected: format!("the model's feature columns: {}", self.features.iter().map(Feature::name).collect::<Vec<_>>().join(", ")),
+                found: format!(
+                    "{} without column(s) {}{unknown}",
+                    table.source.display(),
+                    missing.join(", ")
+                ),
+                expected: format!(
+                    "the model's feature columns: {}",
+                    self.features
+                        .iter()
+                        .map(Feature::name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             });
         }
         Ok(idx)
     }
 
     /// The network inputs for `rows` of `table` (`cols` from [`Preprocessor::locate_features`]).
-    pub fn transform_features(&self, table: &Table, cols: &[usize], rows: &[usize]) -> Result<(Matrix, PrepReport)> {
+    pub fn transform_features(
+        &self,
+        table: &Table,
+        cols: &[usize],
+        rows: &[usize],
+    ) -> Result<(Matrix, PrepReport)> {
         let width = self.input_width();
         let mut data = vec![0.0f32; rows.len() * width];
         let mut report = PrepReport::default();
@@ -513,9 +652,18 @@ impl Preprocessor {
         for (f, &j) in self.features.iter().zip(cols) {
             let col = &table.columns[j];
             match f {
-                Feature::Numeric { name, median, scaler, .. } => {
+                Feature::Numeric {
+                    name,
+                    median,
+                    scaler,
+                    ..
+                } => {
                     let Column::Numeric(v) = col else {
-                        let i = rows.iter().copied().find(|&i| !col.is_missing(i)).unwrap_or(0);
+                        let i = rows
+                            .iter()
+                            .copied()
+                            .find(|&i| !col.is_missing(i))
+                            .unwrap_or(0);
                         return Err(Error::Csv { path: table.source.clone(), line: table.lines.get(i).copied().unwrap_or(1), column: j + 1, reason: format!("column `{name}` was numeric in training but holds text such as `{}` here", cell_text(col, i)) });
                     };
                     let mut imputed = 0;
@@ -555,7 +703,10 @@ impl Preprocessor {
             }
             offset += f.width();
         }
-        Ok((Matrix::from_vec(rows.len(), width, data).expect("sized above"), report))
+        Ok((
+            Matrix::from_vec(rows.len(), width, data).expect("sized above"),
+            report,
+        ))
     }
 
     /// The training targets for `rows` of `table` (column `target`): standardised
@@ -563,21 +714,45 @@ impl Preprocessor {
     /// whose class was not seen in training are an error naming the line.
     pub fn transform_target(&self, table: &Table, target: usize, rows: &[usize]) -> Result<Matrix> {
         let col = &table.columns[target];
-        let err = |i: usize, reason: String| Error::Csv { path: table.source.clone(), line: table.lines[i], column: target + 1, reason };
+        let err = |i: usize, reason: String| Error::Csv {
+            path: table.source.clone(),
+            line: table.lines[i],
+            column: target + 1,
+            reason,
+        };
         match &self.target {
-            Target::Regression { name, transform, mean, std } => {
+            Target::Regression {
+                name,
+                transform,
+                mean,
+                std,
+            } => {
                 let Column::Numeric(v) = col else {
-                    return Err(err(rows.first().copied().unwrap_or(0), format!("the target `{name}` must be numeric")));
+                    return Err(err(
+                        rows.first().copied().unwrap_or(0),
+                        format!("the target `{name}` must be numeric"),
+                    ));
                 };
                 let mut out = Vec::with_capacity(rows.len());
                 for &i in rows {
                     if v[i].is_nan() {
-                        return Err(err(i, format!("the target `{name}` is missing; remove the row or fill it in")));
+                        return Err(err(
+                            i,
+                            format!("the target `{name}` is missing; remove the row or fill it in"),
+                        ));
                     }
                     let t = match transform {
                         TargetTransform::None => v[i],
                         TargetTransform::Log if v[i] > 0.0 => v[i].ln(),
-                        TargetTransform::Log => return Err(err(i, format!("--target-transform log needs positive targets, found {}", v[i]))),
+                        TargetTransform::Log => {
+                            return Err(err(
+                                i,
+                                format!(
+                                    "--target-transform log needs positive targets, found {}",
+                                    v[i]
+                                ),
+                            ))
+                        }
                     };
                     out.push(((t - mean) / std) as f32);
                 }
@@ -607,8 +782,18 @@ mod tests {
 
     #[test]
     fn inverse_normal_cdf_matches_known_quantiles() {
-        for (p, z) in [(0.5, 0.0), (0.975, 1.959963984540054), (0.025, -1.959963984540054), (1e-7, -5.199337582605575), (0.8413447460685429, 1.0)] {
-            assert!((inverse_normal_cdf(p) - z).abs() < 1e-9, "{p}: {}", inverse_normal_cdf(p));
+        for (p, z) in [
+            (0.5, 0.0),
+            (0.975, 1.959963984540054),
+            (0.025, -1.959963984540054),
+            (1e-7, -5.199337582605575),
+            (0.8413447460685429, 1.0),
+        ] {
+            assert!(
+                (inverse_normal_cdf(p) - z).abs() < 1e-9,
+                "{p}: {}",
+                inverse_normal_cdf(p)
+            );
         }
     }
 
@@ -627,8 +812,17 @@ mod tests {
 
     #[test]
     fn fits_on_training_rows_only_and_encodes_text() {
-        let t = Table::parse(Path::new("t.csv"), b"x,c,y\n1,a,10\n3,b,20\n,a,30\n100,z,40\n", CsvOptions::default()).unwrap();
-        let opts = PrepOptions { scale: ScaleKind::Standard, target_transform: TargetTransform::None, task: Task::Regress };
+        let t = Table::parse(
+            Path::new("t.csv"),
+            b"x,c,y\n1,a,10\n3,b,20\n,a,30\n100,z,40\n",
+            CsvOptions::default(),
+        )
+        .unwrap();
+        let opts = PrepOptions {
+            scale: ScaleKind::Standard,
+            target_transform: TargetTransform::None,
+            task: Task::Regress,
+        };
         let (p, _) = Preprocessor::fit(&t, &[0, 1], 2, &[0, 1, 2], &opts).unwrap();
         assert_eq!(p.input_names(), ["x", "c=a", "c=b"]);
         let (x, report) = p.transform_features(&t, &[0, 1], &[0, 1, 2, 3]).unwrap();

@@ -20,20 +20,30 @@ pub struct Split {
 /// Shuffles `0..n` with `seed` and cuts it into test, validation and training rows
 /// (in that order), rounding each held-out part to the nearest row.
 pub fn split_rows(n: usize, valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split> {
-    for (name, f) in [("valid-fraction", valid_fraction), ("test-fraction", test_fraction)] {
+    for (name, f) in [
+        ("valid-fraction", valid_fraction),
+        ("test-fraction", test_fraction),
+    ] {
         if !(0.0..1.0).contains(&f) {
             return Err(Error::config(name, format!("must be in [0, 1), got {f}")));
         }
     }
     if valid_fraction + test_fraction >= 1.0 {
-        return Err(Error::config("valid-fraction", "validation and test fractions together must leave rows to train on"));
+        return Err(Error::config(
+            "valid-fraction",
+            "validation and test fractions together must leave rows to train on",
+        ));
     }
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let n_test = (n as f64 * test_fraction).round() as usize;
     let n_valid = (n as f64 * valid_fraction).round() as usize;
     let need = usize::from(test_fraction > 0.0) + usize::from(valid_fraction > 0.0) + 1;
-    if n < need || (test_fraction > 0.0 && n_test == 0) || (valid_fraction > 0.0 && n_valid == 0) || n_test + n_valid >= n {
+    if n < need
+        || (test_fraction > 0.0 && n_test == 0)
+        || (valid_fraction > 0.0 && n_valid == 0)
+        || n_test + n_valid >= n
+    {
         return Err(Error::config(
             "data",
             format!("{n} row(s) are too few for the requested splits (validation {valid_fraction}, test {test_fraction}); add rows or lower --valid-fraction / --test-fraction"),
@@ -53,7 +63,13 @@ mod tests {
     fn splits_partition_the_rows_and_are_seeded() {
         let s = split_rows(100, 0.1, 0.2, 7).unwrap();
         assert_eq!((s.train.len(), s.valid.len(), s.test.len()), (70, 10, 20));
-        let mut all: Vec<usize> = s.train.iter().chain(&s.valid).chain(&s.test).copied().collect();
+        let mut all: Vec<usize> = s
+            .train
+            .iter()
+            .chain(&s.valid)
+            .chain(&s.test)
+            .copied()
+            .collect();
         all.sort();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
         assert_eq!(s, split_rows(100, 0.1, 0.2, 7).unwrap());

@@ -61,7 +61,11 @@ pub struct ScheduleState {
 
 impl Default for ScheduleState {
     fn default() -> Self {
-        ScheduleState { scale: 1.0, best: f64::INFINITY, bad_epochs: 0 }
+        ScheduleState {
+            scale: 1.0,
+            best: f64::INFINITY,
+            bad_epochs: 0,
+        }
     }
 }
 
@@ -77,16 +81,38 @@ impl Schedule {
     pub fn validate(&self) -> crate::Result<()> {
         use crate::Error;
         match *self {
-            Schedule::Step { every, gamma } if every == 0 || gamma <= 0.0 => Err(Error::config("schedule", "step needs every >= 1 and gamma > 0")),
-            Schedule::Exponential { gamma } if gamma <= 0.0 => Err(Error::config("schedule", "exponential needs gamma > 0")),
-            Schedule::OneCycle { pct_start } if !(0.0..1.0).contains(&pct_start) || pct_start == 0.0 => Err(Error::config("schedule", "one-cycle needs 0 < pct_start < 1")),
-            Schedule::Plateau { factor, .. } if !(0.0..1.0).contains(&factor) || factor == 0.0 => Err(Error::config("schedule", "plateau needs 0 < factor < 1")),
+            Schedule::Step { every, gamma } if every == 0 || gamma <= 0.0 => Err(Error::config(
+                "schedule",
+                "step needs every >= 1 and gamma > 0",
+            )),
+            Schedule::Exponential { gamma } if gamma <= 0.0 => {
+                Err(Error::config("schedule", "exponential needs gamma > 0"))
+            }
+            Schedule::OneCycle { pct_start }
+                if !(0.0..1.0).contains(&pct_start) || pct_start == 0.0 =>
+            {
+                Err(Error::config(
+                    "schedule",
+                    "one-cycle needs 0 < pct_start < 1",
+                ))
+            }
+            Schedule::Plateau { factor, .. } if !(0.0..1.0).contains(&factor) || factor == 0.0 => {
+                Err(Error::config("schedule", "plateau needs 0 < factor < 1"))
+            }
             _ => Ok(()),
         }
     }
 
     /// The rate for 0-based `epoch` and 0-based `step` within it.
-    pub fn lr(&self, base: f32, epoch: usize, step: usize, steps_per_epoch: usize, epochs: usize, state: &ScheduleState) -> f32 {
+    pub fn lr(
+        &self,
+        base: f32,
+        epoch: usize,
+        step: usize,
+        steps_per_epoch: usize,
+        epochs: usize,
+        state: &ScheduleState,
+    ) -> f32 {
         match *self {
             Schedule::Constant => base,
             Schedule::Step { every, gamma } => base * gamma.powi((epoch / every) as i32),
@@ -101,7 +127,9 @@ impl Schedule {
                 let start = base / ONE_CYCLE_DIV;
                 let end = start / ONE_CYCLE_FINAL_DIV;
                 let up = pct_start * total - 1.0;
-                let cos_anneal = |from: f32, to: f32, pct: f32| to + (from - to) * 0.5 * (1.0 + (std::f32::consts::PI * pct).cos());
+                let cos_anneal = |from: f32, to: f32, pct: f32| {
+                    to + (from - to) * 0.5 * (1.0 + (std::f32::consts::PI * pct).cos())
+                };
                 if t <= up {
                     cos_anneal(start, base, t / up.max(1.0))
                 } else {
@@ -115,7 +143,12 @@ impl Schedule {
 
     /// Tells the schedule an epoch ended with this validation (or training) loss.
     pub fn end_epoch(&self, base: f32, loss: f64, state: &mut ScheduleState) {
-        if let Schedule::Plateau { factor, patience, min_lr } = *self {
+        if let Schedule::Plateau {
+            factor,
+            patience,
+            min_lr,
+        } = *self
+        {
             if loss < state.best * (1.0 - PLATEAU_THRESHOLD) {
                 state.best = loss;
                 state.bad_epochs = 0;
