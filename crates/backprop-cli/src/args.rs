@@ -99,25 +99,26 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// Learning rate [default: 0.002].
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub lr: Option<f32>,
     /// Momentum for sgd, nesterov and rmsprop [default: 0.9 for sgd/nesterov, 0 for rmsprop].
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", allow_negative_numbers = true)]
     pub momentum: Option<f32>,
     /// Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw) [default: 0.0001].
-    #[arg(long, value_name = "L")]
+    #[arg(long, value_name = "L", allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
-    /// Observations per update: a number (1 = online SGD) or `full` [default: 256].
+    /// Observations per update: a number (1 = online SGD) or `full`; a number larger
+    /// than the training rows means full batch, with a warning [default: 256].
     #[arg(long, value_name = "N|full")]
     pub batch_size: Option<String>,
     /// Passes over the training data [default: 60].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Learning-rate schedule [default: one-cycle].
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleArg>,
     /// Clip the gradient's global norm to this value.
-    #[arg(long, value_name = "NORM")]
+    #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,
     /// Stop when the validation loss has not improved for N epochs, keeping the best
     /// weights (0 = off) [default: 0].
@@ -154,6 +155,15 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Write a checkpoint into the run folder every N epochs (and before the first);
+    /// `--resume` continues from the last one [default: 1].
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Continue the run in DIR from its last checkpoint, with the data and settings it
+    /// started with; ends with the weights an uninterrupted run would have.
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
 }
 
 /// Flags of `backprop evaluate`.

@@ -4,8 +4,10 @@
 //! library; everything the user sees is printed here, never in the library.
 
 mod args;
+mod checkpoint;
 mod commands;
 mod input;
+mod interrupt;
 mod plot;
 mod progress;
 mod summary;
@@ -25,7 +27,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            let label = if e.is::<interrupt::Interrupted>() { "interrupted" } else { "error" };
+            eprintln!("{label}: {}", chain(&e));
             ExitCode::from(exit_code(&e))
         }
     }
@@ -41,11 +44,17 @@ fn chain(e: &anyhow::Error) -> String {
             s.push_str(&c);
         }
     }
+    if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)) {
+        s.push_str("; check the path");
+    }
     s
 }
 
 /// 1 when training itself failed (diverged), 2 for bad usage or bad input.
 fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.is::<interrupt::Interrupted>() {
+        return interrupt::EXIT_CODE;
+    }
     match e.downcast_ref::<backprop::Error>() {
         Some(backprop::Error::NonFinite { .. }) => 1,
         _ => 2,

@@ -307,7 +307,8 @@ impl Trainer {
             state.history.step_losses.reserve((c.epochs - state.epoch) * steps);
         }
         let mut eval_trace = Trace::default();
-        while state.epoch < c.epochs {
+        // A state that stopped early is finished even when loaded from a checkpoint.
+        while state.epoch < c.epochs && !state.history.stopped_early {
             let started = Instant::now();
             let epoch = state.epoch;
             ws.order.clear();

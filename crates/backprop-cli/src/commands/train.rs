@@ -9,14 +9,14 @@ use backprop::data::prep::{detect_task, PrepOptions, Preprocessor, ScaleKind, Ta
 use backprop::data::split::split_rows;
 use backprop::model::{atomic_write, Model};
 use backprop::optim::Schedule;
-use backprop::{Activation, BatchSize, Dataset, History, Init, Loss, Network, NetworkConfig, OptimizerKind, TrainConfig, Trainer};
+use backprop::{Activation, BatchSize, Callback, Dataset, History, Init, Loss, Network, NetworkConfig, OptimizerKind, TrainConfig, TrainState, Trainer};
 use rand::SeedableRng;
 use serde_json::json;
 
 use crate::args::{ScheduleArg, TrainArgs};
 use crate::input::{self, CALIFORNIA_DOLLARS, CALIFORNIA_TARGET};
 use crate::progress::Progress;
-use crate::summary::{predict_units, regression_metrics, regression_table, target_units, RegressionMetrics};
+use crate::summary::{predict_units, regression_table, target_units, RegressionMetrics};
 
 /// Validated settings of a training run.
 #[derive(Debug)]
@@ -50,8 +50,8 @@ fn merge_config(cli: TrainArgs) -> Result<TrainArgs> {
     let Some(path) = &cli.config else { return Ok(cli) };
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     let file: TrainArgs = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
-    macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone() } } }
-    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit))
+    macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone(), resume: cli.resume.clone() } } }
+    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit, checkpoint_every))
 }
 
 /// Parses `--hidden`: comma-separated positive widths, or empty for none.
@@ -155,9 +155,12 @@ impl Settings {
 
 /// Runs `backprop train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let s = Settings::from_args(merge_config(args)?)?;
+    let (args, resume) = crate::checkpoint::resume_args(args)?;
+    let args = merge_config(args)?;
+    let mut run = crate::checkpoint::Run::new(&args, resume)?;
+    let s = Settings::from_args(args)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(s.threads).build().context("cannot start the thread pool")?;
-    pool.install(|| train(&s))
+    pool.install(|| train(&s, &mut run))
 }
 
 /// Everything prepared from the data before training.
@@ -205,7 +208,7 @@ fn prepare(s: &Settings) -> Result<Prepared> {
             t
         }
     };
-    let split = split_rows(table.rows(), s.valid_fraction, s.test_fraction, s.train.seed)?;
+    let split = split_rows(table.rows(), s.valid_fraction, s.test_fraction, s.train.seed).with_context(|| table.source.display().to_string())?;
     let opts = PrepOptions { scale: s.prep_scale, target_transform: s.target_transform, task };
     let (prep, report) = Preprocessor::fit(&table, &features, target, &split.train, &opts)?;
     if !s.quiet && !report.constant.is_empty() {
@@ -240,7 +243,7 @@ fn prepare(s: &Settings) -> Result<Prepared> {
     Ok(Prepared { name, prep, train, valid, test, dollars })
 }
 
-fn train(s: &Settings) -> Result<()> {
+fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     let p = prepare(s)?;
     let classify = matches!(p.prep.target, Target::Classification { .. });
     let loss = s.loss.unwrap_or(if classify { Loss::CrossEntropy } else { Loss::Mse });
@@ -262,6 +265,7 @@ fn train(s: &Settings) -> Result<()> {
     }
     let net_config = NetworkConfig { inputs: p.prep.input_width(), hidden: s.hidden.clone(), outputs: p.prep.target.width(), activation: s.activation, output_activation: Activation::Identity, init: s.init };
     let out_dir = run_dir(s.out.as_deref(), &p.name)?;
+    run.claim(&out_dir)?;
     if !s.quiet {
         eprintln!(
             "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {} epochs, {} thread(s)",
@@ -278,10 +282,11 @@ fn train(s: &Settings) -> Result<()> {
             s.threads
         );
     }
-    let (net, history, seconds) = fit(&net_config, &config, &p, "network ", s.quiet)?;
-    let baseline = if s.baseline {
+    crate::interrupt::install();
+    let (net, history, seconds) = fit(&net_config, &config, &p, "network ", s.quiet, Some(run))?;
+    let baseline = if s.baseline && !crate::interrupt::requested() {
         let cfg = NetworkConfig { hidden: Vec::new(), ..net_config.clone() };
-        Some(fit(&cfg, &config, &p, "baseline", s.quiet)?)
+        Some(fit(&cfg, &config, &p, "baseline", s.quiet, None)?)
     } else {
         None
     };
@@ -332,7 +337,10 @@ fn train(s: &Settings) -> Result<()> {
         }
     }
     println!("\n{} epochs in {seconds:.1}s; run folder: {}", history.epochs.len(), out_dir.display());
-    Ok(())
+    match run.interrupted() {
+        Some(stopped) => Err(stopped.into()),
+        None => Ok(()),
+    }
 }
 
 fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
@@ -346,7 +354,7 @@ pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Valu
     match target {
         Target::Regression { .. } => {
             let actual = target_units(target, &d.y);
-            serde_json::to_value(regression_metrics(pred.as_slice(), &actual)).unwrap_or_default()
+            serde_json::to_value(RegressionMetrics::compute(&actual, pred.as_slice())).unwrap_or_default()
         }
         Target::Classification { .. } => {
             let k = pred.cols();
@@ -363,16 +371,27 @@ pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Valu
     }
 }
 
-fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quiet: bool) -> Result<(Network, History, f64)> {
+/// With `run`, resumes from its checkpoint or writes the first, checkpoints during
+/// training and stops on Ctrl-C.
+fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quiet: bool, mut run: Option<&mut crate::checkpoint::Run>) -> Result<(Network, History, f64)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(train.seed);
     let mut net = cfg.init(&mut rng)?;
     let mut progress = Progress::new(label, train.epochs, quiet);
     let trainer = Trainer::new(train.clone())?;
+    let mut state = TrainState::new(trainer.config(), &net);
+    if let Some(r) = run.as_deref_mut() {
+        r.restore(&mut net, &mut state, train)?;
+    }
     let started = Instant::now();
-    let history = trainer.fit(&mut net, &p.train, p.valid.as_ref(), &mut [&mut progress]);
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
+    callbacks.extend(run.as_deref_mut().map(|r| r as &mut dyn Callback));
+    let result = trainer.resume(&mut net, &p.train, p.valid.as_ref(), &mut state, &mut callbacks, &mut backprop::train::LocalReducer);
     progress.finish();
-    let history = history?;
-    Ok((net, history, started.elapsed().as_secs_f64()))
+    if let (Err(_), Some(r)) = (&result, &run) {
+        r.note_failure(quiet);
+    }
+    result?;
+    Ok((net, state.history, started.elapsed().as_secs_f64()))
 }
 
 /// `8-256-256-128-1`.

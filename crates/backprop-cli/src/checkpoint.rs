@@ -1,0 +1,344 @@
+//! Run folders that survive crashes, and `backprop train --resume DIR`.
+//!
+//! The run folder is claimed before training starts (a folder that already holds a
+//! run is never reused, so a failing run cannot clobber an earlier one's files).
+//! Every `--checkpoint-every` epochs, and before the first, the network and the whole
+//! training state go into `checkpoint/state.safetensors`, one file written atomically
+//! (see [`backprop::checkpoint`]), together with what is needed to start the same run
+//! again: the command line, the folder it ran in, fingerprints of its input files and
+//! the training configuration. `--resume DIR` parses that command line again, checks
+//! the inputs are unchanged and continues from the checkpoint; the weights it ends
+//! with are bit-identical to those of an uninterrupted run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use backprop::checkpoint::Checkpoint;
+use backprop::{Callback, Control, Network, TrainConfig, TrainState};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::args::{Cli, Command, TrainArgs};
+use crate::interrupt;
+
+/// Sub-folder of a run folder holding the checkpoint.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// The checkpoint file in [`CHECKPOINT_DIR`].
+pub const CHECKPOINT_FILE: &str = "state.safetensors";
+
+/// Flags `--resume` accepts beside itself: they change neither the data nor the
+/// arithmetic (results are bit-identical whatever the thread count).
+const RESUME_FLAGS: [&str; 5] = [
+    "--resume",
+    "--quiet",
+    "-q",
+    "--threads",
+    "--checkpoint-every",
+];
+
+/// The checkpoint file of run folder `dir`.
+pub fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join(CHECKPOINT_DIR).join(CHECKPOINT_FILE)
+}
+
+/// What a run saves beside its checkpoint so that it can be started again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Record {
+    /// The command line, program name first.
+    argv: Vec<String>,
+    /// The folder it was started from (relative paths in `argv` are relative to it).
+    cwd: PathBuf,
+    /// The files it read.
+    inputs: Vec<Fingerprint>,
+    /// The training configuration the flags gave (checked again on resume).
+    train_config: Option<serde_json::Value>,
+}
+
+/// Size and FNV-1a hash of an input file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    path: PathBuf,
+    bytes: u64,
+    fnv1a64: String,
+}
+
+impl Fingerprint {
+    fn of(path: &Path) -> Result<Fingerprint> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in &bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(Fingerprint {
+            path: path.to_path_buf(),
+            bytes: bytes.len() as u64,
+            fnv1a64: format!("{h:016x}"),
+        })
+    }
+}
+
+/// A checkpoint to continue from, with the record of the run that wrote it.
+pub struct Resume {
+    dir: PathBuf,
+    checkpoint: Checkpoint,
+    record: Record,
+}
+
+/// For `--resume DIR`: the flags of the run that wrote the checkpoint (with `--quiet`,
+/// `--threads` and `--checkpoint-every` taken from this command line), and the
+/// checkpoint. Returns `args` unchanged when there is no `--resume`.
+pub fn resume_args(args: TrainArgs) -> Result<(TrainArgs, Option<Resume>)> {
+    let Some(given) = args.resume.clone() else {
+        return Ok((args, None));
+    };
+    for a in std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .skip_while(|a| a != "train")
+        .skip(1)
+    {
+        let flag = a.split('=').next().unwrap_or_default();
+        if flag.starts_with('-') && !RESUME_FLAGS.contains(&flag) {
+            bail!("--resume continues with the settings saved in the run's checkpoint; leave out {flag} (only --quiet, --threads and --checkpoint-every may be given)");
+        }
+    }
+    let dir =
+        std::path::absolute(&given).with_context(|| format!("--resume {}", given.display()))?;
+    if !dir.is_dir() {
+        bail!(
+            "--resume {}: no such run folder; give a folder written by `backprop train`",
+            given.display()
+        );
+    }
+    let path = checkpoint_path(&dir);
+    if !path.is_file() {
+        bail!("--resume {}: holds no checkpoint ({} is missing); only runs of `backprop train` can be resumed", given.display(), Path::new(CHECKPOINT_DIR).join(CHECKPOINT_FILE).display());
+    }
+    let checkpoint = Checkpoint::load(&path)?;
+    let record: Record = serde_json::from_value(checkpoint.extra.clone()).map_err(|e| {
+        anyhow!(
+            "{}: holds no readable run settings ({e}); train again",
+            path.display()
+        )
+    })?;
+    std::env::set_current_dir(&record.cwd).with_context(|| {
+        format!(
+            "--resume: cannot return to {}, the folder the run was started from",
+            record.cwd.display()
+        )
+    })?;
+    let cli = Cli::try_parse_from(&record.argv).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        anyhow!("{}: the saved command line no longer parses ({first}); resume with the version of backprop that started the run", path.display())
+    })?;
+    let Command::Train(saved) = cli.command else {
+        bail!(
+            "{}: the saved command line is not `backprop train`; train again",
+            path.display()
+        )
+    };
+    let mut saved = *saved;
+    saved.out = Some(dir.clone());
+    saved.resume = Some(dir.clone());
+    saved.quiet |= args.quiet;
+    saved.threads = args.threads.or(saved.threads);
+    saved.checkpoint_every = args.checkpoint_every.or(saved.checkpoint_every);
+    Ok((
+        saved,
+        Some(Resume {
+            dir,
+            checkpoint,
+            record,
+        }),
+    ))
+}
+
+/// The checkpointing side of a training run: claims the run folder, restores or
+/// writes the first checkpoint, writes one every `every` epochs, and stops training
+/// after the current step on Ctrl-C.
+pub struct Run {
+    record: Record,
+    every: usize,
+    resume: Option<Resume>,
+    dir: PathBuf,
+    epochs: usize,
+    /// (epoch, step, steps) of the last step.
+    position: (usize, usize, usize),
+    /// Epoch of the newest checkpoint on disk.
+    saved: Option<usize>,
+}
+
+impl Run {
+    /// Plans checkpointing for a run with these (merged) flags. Checks, on resume,
+    /// that the input files are those the run started with.
+    pub fn new(args: &TrainArgs, resume: Option<Resume>) -> Result<Run> {
+        let every = args.checkpoint_every.unwrap_or(1);
+        if every == 0 {
+            bail!("invalid --checkpoint-every 0: checkpoint every N >= 1 epochs");
+        }
+        let record = match &resume {
+            Some(r) => {
+                for f in &r.record.inputs {
+                    let now = Fingerprint::of(&f.path).with_context(|| {
+                        format!("--resume {}: an input of the run", r.dir.display())
+                    })?;
+                    if now != *f {
+                        bail!("{}: changed since the run in {} started; resuming needs the same data (restore the file, or train anew)", f.path.display(), r.dir.display());
+                    }
+                }
+                r.record.clone()
+            }
+            None => {
+                let inputs = [&args.data, &args.test, &args.config]
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p.as_path() != Path::new("-") && p.is_file())
+                    .map(|p| Fingerprint::of(p))
+                    .collect::<Result<_>>()?;
+                let cwd = std::env::current_dir().context("cannot read the current folder")?;
+                Record {
+                    argv: std::env::args_os()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect(),
+                    cwd,
+                    inputs,
+                    train_config: None,
+                }
+            }
+        };
+        Ok(Run {
+            record,
+            every,
+            resume,
+            dir: PathBuf::new(),
+            epochs: 0,
+            position: (0, 0, 0),
+            saved: None,
+        })
+    }
+
+    /// Creates the run folder, refusing one that already holds a run (unless resuming
+    /// it), so that a failing run never clobbers an earlier run's files.
+    pub fn claim(&mut self, dir: &Path) -> Result<()> {
+        self.dir = dir.to_path_buf();
+        if self.resume.is_none() {
+            for held in [backprop::model::META_FILE, CHECKPOINT_DIR] {
+                if dir.join(held).exists() {
+                    bail!("--out {}: already holds a run ({held}); continue it with `backprop train --resume {}`, or choose another --out", dir.display(), dir.display());
+                }
+            }
+        }
+        let ck = dir.join(CHECKPOINT_DIR);
+        std::fs::create_dir_all(&ck)
+            .with_context(|| format!("cannot create the run folder {}", ck.display()))
+    }
+
+    /// Before training: on resume, replaces `net` and `state` with the checkpoint's
+    /// (after checking it was made with the same configuration); otherwise writes the
+    /// epoch-0 checkpoint, so that a run can be resumed from its first step.
+    pub fn restore(
+        &mut self,
+        net: &mut Network,
+        state: &mut TrainState,
+        config: &TrainConfig,
+    ) -> Result<()> {
+        self.epochs = config.epochs;
+        let config_json = serde_json::to_value(config)?;
+        match self.resume.take() {
+            Some(r) => {
+                let path = checkpoint_path(&r.dir);
+                if r.record.train_config.as_ref() != Some(&config_json) {
+                    bail!("{}: the saved flags now give a different training configuration (was the --config file changed?); train anew", path.display());
+                }
+                if r.checkpoint.network.layers() != net.layers() {
+                    bail!(
+                        "{}: its network does not match the one the saved flags build; train anew",
+                        path.display()
+                    );
+                }
+                *net = r.checkpoint.network;
+                *state = r.checkpoint.state;
+                self.saved = Some(state.epoch);
+            }
+            None => {
+                self.record.train_config = Some(config_json);
+                self.save(net, state)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, net: &Network, state: &TrainState) -> backprop::Result<()> {
+        let extra = serde_json::to_value(&self.record).map_err(|e| backprop::Error::Format {
+            path: checkpoint_path(&self.dir),
+            reason: e.to_string(),
+        })?;
+        Checkpoint::save(&checkpoint_path(&self.dir), net, state, &extra)?;
+        self.saved = Some(state.epoch);
+        Ok(())
+    }
+
+    /// After training failed: points at what is left.
+    pub fn note_failure(&self, quiet: bool) {
+        if let (Some(epoch), false) = (self.saved, quiet) {
+            eprintln!(
+                "note: the last good checkpoint (epoch {epoch}) is kept in {}",
+                checkpoint_path(&self.dir).display()
+            );
+        }
+    }
+
+    /// After training: the error to end the command with if Ctrl-C stopped it.
+    pub fn interrupted(&self) -> Option<interrupt::Interrupted> {
+        if !interrupt::requested() {
+            return None;
+        }
+        let (epoch, step, steps) = self.position;
+        let saved = self.saved.map_or("no checkpoint".to_string(), |e| {
+            format!("the checkpoint of epoch {e}")
+        });
+        Some(interrupt::Interrupted(format!(
+            "stopped at epoch {epoch}, step {step} of {steps}; wrote the weights so far and the report to {}; continue exactly from {saved} with `backprop train --resume {}`",
+            self.dir.display(),
+            self.dir.display()
+        )))
+    }
+}
+
+impl Callback for Run {
+    fn on_step_end(&mut self, epoch: usize, step: usize, steps: usize, _loss: f32) -> Control {
+        self.position = (epoch, step, steps);
+        if interrupt::requested() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+
+    fn on_epoch_end(&mut self, net: &Network, state: &TrainState) -> backprop::Result<Control> {
+        let (_, step, steps) = self.position;
+        if step < steps {
+            // Stopped mid-epoch: this state cannot be resumed exactly; keep the last
+            // epoch boundary's checkpoint.
+            return Ok(Control::Stop);
+        }
+        if let Some(r) = state.history.epochs.last() {
+            if let Some(v) = r.valid_loss.filter(|v| !v.is_finite()) {
+                return Err(backprop::Error::NonFinite {
+                    epoch: r.epoch,
+                    step: steps,
+                    what: "validation loss",
+                    value: v as f32,
+                });
+            }
+        }
+        if state.epoch.is_multiple_of(self.every)
+            || state.epoch == self.epochs
+            || interrupt::requested()
+            || state.history.stopped_early
+        {
+            self.save(net, state)?;
+        }
+        Ok(Control::Continue)
+    }
+}

@@ -1,0 +1,597 @@
+//! Every bad input in `tests/fixtures/bad/` (and bad flags, model files and resume
+//! folders) against the real binary: exit code 2 (0 for the files that must be
+//! accepted), a one-line error naming the file (line:column where it applies) and what
+//! to do, no panic, and nothing already in the output folder touched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_backprop"))
+}
+
+fn bad(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("backprop-bad-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const FAST: [&str; 6] = ["--epochs", "1", "--hidden", "4", "--no-baseline", "--quiet"];
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// A folder that looks like an earlier run, which failing commands must leave alone.
+fn earlier_run(name: &str) -> PathBuf {
+    let d = tmp(name);
+    std::fs::create_dir_all(d.join("checkpoint")).unwrap();
+    for (f, bytes) in [
+        ("model.json", &b"{\"earlier\": true}"[..]),
+        ("model.safetensors", b"earlier weights"),
+        ("checkpoint/state.safetensors", b"earlier checkpoint"),
+        ("predictions.csv", b"a,b\n1,2\n"),
+    ] {
+        std::fs::write(d.join(f), bytes).unwrap();
+    }
+    d
+}
+
+/// Asserts a clean failure: `code`, one `error:` line holding every needle, no panic.
+#[track_caller]
+fn fails(o: &Output, code: i32, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "exit code; stderr:\n{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "panic: {err}"
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+}
+
+/// A clap usage error: exit 2, `error:` first, no panic (clap adds usage lines).
+#[track_caller]
+fn usage_error(o: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+}
+
+#[test]
+fn bad_csv_files_get_one_clear_line_and_exit_2() {
+    let out = earlier_run("csv");
+    let before = snapshot(&out);
+    let o = out.to_str().unwrap();
+    let dir = bad("");
+    let missing = bad("no_such_file.csv");
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        (
+            &missing,
+            "price",
+            vec!["no_such_file.csv: no such file; check the path"],
+        ),
+        (
+            &dir,
+            "price",
+            vec!["is a directory", "give the path of a .csv file"],
+        ),
+        (
+            "empty.csv",
+            "price",
+            vec!["empty.csv:1:", "the file is empty"],
+        ),
+        (
+            "header_only.csv",
+            "price",
+            vec!["header_only.csv:1:", "header but no rows"],
+        ),
+        (
+            "too_few_rows.csv",
+            "price",
+            vec![
+                "too_few_rows.csv: ",
+                "too few for the requested splits",
+                "--valid-fraction",
+            ],
+        ),
+        (
+            "base_houses.csv",
+            "prise",
+            vec![
+                "base_houses.csv:1:",
+                "no target column `prise`",
+                "did you mean `price`?",
+            ],
+        ),
+        (
+            "duplicate_columns.csv",
+            "price",
+            vec![
+                "duplicate_columns.csv:1:3:",
+                "duplicate column name `rooms`",
+                "rename one",
+            ],
+        ),
+        (
+            "too_many_fields.csv",
+            "price",
+            vec![
+                "too_many_fields.csv:6:5:",
+                "too many fields: 5 instead of 4",
+            ],
+        ),
+        (
+            "too_few_fields.csv",
+            "price",
+            vec!["too_few_fields.csv:8:4:", "too few fields: 3 instead of 4"],
+        ),
+        (
+            "non_numeric.csv",
+            "price",
+            vec![
+                "non_numeric.csv:5:3:",
+                "column `income` is numeric except for 4 value(s)",
+                "`n/a?` on line 5",
+                "`abc` on line 16",
+                "NA to mark them missing",
+            ],
+        ),
+        (
+            "nan_value.csv",
+            "price",
+            vec!["nan_value.csv:7:2:", "`NaN`", "must be finite", "NA"],
+        ),
+        (
+            "inf_value.csv",
+            "price",
+            vec!["inf_value.csv:9:4:", "`inf`", "must be finite"],
+        ),
+        (
+            "out_of_range.csv",
+            "price",
+            vec!["out_of_range.csv:4:3:", "`1e400`", "must be finite"],
+        ),
+        (
+            "constant_target.csv",
+            "price",
+            vec![
+                "constant_target.csv:1:4:",
+                "same value (3.5) in every training row",
+            ],
+        ),
+        (
+            "semicolon.csv",
+            "price",
+            vec!["semicolon.csv:1:", "semicolon-separated", "--delimiter ';'"],
+        ),
+        (
+            "tab.tsv",
+            "price",
+            vec!["tab.tsv:1:", "tab-separated", "--delimiter tab"],
+        ),
+        (
+            "invalid_utf8.csv",
+            "price",
+            vec![
+                "invalid_utf8.csv:13:2:",
+                "invalid UTF-8",
+                "save the file as UTF-8",
+            ],
+        ),
+    ];
+    for (file, target, needles) in cases {
+        let data = if file.starts_with('/') {
+            file.to_string()
+        } else {
+            bad(file)
+        };
+        let mut args = vec!["train", "--data", &data, "--target", target, "--out", o];
+        args.extend(FAST);
+        fails(&run(&args), 2, &needles);
+    }
+    // No --target for a file of one's own.
+    let data = bad("base_houses.csv");
+    fails(
+        &run(&["train", "--data", &data, "--out", o, "--quiet"]),
+        2,
+        &[
+            "base_houses.csv: name the column to predict with --target",
+            "price",
+        ],
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "a failing run modified the --out folder"
+    );
+}
+
+#[test]
+fn accepted_quirks_train_cleanly() {
+    for file in [
+        "accept_bom_crlf.csv",
+        "accept_quoted_commas.csv",
+        "accept_constant_feature.csv",
+    ] {
+        let out = tmp(file);
+        let data = bad(file);
+        let o = run(&[
+            "train",
+            "--data",
+            &data,
+            "--target",
+            "price",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--batch-size",
+            "8",
+            "--no-baseline",
+            "--out",
+            out.join("run").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{file}: {err}");
+        let notes: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("note") || l.starts_with("warning") || l.starts_with("error"))
+            .collect();
+        if file == "accept_constant_feature.csv" {
+            assert!(
+                notes.len() == 1 && notes[0].contains("constant") && notes[0].contains("zone"),
+                "{err}"
+            );
+        } else {
+            assert!(
+                notes.is_empty(),
+                "{file} should be accepted silently: {err}"
+            );
+        }
+        assert!(out.join("run/model.safetensors").is_file());
+    }
+    // Quoted commas stay inside their field: three cities, one-hot.
+    let meta = std::fs::read_to_string(std::env::temp_dir().join(format!(
+        "backprop-bad-{}-accept_quoted_commas.csv/run/model.json",
+        std::process::id()
+    )))
+    .unwrap();
+    assert!(
+        meta.contains("Springfield, IL") && meta.contains("Portland, OR"),
+        "{meta}"
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_without_touching_the_run_folder() {
+    let out = earlier_run("flags");
+    let before = snapshot(&out);
+    let o = out.to_str().unwrap();
+    let data = bad("base_houses.csv");
+    let base = [
+        "train",
+        "--data",
+        &data,
+        "--target",
+        "price",
+        "--quiet",
+        "--no-baseline",
+        "--out",
+        o,
+    ];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend(extra);
+        run(&a)
+    };
+    fails(
+        &with(&["--lr", "0"]),
+        2,
+        &["invalid --lr 0", "positive number such as 0.001"],
+    );
+    fails(&with(&["--lr", "-1"]), 2, &["invalid --lr -1", "positive"]);
+    fails(
+        &with(&["--epochs", "0"]),
+        2,
+        &["invalid --epochs 0", "at least one epoch"],
+    );
+    fails(
+        &with(&["--hidden", "64,x"]),
+        2,
+        &["invalid --hidden `64,x`", "such as 64,64"],
+    );
+    fails(
+        &with(&["--hidden", "4,0"]),
+        2,
+        &["invalid --hidden `4,0`", "0 units"],
+    );
+    fails(
+        &with(&["--batch-size", "0"]),
+        2,
+        &["invalid --batch-size `0`", "or `full`"],
+    );
+    fails(&with(&["--clip-norm", "-1"]), 2, &["clip-norm", "positive"]);
+    fails(
+        &with(&["--checkpoint-every", "0"]),
+        2,
+        &["invalid --checkpoint-every 0"],
+    );
+    fails(
+        &with(&["--delimiter", "ab"]),
+        2,
+        &["invalid --delimiter `ab`", "single character"],
+    );
+    usage_error(&with(&["--epochs", "-3"]), &["'-3'", "--epochs"]);
+    usage_error(
+        &with(&["--optimizer", "adamm"]),
+        &[
+            "invalid value 'adamm'",
+            "possible values: sgd, nesterov, adam, adamw, rmsprop",
+        ],
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "a failing run modified the --out folder"
+    );
+    // An earlier run is never overwritten: it is resumed or left alone.
+    fails(
+        &with(&["--epochs", "1"]),
+        2,
+        &["already holds a run", "--resume"],
+    );
+    assert_eq!(snapshot(&out), before);
+
+    // Batch size larger than the data: full batch, with a warning (documented in --help).
+    let run_dir = tmp("batch").join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        &data,
+        "--target",
+        "price",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--no-baseline",
+        "--batch-size",
+        "1000",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "warning: --batch-size 1000 is larger than the 28 training rows; using full-batch"
+    ));
+    let help = String::from_utf8_lossy(&run(&["train", "--help"]).stdout).into_owned();
+    assert!(
+        help.contains("larger than the training rows means full batch"),
+        "{help}"
+    );
+}
+
+#[test]
+fn bad_model_folders_get_one_clear_line_and_exit_2() {
+    let root = tmp("models");
+    let good = root.join("good");
+    let data = bad("base_houses.csv");
+    let mut args = vec![
+        "train",
+        "--data",
+        &data,
+        "--target",
+        "price",
+        "--out",
+        good.to_str().unwrap(),
+    ];
+    args.extend(FAST);
+    assert!(run(&args).status.success());
+    let copy = |name: &str| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in ["model.json", "model.safetensors"] {
+            std::fs::copy(good.join(f), d.join(f)).unwrap();
+        }
+        d
+    };
+    let truncated = copy("truncated");
+    let w = std::fs::read(truncated.join("model.safetensors")).unwrap();
+    std::fs::write(truncated.join("model.safetensors"), &w[..w.len() / 2]).unwrap();
+    let corrupted = copy("corrupted");
+    let j = std::fs::read(corrupted.join("model.json")).unwrap();
+    std::fs::write(corrupted.join("model.json"), &j[..j.len() / 3]).unwrap();
+    let version = copy("version");
+    let j = std::fs::read_to_string(version.join("model.json")).unwrap();
+    std::fs::write(
+        version.join("model.json"),
+        j.replacen("\"format_version\": 1", "\"format_version\": 99", 1),
+    )
+    .unwrap();
+    let no_weights = copy("no_weights");
+    std::fs::remove_file(no_weights.join("model.safetensors")).unwrap();
+    let preds = root.join("predictions.csv");
+    std::fs::write(&preds, "earlier predictions\n").unwrap();
+
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let cases: Vec<(PathBuf, String, Vec<&str>)> = vec![
+        (
+            root.join("missing"),
+            data.clone(),
+            vec![
+                "missing: is not a model folder",
+                "written by `backprop train`",
+            ],
+        ),
+        (
+            truncated,
+            data.clone(),
+            vec![
+                "truncated/model.safetensors: is not a readable safetensors file",
+                "truncated or corrupted",
+            ],
+        ),
+        (
+            corrupted,
+            data.clone(),
+            vec![
+                "corrupted/model.json: is not valid JSON",
+                "retrain or restore it",
+            ],
+        ),
+        (
+            version,
+            data.clone(),
+            vec!["format version 99", "expected version 1", "retrain"],
+        ),
+        (
+            no_weights,
+            data.clone(),
+            vec!["no_weights/model.safetensors", "check the path"],
+        ),
+        (
+            good.clone(),
+            bad("renamed_columns.csv"),
+            vec![
+                "renamed_columns.csv without column(s) age",
+                "years",
+                "the model's feature columns: rooms, age, income",
+            ],
+        ),
+    ];
+    for (model, data, needles) in cases {
+        fails(
+            &run(&[
+                "predict",
+                "--model",
+                &s(&model),
+                "--data",
+                &data,
+                "--out",
+                &s(&preds),
+            ]),
+            2,
+            &needles,
+        );
+        fails(
+            &run(&["evaluate", "--model", &s(&model), "--data", &data]),
+            2,
+            &needles,
+        );
+        if !data.ends_with("renamed_columns.csv") {
+            fails(&run(&["inspect", "--model", &s(&model)]), 2, &needles);
+        }
+    }
+    assert_eq!(
+        std::fs::read(&preds).unwrap(),
+        b"earlier predictions\n",
+        "a failing predict overwrote --out"
+    );
+    // The same data with the right columns works.
+    assert!(run(&[
+        "predict",
+        "--model",
+        &s(&good),
+        "--data",
+        &bad("base_houses.csv")
+    ])
+    .status
+    .success());
+}
+
+#[test]
+fn bad_resume_folders_exit_2() {
+    let root = tmp("resume");
+    let data_path = root.join("data.csv");
+    std::fs::copy(bad("base_houses.csv"), &data_path).unwrap();
+    let data = data_path.to_str().unwrap();
+    let run_dir = root.join("run");
+    let r = run_dir.to_str().unwrap();
+    let mut args = vec!["train", "--data", data, "--target", "price", "--out", r];
+    args.extend(FAST);
+    assert!(run(&args).status.success());
+    let before = snapshot(&run_dir);
+
+    let missing = root.join("nope");
+    fails(
+        &run(&["train", "--resume", missing.to_str().unwrap()]),
+        2,
+        &["--resume", "nope: no such run folder"],
+    );
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails(
+        &run(&["train", "--resume", empty.to_str().unwrap()]),
+        2,
+        &["holds no checkpoint", "checkpoint/state.safetensors"],
+    );
+    fails(
+        &run(&["train", "--resume", r, "--lr", "0.1"]),
+        2,
+        &["leave out --lr"],
+    );
+    // The data changed since the run started.
+    std::fs::write(
+        &data_path,
+        std::fs::read_to_string(bad("base_houses.csv"))
+            .unwrap()
+            .replacen("4.55", "4.56", 1),
+    )
+    .unwrap();
+    fails(
+        &run(&["train", "--resume", r]),
+        2,
+        &["data.csv: changed since the run", "same data"],
+    );
+    assert_eq!(snapshot(&run_dir), before);
+    // A corrupted checkpoint.
+    let ck = run_dir.join("checkpoint/state.safetensors");
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    fails(
+        &run(&["train", "--resume", r]),
+        2,
+        &[
+            "state.safetensors: is not a readable checkpoint",
+            "corrupted",
+        ],
+    );
+}

@@ -1,0 +1,287 @@
+//! Training that goes wrong or is cut short: divergence stops with exit code 1 and
+//! keeps the last good checkpoint; SIGKILL and Ctrl-C leave a checkpoint from which
+//! `--resume` ends bit-identical to an uninterrupted run; the same seed gives the same
+//! bytes whatever the thread count.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use backprop::checkpoint::Checkpoint;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_backprop"))
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("backprop-robust-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn checkpoint_epoch(dir: &Path) -> Option<usize> {
+    Checkpoint::load(&dir.join("checkpoint/state.safetensors"))
+        .ok()
+        .map(|c| c.state.epoch)
+}
+
+/// A run long enough (a few seconds) to be stopped part-way.
+fn long_run(out: &Path) -> Vec<String> {
+    let houses = fixture("houses.csv");
+    [
+        "train",
+        "--data",
+        &houses,
+        "--target",
+        "MedHouseVal",
+        "--epochs",
+        "150",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "4",
+        "--no-baseline",
+        "--quiet",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Starts `args` and waits until its checkpoint has reached `epoch`.
+fn start_and_wait(args: &[String], out: &Path, epoch: usize) -> Child {
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while checkpoint_epoch(out).is_none_or(|e| e < epoch) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before epoch {epoch}; make it longer"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint of epoch {epoch}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
+}
+
+#[track_caller]
+fn same_files(a: &Path, b: &Path) {
+    for f in ["model.safetensors", "model.json"] {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+#[test]
+fn sigkill_then_resume_and_ctrl_c_then_resume_end_bit_identical() {
+    let full = tmp("full");
+    let o = run(&long_run(&full)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // SIGKILL mid-way: the checkpoint survives and resumes exactly.
+    let killed = tmp("killed");
+    let mut child = start_and_wait(&long_run(&killed), &killed, 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at = checkpoint_epoch(&killed).unwrap();
+    assert!((3..150).contains(&at), "checkpoint of epoch {at}");
+    assert!(
+        !killed.join("model.safetensors").exists(),
+        "killed before the end"
+    );
+    let o = run(&["train", "--resume", killed.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    same_files(&full, &killed);
+
+    // Ctrl-C: finishes the step, writes the outputs, exits 130 and says how to resume.
+    let stopped = tmp("sigint");
+    let mut args = long_run(&stopped);
+    args.extend(["--checkpoint-every", "4"].map(String::from));
+    let child = start_and_wait(&args, &stopped, 4);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: stopped at epoch")
+            && err.contains(&format!("backprop train --resume {}", stopped.display())),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    for f in [
+        "model.safetensors",
+        "model.json",
+        "metrics.json",
+        "history.csv",
+    ] {
+        assert!(stopped.join(f).is_file(), "{f} not written on Ctrl-C");
+    }
+    let at = checkpoint_epoch(&stopped).unwrap();
+    assert!((4..150).contains(&at), "checkpoint of epoch {at}");
+    let o = run(&["train", "--resume", stopped.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    same_files(&full, &stopped);
+    // A finished run resumes to the same files again.
+    let o = run(&["train", "--resume", stopped.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success());
+    same_files(&full, &stopped);
+}
+
+#[test]
+fn divergence_exits_1_naming_epoch_and_step_and_keeps_the_last_good_checkpoint() {
+    let out = tmp("diverge");
+    let data = fixture("bad/base_houses.csv");
+    let o = run(&[
+        "train",
+        "--data",
+        &data,
+        "--target",
+        "price",
+        "--epochs",
+        "10",
+        "--hidden",
+        "4",
+        "--batch-size",
+        "4",
+        "--no-baseline",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "one-cycle",
+        "--lr",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        line.contains("training diverged at epoch ")
+            && line.contains(", step ")
+            && line.contains("--lr")
+            && line.contains("--clip-norm"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let epoch: usize = line
+        .split("epoch ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let kept = checkpoint_epoch(&out).expect("the last good checkpoint is readable");
+    assert_eq!(kept, epoch - 1, "{err}");
+    assert!(
+        err.contains(&format!("the last good checkpoint (epoch {kept}) is kept")),
+        "{err}"
+    );
+    assert!(
+        !out.join("model.safetensors").exists(),
+        "no model from a diverged run"
+    );
+    // Clipping the gradient is the remedy the message suggests; it trains.
+    let out2 = tmp("clipped");
+    let o = run(&[
+        "train",
+        "--data",
+        &data,
+        "--target",
+        "price",
+        "--epochs",
+        "10",
+        "--hidden",
+        "4",
+        "--batch-size",
+        "4",
+        "--no-baseline",
+        "--quiet",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "one-cycle",
+        "--lr",
+        "1",
+        "--clip-norm",
+        "1",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn same_seed_gives_identical_bytes_across_runs_and_thread_counts() {
+    let houses = fixture("houses.csv");
+    // Wide enough that the matrix products are split between threads.
+    let go = |name: &str, threads: &str| {
+        let out = tmp(name);
+        let o = run(&[
+            "train",
+            "--data",
+            &houses,
+            "--target",
+            "MedHouseVal",
+            "--epochs",
+            "3",
+            "--hidden",
+            "256,128",
+            "--batch-size",
+            "128",
+            "--quiet",
+            "--threads",
+            threads,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let a = go("t1a", "1");
+    let b = go("t1b", "1");
+    let c = go("t2", "2");
+    same_files(&a, &b);
+    same_files(&a, &c);
+    let metrics = |d: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("metrics.json")).unwrap()).unwrap();
+        (v["test"].clone(), v["baseline"]["test"].clone())
+    };
+    assert_eq!(metrics(&a), metrics(&c));
+}
