@@ -237,8 +237,51 @@ pub trait Callback {
 /// default, for one process, does nothing.
 pub trait GradientReducer {
     /// Called with this process's mean gradient and loss for its share of the global
-    /// batch, and the number of rows it holds; on return both must be global means.
+    /// batch, and the number of rows it holds (possibly 0, with zero gradient and loss);
+    /// on return both must be global means.
     fn reduce(&mut self, _grads: &mut [f32], _loss: &mut f32, _rows: usize) {}
+    /// Which training rows this process holds, given the rows it was handed (default:
+    /// all of them, one process).
+    fn shard(&self, local_rows: usize) -> Shard {
+        Shard::whole(local_rows)
+    }
+    /// Sums `values` element-wise across processes (the validation loss). The default,
+    /// for one process, does nothing.
+    fn sum(&mut self, _values: &mut [f64]) {}
+}
+
+/// This process's share of the training rows in data-parallel training: global row `i`
+/// (of `total`) belongs to process `i % size`, which holds it as its local row
+/// `i / size`. Every process shuffles the same global order and computes the part of
+/// each global batch it holds, so the global batches are those of one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This process, `0..size`.
+    pub rank: usize,
+    /// Number of processes.
+    pub size: usize,
+    /// Training rows of all processes together.
+    pub total: usize,
+}
+
+impl Shard {
+    /// One process holding all `total` rows.
+    pub fn whole(total: usize) -> Self {
+        Shard { rank: 0, size: 1, total }
+    }
+
+    /// Rows this process holds.
+    pub fn rows(&self) -> usize {
+        if self.rank >= self.size {
+            return 0;
+        }
+        (self.total + self.size - 1 - self.rank) / self.size
+    }
+
+    /// This process's items of a list in global row order (every `size`-th from `rank`).
+    pub fn select<T: Clone>(&self, items: &[T]) -> Vec<T> {
+        items.iter().skip(self.rank).step_by(self.size.max(1)).cloned().collect()
+    }
 }
 
 /// The single-process reducer.
@@ -261,6 +304,8 @@ struct Workspace {
     grads: Vec<f32>,
     before: Vec<f32>,
     order: Vec<usize>,
+    /// Local rows of this process's part of the batch (sharded training only).
+    local: Vec<usize>,
 }
 
 impl Trainer {
@@ -291,10 +336,14 @@ impl Trainer {
         if let Some(v) = valid {
             check_shapes(net, v, c.loss)?;
         }
-        if train.is_empty() {
+        let shard = reducer.shard(train.len());
+        if shard.rank >= shard.size || shard.rows() != train.len() {
+            return Err(Error::ShapeMismatch { op: "fit (shard)", expected: format!("{} local rows of {} for process {} of {}", shard.rows(), shard.total, shard.rank, shard.size), got: format!("{}", train.len()) });
+        }
+        if shard.total == 0 {
             return Err(Error::config("data", "the training set has no rows"));
         }
-        let n = train.len();
+        let n = shard.total;
         let batch = c.batch_size.rows(n);
         let steps = n.div_ceil(batch);
         let mut ws = Workspace {
@@ -322,7 +371,7 @@ impl Trainer {
             for step in 0..steps {
                 lr = c.schedule.lr(c.lr, epoch, step, steps, c.epochs, &state.schedule);
                 let last = step + 1 == steps;
-                let rows = self.step(net, train, &mut ws, step * batch, batch, lr, last, state, reducer, epoch, step)?;
+                let rows = self.step(net, train, shard, &mut ws, step * batch, batch, lr, last, state, reducer, epoch, step)?;
                 loss_sum += rows.1 as f64 * rows.0 as f64;
                 if c.record_steps {
                     state.history.step_losses.push(rows.1);
@@ -336,7 +385,11 @@ impl Trainer {
                     break;
                 }
             }
-            let valid_loss = valid.map(|v| evaluate_loss(net, v, c.loss, &mut eval_trace));
+            let valid_loss = valid.map(|v| {
+                let mut s = [evaluate_loss_sum(net, v, c.loss, &mut eval_trace), v.len() as f64];
+                reducer.sum(&mut s);
+                s[0] / c.loss.denominator(s[1] as usize * net.outputs(), net.outputs())
+            });
             c.schedule.end_epoch(c.lr, valid_loss.unwrap_or(loss_sum / n as f64), &mut state.schedule);
             let (grad_norms, update_ratios) = layer_stats(net, &ws);
             state.epoch += 1;
@@ -385,26 +438,40 @@ impl Trainer {
         Ok(())
     }
 
-    /// One update on rows `order[start..start+batch]`. Returns (rows, loss).
+    /// One update on global rows `order[start..start+batch]`, of which this process
+    /// computes those its shard holds. Returns (global rows, loss).
     #[allow(clippy::too_many_arguments)]
-    fn step(&self, net: &mut Network, train: &Dataset, ws: &mut Workspace, start: usize, batch: usize, lr: f32, last: bool, state: &mut TrainState, reducer: &mut dyn GradientReducer, epoch: usize, step: usize) -> Result<(usize, f32)> {
+    fn step(&self, net: &mut Network, train: &Dataset, shard: Shard, ws: &mut Workspace, start: usize, batch: usize, lr: f32, last: bool, state: &mut TrainState, reducer: &mut dyn GradientReducer, epoch: usize, step: usize) -> Result<(usize, f32)> {
         let c = &self.config;
-        let end = (start + batch).min(train.len());
-        let rows = end - start;
+        let end = (start + batch).min(shard.total);
+        let idx: &[usize] = if shard.size == 1 {
+            &ws.order[start..end]
+        } else {
+            ws.local.clear();
+            ws.local.extend(ws.order[start..end].iter().filter(|&&g| g % shard.size == shard.rank).map(|&g| g / shard.size));
+            &ws.local
+        };
+        let rows = idx.len();
         // Full batch: the whole set in its own order, no copy.
-        let full = start == 0 && rows == train.len();
+        let full = start == 0 && end == shard.total;
         let (x, y) = if full {
             (&train.x, &train.y)
         } else {
-            ws.x.gather_rows(&train.x, &ws.order[start..end]);
-            ws.y.gather_rows(&train.y, &ws.order[start..end]);
+            ws.x.gather_rows(&train.x, idx);
+            ws.y.gather_rows(&train.y, idx);
             (&ws.x, &ws.y)
         };
-        net.forward_train(x, &mut ws.trace);
-        let out = ws.trace.output();
-        ws.d_out.resize(out.as_slice().len(), 0.0);
-        let mut loss = c.loss.gradient(out.as_slice(), y.as_slice(), out.cols(), &mut ws.d_out);
-        net.backward(x, &mut ws.trace, &ws.d_out, &mut ws.grads);
+        let mut loss = 0.0;
+        if rows == 0 {
+            // This process holds none of the batch: it contributes a zero gradient.
+            ws.grads.fill(0.0);
+        } else {
+            net.forward_train(x, &mut ws.trace);
+            let out = ws.trace.output();
+            ws.d_out.resize(out.as_slice().len(), 0.0);
+            loss = c.loss.gradient(out.as_slice(), y.as_slice(), out.cols(), &mut ws.d_out);
+            net.backward(x, &mut ws.trace, &ws.d_out, &mut ws.grads);
+        }
         reducer.reduce(&mut ws.grads, &mut loss, rows);
         if !loss.is_finite() {
             return Err(Error::NonFinite { epoch: epoch + 1, step: step + 1, what: "loss", value: loss });
@@ -422,7 +489,7 @@ impl Trainer {
             ws.before.extend_from_slice(net.params());
         }
         c.optimizer.step(lr, net.params_mut(), &ws.grads, &mut state.optimizer);
-        Ok((rows, loss))
+        Ok((end - start, loss))
     }
 }
 
@@ -460,6 +527,11 @@ pub const EVAL_CHUNK: usize = 4096;
 
 /// The mean loss of `net` over a data set (evaluated in chunks, accumulated in f64).
 pub fn evaluate_loss(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trace) -> f64 {
+    evaluate_loss_sum(net, data, loss, trace) / loss.denominator(data.len() * net.outputs(), net.outputs())
+}
+
+/// The summed (not yet averaged) loss of `net` over a data set.
+fn evaluate_loss_sum(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trace) -> f64 {
     let mut sum = 0.0;
     let mut x = Matrix::default();
     let mut y = Matrix::default();
@@ -471,5 +543,5 @@ pub fn evaluate_loss(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trac
         net.forward_train(&x, trace);
         sum += loss.sum(trace.output().as_slice(), y.as_slice(), net.outputs());
     }
-    sum / loss.denominator(n * net.outputs(), net.outputs())
+    sum
 }
