@@ -1,0 +1,162 @@
+//! One training step of an 8-64-64-1 ReLU network (forward, MSE, backward, Adam and SGD
+//! updates) at batch 32 and batch 1, on one thread.
+//!
+//! Two views of the same work:
+//! * `step/*`: the step spelled out with the public pieces the trainer uses (gather the
+//!   batch's rows, `forward_train`, `Loss::gradient`, `backward`, `Optimizer::step`),
+//!   timed per step;
+//! * `fit_epoch/*`: `Trainer::fit` over one epoch of 100 steps (shuffling, the epoch's
+//!   statistics and history included), reported per step through the throughput.
+//!
+//! Run: `cargo bench -p backprop --bench step` (add `-- --quick` for a short run).
+
+use std::hint::black_box;
+
+use backprop::activation::Activation;
+use backprop::loss::Loss;
+use backprop::matrix::Matrix;
+use backprop::network::{Network, NetworkConfig, Trace};
+use backprop::optim::{Optimizer, OptimizerKind};
+use backprop::train::{BatchSize, Dataset, TrainConfig, Trainer};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const STEPS_PER_EPOCH: usize = 100;
+
+fn network() -> Network {
+    let config = NetworkConfig {
+        inputs: 8,
+        hidden: vec![64, 64],
+        outputs: 1,
+        activation: Activation::Relu,
+        ..Default::default()
+    };
+    config
+        .init(&mut ChaCha8Rng::seed_from_u64(0))
+        .expect("valid configuration")
+}
+
+fn dataset(rows: usize) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let x: Vec<f32> = (0..rows * 8).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let y: Vec<f32> = x
+        .chunks_exact(8)
+        .map(|r| r[0] * 2.0 - r[1] + (r[2] * 3.0).sin())
+        .collect();
+    Dataset::new(
+        Matrix::from_vec(rows, 8, x).unwrap(),
+        Matrix::from_vec(rows, 1, y).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Everything a step reuses, as the trainer keeps it.
+struct Stepper {
+    net: Network,
+    optimizer: Optimizer,
+    state: backprop::optim::OptimizerState,
+    trace: Trace,
+    x: Matrix,
+    y: Matrix,
+    d_out: Vec<f32>,
+    grads: Vec<f32>,
+}
+
+impl Stepper {
+    fn new(optimizer: Optimizer) -> Self {
+        let net = network();
+        let n = net.num_params();
+        Stepper {
+            state: optimizer.init(n),
+            optimizer,
+            net,
+            trace: Trace::default(),
+            x: Matrix::default(),
+            y: Matrix::default(),
+            d_out: Vec::new(),
+            grads: vec![0.0; n],
+        }
+    }
+
+    fn step(&mut self, data: &Dataset, rows: &[usize]) -> f32 {
+        self.x.gather_rows(&data.x, rows);
+        self.y.gather_rows(&data.y, rows);
+        self.net.forward_train(&self.x, &mut self.trace);
+        let out = self.trace.output();
+        self.d_out.resize(out.as_slice().len(), 0.0);
+        let loss = Loss::Mse.gradient(
+            out.as_slice(),
+            self.y.as_slice(),
+            out.cols(),
+            &mut self.d_out,
+        );
+        self.net
+            .backward(&self.x, &mut self.trace, &self.d_out, &mut self.grads);
+        self.optimizer
+            .step(1e-3, self.net.params_mut(), &self.grads, &mut self.state);
+        loss
+    }
+}
+
+fn bench_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("step");
+    for batch in [32usize, 1] {
+        let data = dataset(batch * STEPS_PER_EPOCH);
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(2));
+        for (name, optimizer) in [
+            ("sgd", OptimizerKind::Sgd.build(0.9, 0.0)),
+            ("adam", OptimizerKind::Adam.build(0.0, 0.0)),
+        ] {
+            let mut stepper = Stepper::new(optimizer);
+            let mut batches = order.chunks(batch).cycle();
+            group.bench_function(BenchmarkId::new(name, format!("batch{batch}")), |b| {
+                b.iter(|| black_box(stepper.step(&data, batches.next().expect("cycle never ends"))))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_fit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fit_epoch");
+    for batch in [32usize, 1] {
+        let data = dataset(batch * STEPS_PER_EPOCH);
+        let trainer = Trainer::new(TrainConfig {
+            epochs: 1,
+            batch_size: BatchSize::Mini(batch),
+            loss: Loss::Mse,
+            optimizer: OptimizerKind::Adam.build(0.0, 0.0),
+            lr: 1e-3,
+            ..Default::default()
+        })
+        .expect("valid configuration");
+        let mut net = network();
+        // Throughput in steps: criterion's "elem/s" is steps per second.
+        group.throughput(Throughput::Elements(STEPS_PER_EPOCH as u64));
+        group.bench_function(BenchmarkId::new("adam", format!("batch{batch}")), |b| {
+            b.iter(|| {
+                black_box(
+                    trainer
+                        .fit(&mut net, &data, None, &mut [])
+                        .expect("training runs"),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn one_thread() -> Criterion {
+    // The target is single-threaded; at these sizes `matrix::gemm` stays on the calling
+    // thread anyway, but pin it so the measurement cannot depend on the machine.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global();
+    Criterion::default()
+}
+
+criterion_group! { name = benches; config = one_thread(); targets = bench_step, bench_fit }
+criterion_main!(benches);
