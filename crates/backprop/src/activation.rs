@@ -38,17 +38,39 @@ impl Activation {
     /// Applies the activation: `a = f(z)`; `cols` is the number of units per row.
     pub fn forward(self, z: &[f32], a: &mut [f32], cols: usize) {
         assert_eq!(z.len(), a.len(), "activation forward: z vs a length");
+        a.copy_from_slice(z);
+        self.forward_bias_in_place(a, &[], cols);
+    }
+
+    /// The fused tail of a layer's forward pass: `x ← f(x + b)` row by row, with `b`
+    /// the bias (`cols` long), or nothing added when `b` is empty. One pass over the
+    /// batch instead of one for the bias and one for the activation.
+    pub fn forward_bias_in_place(self, x: &mut [f32], b: &[f32], cols: usize) {
+        assert!(
+            b.is_empty() || b.len() == cols,
+            "activation forward: bias length vs {cols} columns"
+        );
         match self {
-            Activation::Identity => a.copy_from_slice(z),
-            Activation::Sigmoid => map(z, a, sigmoid),
-            Activation::Tanh => map(z, a, f32::tanh),
-            Activation::Relu => map(z, a, |x| if x > 0.0 { x } else { 0.0 }),
-            Activation::LeakyRelu => map(z, a, |x| if x > 0.0 { x } else { LEAKY_SLOPE * x }),
-            Activation::Elu => map(z, a, |x| if x > 0.0 { x } else { ELU_ALPHA * x.exp_m1() }),
-            Activation::Gelu => map(z, a, |x| x * std_normal_cdf(x)),
+            Activation::Identity => map_bias(x, b, cols, |x| x),
+            Activation::Sigmoid => map_bias(x, b, cols, sigmoid),
+            Activation::Tanh => map_bias(x, b, cols, f32::tanh),
+            Activation::Relu => map_bias(x, b, cols, |x| if x > 0.0 { x } else { 0.0 }),
+            Activation::LeakyRelu => {
+                map_bias(x, b, cols, |x| if x > 0.0 { x } else { LEAKY_SLOPE * x })
+            }
+            Activation::Elu => {
+                map_bias(
+                    x,
+                    b,
+                    cols,
+                    |x| if x > 0.0 { x } else { ELU_ALPHA * x.exp_m1() },
+                )
+            }
+            Activation::Gelu => map_bias(x, b, cols, |x| x * std_normal_cdf(x)),
             Activation::Softmax => {
-                for (zr, ar) in z.chunks_exact(cols).zip(a.chunks_exact_mut(cols)) {
-                    softmax_row(zr, ar);
+                map_bias(x, b, cols, |x| x);
+                for row in x.chunks_exact_mut(cols) {
+                    softmax_row_in_place(row);
                 }
             }
         }
@@ -58,36 +80,51 @@ impl Activation {
     /// Jacobian, `dz_i = a_i (da_i - Σ_j da_j a_j)`).
     pub fn backward(self, z: &[f32], a: &[f32], da: &[f32], dz: &mut [f32], cols: usize) {
         assert_eq!(da.len(), dz.len(), "activation backward: da vs dz length");
+        dz.copy_from_slice(da);
+        self.backward_in_place(z, a, dz, cols);
+    }
+
+    /// [`Activation::backward`] overwriting `da` with `dz`. `z` is read only when
+    /// [`Activation::needs_z`] (it may be empty otherwise).
+    pub fn backward_in_place(self, z: &[f32], a: &[f32], g: &mut [f32], cols: usize) {
+        assert_eq!(a.len(), g.len(), "activation backward: a vs da length");
         match self {
-            Activation::Identity => dz.copy_from_slice(da),
-            Activation::Sigmoid => zip3(a, da, dz, |a, g| g * a * (1.0 - a)),
-            Activation::Tanh => zip3(a, da, dz, |a, g| g * (1.0 - a * a)),
-            Activation::Relu => zip3(z, da, dz, |z, g| if z > 0.0 { g } else { 0.0 }),
-            Activation::LeakyRelu => {
-                zip3(z, da, dz, |z, g| if z > 0.0 { g } else { LEAKY_SLOPE * g })
-            }
+            Activation::Identity => {}
+            Activation::Sigmoid => update(a, g, |a, g| g * a * (1.0 - a)),
+            Activation::Tanh => update(a, g, |a, g| g * (1.0 - a * a)),
+            // a > 0 exactly when z > 0, for ReLU, leaky ReLU and ELU alike.
+            Activation::Relu => update(a, g, |a, g| if a > 0.0 { g } else { 0.0 }),
+            Activation::LeakyRelu => update(a, g, |a, g| if a > 0.0 { g } else { LEAKY_SLOPE * g }),
             // For z <= 0, f'(z) = α e^z = a + α.
-            Activation::Elu => {
-                for ((dz, &g), (&z, &a)) in dz.iter_mut().zip(da).zip(z.iter().zip(a)) {
-                    *dz = if z > 0.0 { g } else { g * (a + ELU_ALPHA) };
-                }
-            }
+            Activation::Elu => update(a, g, |a, g| if a > 0.0 { g } else { g * (a + ELU_ALPHA) }),
             // d/dz [z Φ(z)] = Φ(z) + z φ(z).
-            Activation::Gelu => zip3(z, da, dz, |z, g| g * (std_normal_cdf(z) + z * std_normal_pdf(z))),
+            Activation::Gelu => {
+                assert_eq!(z.len(), g.len(), "activation backward: GELU needs z");
+                update(z, g, |z, g| g * (std_normal_cdf(z) + z * std_normal_pdf(z)));
+            }
             Activation::Softmax => {
-                for ((ar, gr), dr) in a.chunks_exact(cols).zip(da.chunks_exact(cols)).zip(dz.chunks_exact_mut(cols)) {
-                    let dot: f32 = ar.iter().zip(gr).map(|(a, g)| a * g).sum();
-                    for ((d, &a), &g) in dr.iter_mut().zip(ar).zip(gr) {
-                        *d = a * (g - dot);
+                for (ar, gr) in a.chunks_exact(cols).zip(g.chunks_exact_mut(cols)) {
+                    let dot: f32 = ar.iter().zip(gr.iter()).map(|(a, g)| a * g).sum();
+                    for (g, &a) in gr.iter_mut().zip(ar) {
+                        *g = a * (*g - dot);
                     }
                 }
             }
         }
     }
 
-    /// Whether backward needs the pre-activation `z` (otherwise `a` suffices).
+    /// Whether backward needs the pre-activation `z`. Every other derivative is a
+    /// function of the output `a`, so a layer can compute `a` in place and keep no `z`.
+    pub fn needs_z(self) -> bool {
+        self == Activation::Gelu
+    }
+
+    /// Whether this is one of the ReLU family (He initialisation suits them).
     pub fn is_rectifier(self) -> bool {
-        matches!(self, Activation::Relu | Activation::LeakyRelu | Activation::Elu | Activation::Gelu)
+        matches!(
+            self,
+            Activation::Relu | Activation::LeakyRelu | Activation::Elu | Activation::Gelu
+        )
     }
 
     /// The name used on the command line and in model files.
@@ -111,17 +148,27 @@ impl std::fmt::Display for Activation {
     }
 }
 
+/// `x ← f(x + b)` for every row of `x` (`b` empty: `x ← f(x)`).
 #[inline]
-fn map(z: &[f32], a: &mut [f32], f: impl Fn(f32) -> f32) {
-    for (a, &z) in a.iter_mut().zip(z) {
-        *a = f(z);
+fn map_bias(x: &mut [f32], b: &[f32], cols: usize, f: impl Fn(f32) -> f32) {
+    if b.is_empty() {
+        for x in x.iter_mut() {
+            *x = f(*x);
+        }
+        return;
+    }
+    for row in x.chunks_exact_mut(cols) {
+        for (x, &b) in row.iter_mut().zip(b) {
+            *x = f(*x + b);
+        }
     }
 }
 
+/// `g ← d(v, g)` element by element.
 #[inline]
-fn zip3(x: &[f32], g: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
-    for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
-        *o = f(x, g);
+fn update(v: &[f32], g: &mut [f32], d: impl Fn(f32, f32) -> f32) {
+    for (g, &v) in g.iter_mut().zip(v) {
+        *g = d(v, *g);
     }
 }
 
@@ -138,10 +185,15 @@ pub fn sigmoid(x: f32) -> f32 {
 
 /// Softmax of one row, shifted by its maximum so it never overflows.
 pub fn softmax_row(z: &[f32], a: &mut [f32]) {
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    a.copy_from_slice(z);
+    softmax_row_in_place(a);
+}
+
+fn softmax_row_in_place(a: &mut [f32]) {
+    let max = a.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
-    for (a, &z) in a.iter_mut().zip(z) {
-        *a = (z - max).exp();
+    for a in a.iter_mut() {
+        *a = (*a - max).exp();
         sum += *a;
     }
     let inv = 1.0 / sum;

@@ -40,21 +40,46 @@ impl Dense {
         self.activation.forward(z, a, self.outputs);
     }
 
+    /// Forward without keeping `z`: `a = f(x Wᵀ + b)`, the bias and activation applied
+    /// in one pass after the product. Enough for backward unless
+    /// [`Activation::needs_z`].
+    pub fn forward_in_place(&self, params: &[f32], x: &[f32], batch: usize, a: &mut [f32]) {
+        let (w, b) = self.split(params);
+        gemm(
+            1.0,
+            View::new(x, batch, self.inputs),
+            View::new(w, self.outputs, self.inputs).t(),
+            0.0,
+            a,
+        );
+        self.activation.forward_bias_in_place(a, b, self.outputs);
+    }
+
     /// The affine part alone: `z = x Wᵀ + b`.
     pub fn affine(&self, params: &[f32], x: &[f32], batch: usize, z: &mut [f32]) {
         let (w, b) = self.split(params);
-        for row in z.chunks_exact_mut(self.outputs) {
-            row.copy_from_slice(b);
-        }
-        let xv = View::new(x, batch, self.inputs);
-        let wv = View::new(w, self.outputs, self.inputs);
-        gemm(1.0, xv, wv.t(), 1.0, z);
+        gemm(
+            1.0,
+            View::new(x, batch, self.inputs),
+            View::new(w, self.outputs, self.inputs).t(),
+            0.0,
+            z,
+        );
+        Activation::Identity.forward_bias_in_place(z, b, self.outputs);
     }
 
     /// Backward through the affine part, given `dz = dL/dz` (`batch x outputs`):
     /// `dW = dzᵀ x`, `db = Σ_rows dz` (written into `grads`, this layer's slice) and,
     /// when `dx` is given, `dx = dz W`.
-    pub fn backward_affine(&self, params: &[f32], x: &[f32], batch: usize, dz: &[f32], grads: &mut [f32], dx: Option<&mut [f32]>) {
+    pub fn backward_affine(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        dz: &[f32],
+        grads: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
         let (w, _) = self.split(params);
         let (gw, gb) = self.split_mut(grads);
         let dzv = View::new(dz, batch, self.outputs);

@@ -26,7 +26,11 @@ pub struct Matrix {
 impl Matrix {
     /// A `rows x cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Matrix { rows, cols, data: vec![0.0; rows * cols] }
+        Matrix {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
     }
 
     /// Wraps row-major `data`; `None` unless `data.len() == rows * cols`.
@@ -44,7 +48,11 @@ impl Matrix {
             }
             data.extend_from_slice(r.as_ref());
         }
-        Some(Matrix { rows: rows.len(), cols, data })
+        Some(Matrix {
+            rows: rows.len(),
+            cols,
+            data,
+        })
     }
 
     /// Number of rows (observations).
@@ -135,8 +143,18 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     /// A row-major `rows x cols` view.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "View::new: data length vs {rows}x{cols}");
-        View { data, rows, cols, row_stride: cols as isize, col_stride: 1 }
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "View::new: data length vs {rows}x{cols}"
+        );
+        View {
+            data,
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
     }
 
     /// The transpose, without copying.
@@ -150,10 +168,25 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Element `(i, j)` (non-negative strides).
+    fn at(self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride as usize + j * self.col_stride as usize]
+    }
+
+    /// Row `i` as a slice (contiguous rows: `col_stride == 1`).
+    fn row(self, i: usize) -> &'a [f32] {
+        debug_assert_eq!(self.col_stride, 1);
+        &self.data[i * self.row_stride as usize..][..self.cols]
+    }
+
     /// Rows `start..start+len` of this view.
     fn rows_slice(self, start: usize, len: usize) -> Self {
         let offset = start as isize * self.row_stride;
-        View { data: &self.data[offset as usize..], rows: len, ..self }
+        View {
+            data: &self.data[offset as usize..],
+            rows: len,
+            ..self
+        }
     }
 }
 
@@ -175,7 +208,7 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: inner dimensions {m}x{k} * {}x{n}", b.rows);
     assert_eq!(c.len(), m * n, "gemm: output length vs {m}x{n}");
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || gemm_thin(alpha, a, b, beta, c) {
         return;
     }
     let threads = rayon::current_num_threads();
@@ -191,6 +224,106 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
     } else {
         gemm_serial(alpha, a, b, beta, c);
     }
+}
+
+/// Products in which one side is a single vector: a one-row `a` (a batch of one), a
+/// one-column `b` (a layer with one output) or an inner dimension of one (an outer
+/// product). `matrixmultiply` packs both operands into blocks 8 or 16 wide, so on these
+/// shapes most of its work would be padding and packing; plain loops over contiguous
+/// memory are several times faster. Returns whether it computed the product (it only
+/// takes layouts whose inner loops run over contiguous data).
+fn gemm_thin(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) -> bool {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if k == 0 || a.row_stride < 0 || a.col_stride < 0 || b.row_stride < 0 || b.col_stride < 0 {
+        return false;
+    }
+    if m == 1 && b.col_stride == 1 {
+        // c = α a B + β c, accumulated row of B by row of B.
+        scale(c, beta);
+        let mut p = 0;
+        while p + 4 <= k {
+            let s = [0, 1, 2, 3].map(|d| alpha * a.at(0, p + d));
+            let r = [0, 1, 2, 3].map(|d| b.row(p + d));
+            // Left to right, so the sum is the same as adding one row at a time.
+            for (j, c) in c.iter_mut().enumerate() {
+                *c = *c + s[0] * r[0][j] + s[1] * r[1][j] + s[2] * r[2][j] + s[3] * r[3][j];
+            }
+            p += 4;
+        }
+        for p in p..k {
+            axpy(alpha * a.at(0, p), b.row(p), c);
+        }
+    } else if m == 1 && a.col_stride == 1 && b.row_stride == 1 {
+        // c_j = α a · B[:, j] + β c_j, each column of B contiguous (B = Wᵀ).
+        let x = a.row(0);
+        let bt = b.t();
+        for (j, c) in c.iter_mut().enumerate() {
+            *c = blend(alpha * dot(x, bt.row(j)), beta, *c);
+        }
+    } else if n == 1 && a.col_stride == 1 && b.row_stride == 1 {
+        // c_i = α A[i, :] · b + β c_i.
+        let y = b.t().row(0);
+        for (i, c) in c.iter_mut().enumerate() {
+            *c = blend(alpha * dot(a.row(i), y), beta, *c);
+        }
+    } else if k == 1 && b.col_stride == 1 {
+        // The outer product c = α a bᵀ + β c.
+        let y = b.row(0);
+        for (i, ci) in c.chunks_exact_mut(n).enumerate() {
+            scale(ci, beta);
+            axpy(alpha * a.at(i, 0), y, ci);
+        }
+    } else {
+        return false;
+    }
+    true
+}
+
+/// `c ← β c`, where `β = 0` overwrites (never reading `c`, which may hold NaN).
+fn scale(c: &mut [f32], beta: f32) {
+    if beta == 0.0 {
+        c.fill(0.0);
+    } else if beta != 1.0 {
+        c.iter_mut().for_each(|c| *c *= beta);
+    }
+}
+
+/// `v + β c`, where `β = 0` ignores `c`.
+#[inline]
+fn blend(v: f32, beta: f32, c: f32) -> f32 {
+    if beta == 0.0 {
+        v
+    } else {
+        v + beta * c
+    }
+}
+
+/// `y ← y + s x`.
+#[inline]
+fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += s * x;
+    }
+}
+
+/// `x · y` with eight partial sums, so it vectorises (the order of a float sum is fixed
+/// by the code, and one running sum cannot be split across SIMD lanes).
+#[inline]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (xs, ys) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += xs[l] * ys[l];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 fn gemm_serial(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
@@ -226,10 +359,16 @@ fn gemm_serial(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
 }
 
 fn check_extent(v: View<'_>) {
-    assert!(v.row_stride >= 0 && v.col_stride >= 0, "gemm: negative strides");
+    assert!(
+        v.row_stride >= 0 && v.col_stride >= 0,
+        "gemm: negative strides"
+    );
     let last = (v.rows.saturating_sub(1)) as isize * v.row_stride
         + (v.cols.saturating_sub(1)) as isize * v.col_stride;
-    assert!((last as usize) < v.data.len(), "gemm: view exceeds its data");
+    assert!(
+        (last as usize) < v.data.len(),
+        "gemm: view exceeds its data"
+    );
 }
 
 #[cfg(test)]
@@ -274,11 +413,24 @@ mod tests {
     #[test]
     fn parallel_gemm_is_bit_identical_to_serial() {
         let (m, k, n) = (256, 96, 128);
-        let a: Vec<f32> = (0..m * k).map(|x| ((x * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-        let b: Vec<f32> = (0..k * n).map(|x| ((x * 104729) % 997) as f32 / 997.0 - 0.5).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|x| ((x * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|x| ((x * 104729) % 997) as f32 / 997.0 - 0.5)
+            .collect();
         let mut serial = vec![0.0; m * n];
-        gemm_serial(1.0, View::new(&a, m, k), View::new(&b, k, n), 0.0, &mut serial);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        gemm_serial(
+            1.0,
+            View::new(&a, m, k),
+            View::new(&b, k, n),
+            0.0,
+            &mut serial,
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let mut par = vec![0.0; m * n];
         pool.install(|| gemm(1.0, View::new(&a, m, k), View::new(&b, k, n), 0.0, &mut par));
         assert_eq!(serial, par);

@@ -43,16 +43,31 @@ impl NetworkConfig {
     /// Checks the sizes.
     pub fn validate(&self) -> Result<()> {
         if self.inputs == 0 {
-            return Err(Error::config("inputs", "a network needs at least one input feature"));
+            return Err(Error::config(
+                "inputs",
+                "a network needs at least one input feature",
+            ));
         }
         if self.outputs == 0 {
-            return Err(Error::config("outputs", "a network needs at least one output"));
+            return Err(Error::config(
+                "outputs",
+                "a network needs at least one output",
+            ));
         }
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
-            return Err(Error::config("hidden", format!("hidden layer {} has zero units; every layer needs at least one", i + 1)));
+            return Err(Error::config(
+                "hidden",
+                format!(
+                    "hidden layer {} has zero units; every layer needs at least one",
+                    i + 1
+                ),
+            ));
         }
         if self.activation == Activation::Softmax {
-            return Err(Error::config("activation", "softmax is for the output layer only"));
+            return Err(Error::config(
+                "activation",
+                "softmax is for the output layer only",
+            ));
         }
         Ok(())
     }
@@ -67,7 +82,11 @@ impl NetworkConfig {
             .map(|i| Dense {
                 inputs: sizes[i],
                 outputs: sizes[i + 1],
-                activation: if i + 1 == n { self.output_activation } else { self.activation },
+                activation: if i + 1 == n {
+                    self.output_activation
+                } else {
+                    self.activation
+                },
             })
             .collect()
     }
@@ -79,7 +98,9 @@ impl NetworkConfig {
         let mut net = Network::zeros(layers);
         for i in 0..net.layers.len() {
             let layer = net.layers[i];
-            let scheme = self.init.resolve(layer.activation_for_init(self.activation));
+            let scheme = self
+                .init
+                .resolve(layer.activation_for_init(self.activation));
             let (w, b) = layer.split_mut(net.layer_params_mut(i));
             scheme.fill(rng, layer.inputs, layer.outputs, w, b);
         }
@@ -118,19 +139,31 @@ impl Network {
             total += l.num_params();
             offsets.push(total);
         }
-        Network { layers, offsets, params: vec![0.0; total] }
+        Network {
+            layers,
+            offsets,
+            params: vec![0.0; total],
+        }
     }
 
     /// A network with the given layers and parameters (checked for shape).
     pub fn from_params(layers: Vec<Dense>, params: Vec<f32>) -> Result<Self> {
         for w in layers.windows(2) {
             if w[0].outputs != w[1].inputs {
-                return Err(Error::ShapeMismatch { op: "Network::from_params", expected: format!("{} inputs", w[0].outputs), got: format!("{} inputs", w[1].inputs) });
+                return Err(Error::ShapeMismatch {
+                    op: "Network::from_params",
+                    expected: format!("{} inputs", w[0].outputs),
+                    got: format!("{} inputs", w[1].inputs),
+                });
             }
         }
         let mut net = Network::zeros(layers);
         if params.len() != net.params.len() {
-            return Err(Error::ShapeMismatch { op: "Network::from_params", expected: format!("{} parameters", net.params.len()), got: format!("{}", params.len()) });
+            return Err(Error::ShapeMismatch {
+                op: "Network::from_params",
+                expected: format!("{} parameters", net.params.len()),
+                got: format!("{}", params.len()),
+            });
         }
         net.params = params;
         Ok(net)
@@ -194,19 +227,26 @@ impl Network {
     /// Forward propagation keeping what backpropagation needs in `trace` (whose buffers
     /// are reused from call to call). The output is [`Trace::output`].
     pub fn forward_train(&self, x: &Matrix, trace: &mut Trace) {
-        assert_eq!(x.cols(), self.inputs(), "forward: input width vs network inputs");
+        assert_eq!(
+            x.cols(),
+            self.inputs(),
+            "forward: input width vs network inputs"
+        );
         let batch = x.rows();
         trace.prepare(&self.layers, batch);
         for (i, layer) in self.layers.iter().enumerate() {
             let (before, rest) = trace.a.split_at_mut(i);
-            let input = if i == 0 { x.as_slice() } else { before[i - 1].as_slice() };
+            let input = if i == 0 {
+                x.as_slice()
+            } else {
+                before[i - 1].as_slice()
+            };
             let a = rest[0].as_mut_slice();
             let params = &self.params[self.offsets[i]..self.offsets[i + 1]];
-            if layer.activation == Activation::Identity {
-                // No separate pre-activation: z is a.
-                layer.affine(params, input, batch, a);
-            } else {
+            if layer.activation.needs_z() {
                 layer.forward(params, input, batch, trace.z[i].as_mut_slice(), a);
+            } else {
+                layer.forward_in_place(params, input, batch, a);
             }
         }
     }
@@ -215,27 +255,32 @@ impl Network {
     /// [`Network::forward_train`] on `x`, writes `dL/dθ` for every weight and bias into
     /// `grads` (same layout as [`Network::params`]).
     pub fn backward(&self, x: &Matrix, trace: &mut Trace, d_output: &[f32], grads: &mut [f32]) {
-        assert_eq!(grads.len(), self.params.len(), "backward: gradient buffer vs parameters");
+        assert_eq!(
+            grads.len(),
+            self.params.len(),
+            "backward: gradient buffer vs parameters"
+        );
         let batch = x.rows();
         let last = self.layers.len() - 1;
         trace.da[last].as_mut_slice().copy_from_slice(d_output);
         for i in (0..=last).rev() {
             let layer = self.layers[i];
             let params = &self.params[self.offsets[i]..self.offsets[i + 1]];
-            let Trace { z, a, da, dz } = trace;
+            let Trace { z, a, da } = trace;
             let (da_prev, da_rest) = da.split_at_mut(i);
-            let da_i = da_rest[0].as_slice();
-            // dz = da ⊙ f'(z)
-            let dzi: &[f32] = if layer.activation == Activation::Identity {
-                da_i
+            // dz = da ⊙ f'(z), overwriting da.
+            let dz = da_rest[0].as_mut_slice();
+            layer
+                .activation
+                .backward_in_place(z[i].as_slice(), a[i].as_slice(), dz, layer.outputs);
+            let input = if i == 0 {
+                x.as_slice()
             } else {
-                layer.activation.backward(z[i].as_slice(), a[i].as_slice(), da_i, dz[i].as_mut_slice(), layer.outputs);
-                dz[i].as_slice()
+                a[i - 1].as_slice()
             };
-            let input = if i == 0 { x.as_slice() } else { a[i - 1].as_slice() };
             let g = &mut grads[self.offsets[i]..self.offsets[i + 1]];
             let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
-            layer.backward_affine(params, input, batch, dzi, g, dx);
+            layer.backward_affine(params, input, batch, dz, g, dx);
         }
     }
 }
@@ -244,28 +289,25 @@ impl Network {
 /// Reused across steps so steady-state training allocates nothing.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
-    /// Pre-activations per layer (unused for identity layers, whose `z` is `a`).
+    /// Pre-activations per layer, kept only where the activation's derivative needs
+    /// them ([`Activation::needs_z`]); empty elsewhere.
     z: Vec<Matrix>,
     /// Activations per layer (the last is the network's output).
     a: Vec<Matrix>,
-    /// `dL/da` per layer.
+    /// `dL/da` per layer, overwritten in place by `dL/dz` during backward.
     da: Vec<Matrix>,
-    /// `dL/dz` per layer.
-    dz: Vec<Matrix>,
 }
 
 impl Trace {
     fn prepare(&mut self, layers: &[Dense], batch: usize) {
         let n = layers.len();
-        for v in [&mut self.z, &mut self.a, &mut self.da, &mut self.dz] {
+        for v in [&mut self.z, &mut self.a, &mut self.da] {
             v.resize_with(n, Matrix::default);
         }
         for (i, l) in layers.iter().enumerate() {
-            let needs_z = l.activation != Activation::Identity;
-            self.z[i].resize(if needs_z { batch } else { 0 }, l.outputs);
+            self.z[i].resize(if l.activation.needs_z() { batch } else { 0 }, l.outputs);
             self.a[i].resize(batch, l.outputs);
             self.da[i].resize(batch, l.outputs);
-            self.dz[i].resize(if needs_z { batch } else { 0 }, l.outputs);
         }
     }
 
