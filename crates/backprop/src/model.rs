@@ -82,16 +82,44 @@ impl Model {
             return Err(Error::Format { path: dir.into(), reason: "is not a model folder (expected a folder holding model.json and model.safetensors, as written by `backprop train`)".into() });
         }
         let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::Format {
-                path: meta_path.clone(),
-                reason: format!(
-                    "is not valid JSON ({e}); the file is corrupted, retrain or restore it"
-                ),
-            })?;
+        let meta = ModelMeta::from_json(&meta_path, &text)?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+        Model::from_parts(meta, &meta_path, &weights_path, &bytes)
+    }
+
+    /// Pairs metadata with the bytes of its weights file (`meta_path` and
+    /// `weights_path` name them in errors), checking that they belong together. Never
+    /// panics, whatever the bytes.
+    pub fn from_parts(
+        meta: ModelMeta,
+        meta_path: &Path,
+        weights_path: &Path,
+        weights: &[u8],
+    ) -> Result<Model> {
+        let network = weights_from_safetensors(weights_path, weights, meta.layers.clone())?;
+        if meta.preprocessor.input_width() != network.inputs()
+            || meta.preprocessor.target.width() != network.outputs()
+        {
+            return Err(Error::Format { path: meta_path.into(), reason: "the preprocessing does not match the network's input or output width; the files do not belong together".into() });
+        }
+        Ok(Model { network, meta })
+    }
+}
+
+impl ModelMeta {
+    /// Parses `model.json` bytes (`path` names them in errors), checking the format and
+    /// its version first. Never panics, whatever the bytes.
+    pub fn from_json(path: &Path, text: &[u8]) -> Result<ModelMeta> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| Error::Format {
+            path: path.into(),
+            reason: format!(
+                "is not valid JSON ({e}); the file is corrupted, retrain or restore it"
+            ),
+        })?;
         if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT) {
             return Err(Error::Format {
-                path: meta_path,
+                path: path.into(),
                 reason: format!("is not a backprop model file (no \"format\": \"{FORMAT}\")"),
             });
         }
@@ -101,27 +129,18 @@ impl Model {
             .unwrap_or(0);
         if version != FORMAT_VERSION as u64 {
             return Err(Error::IncompatibleModel {
-                found: format!("{} format version {version}", meta_path.display()),
+                found: format!("{} format version {version}", path.display()),
                 expected: format!(
                     "version {FORMAT_VERSION}; retrain the model with this version of backprop"
                 ),
             });
         }
-        let meta: ModelMeta = serde_json::from_value(value).map_err(|e| Error::Format {
-            path: meta_path.clone(),
+        serde_json::from_value(value).map_err(|e| Error::Format {
+            path: path.into(),
             reason: format!(
                 "has an unexpected structure ({e}); the file is corrupted, retrain or restore it"
             ),
-        })?;
-        let weights_path = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
-        let network = weights_from_safetensors(&weights_path, &bytes, meta.layers.clone())?;
-        if meta.preprocessor.input_width() != network.inputs()
-            || meta.preprocessor.target.width() != network.outputs()
-        {
-            return Err(Error::Format { path: meta_path, reason: "the preprocessing does not match the network's input or output width; the files do not belong together".into() });
-        }
-        Ok(Model { network, meta })
+        })
     }
 }
 
