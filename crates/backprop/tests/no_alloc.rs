@@ -240,9 +240,9 @@ fn steady_state_steps_make_no_allocations_of_their_own() {
 ///
 /// Ignored because it fails today: `matrixmultiply` allocates (and frees) a packing
 /// buffer on every product it computes: five per step of the 8-64-64-1 network at
-/// batch 32 (79 KB in all), measured with the one-row / one-column / inner-dimension-one
-/// products that `matrix::gemm` is being given its own loops for (with those, batch-1
-/// steps allocate nothing at all; without them, eight buffers per batch-1 step).
+/// batch 32 (79 KB in all). The one-row, one-column and inner-dimension-one products
+/// that `matrix::gemm` computes with its own loops allocate nothing, which makes batch-1
+/// steps allocation-free (see the next test).
 /// Making this pass needs products that reuse a packing buffer (our own blocked
 /// kernel, or a crate that keeps one per thread). Run it with
 /// `cargo test --release --test no_alloc -- --ignored`.
@@ -252,4 +252,13 @@ fn steady_state_steps_allocate_nothing_at_all() {
     for c in &CASES {
         assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
     }
+}
+
+/// Online learning (batch 1) needs only one-row and outer products, which
+/// `matrix::gemm` computes itself, so there the whole step allocates nothing.
+#[test]
+fn online_steps_allocate_nothing_at_all() {
+    let c = &CASES[1];
+    assert_eq!(c.batch_size, BatchSize::Mini(1));
+    assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
 }
