@@ -52,9 +52,14 @@ pub enum ScheduleArg {
 #[derive(Debug, Args, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TrainArgs {
-    /// CSV file to learn from (default: the embedded California housing data).
-    #[arg(long, value_name = "FILE")]
+    /// CSV file to learn from, or a folder holding the four MNIST IDX files (default:
+    /// the embedded California housing data).
+    #[arg(long, value_name = "FILE|DIR")]
     pub data: Option<PathBuf>,
+    /// Train on a data set that ships with backprop, with its documented settings
+    /// (flags given still win): mnist (data/mnist) or digits (embedded).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub example: Option<crate::examples::Example>,
     /// Column to predict (default for the embedded data: MedHouseVal).
     #[arg(long, value_name = "COLUMN")]
     pub target: Option<String>,
@@ -172,7 +177,8 @@ pub struct EvaluateArgs {
     /// Model folder written by `backprop train`.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// Labelled CSV file (with the target column).
+    /// Labelled CSV file (with the target column); for a model trained on images, a
+    /// folder of MNIST IDX files (its t10k test set is evaluated).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Field separator: a single character, or `tab`.
@@ -189,7 +195,8 @@ pub struct PredictArgs {
     /// Model folder written by `backprop train`.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// CSV file with the feature columns (`-` for standard input).
+    /// CSV file with the feature columns (`-` for standard input); for a model trained
+    /// on images, an IDX image file (gzipped or not).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Where to write the rows with predictions (`-` for standard output) [default: -].

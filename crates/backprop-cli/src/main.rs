@@ -5,7 +5,10 @@
 
 mod args;
 mod checkpoint;
+mod classify;
 mod commands;
+mod examples;
+mod images;
 mod input;
 mod interrupt;
 mod plot;

@@ -16,6 +16,9 @@ use crate::summary::predict_units;
 pub fn run(a: PredictArgs) -> Result<()> {
     let model = Model::load(&a.model)?;
     let opts = input::csv_options(a.delimiter.as_deref())?;
+    if crate::images::is_image_source(&a.data) {
+        return predict_images(&a, &model, opts);
+    }
     let table = input::read_table(&a.data, opts)?;
     let prep = &model.meta.preprocessor;
     let cols = prep.locate_features(&table)?;
@@ -26,7 +29,9 @@ pub fn run(a: PredictArgs) -> Result<()> {
     }
     let pred = predict_units(&model.network, &prep.target, &x);
 
-    let mut w = csv::WriterBuilder::new().delimiter(opts.delimiter).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(opts.delimiter)
+        .from_writer(Vec::new());
     let mut header = table.headers.clone();
     match &prep.target {
         Target::Regression { name, .. } => header.push(format!("{name}_predicted")),
@@ -42,7 +47,10 @@ pub fn run(a: PredictArgs) -> Result<()> {
         match &prep.target {
             Target::Regression { .. } => rec.push(p[0].to_string()),
             Target::Classification { classes, .. } => {
-                let best = p.iter().enumerate().fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
+                let best = p
+                    .iter()
+                    .enumerate()
+                    .fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
                 rec.push(classes[best].clone());
                 rec.extend(p.iter().map(|v| v.to_string()));
             }
@@ -50,13 +58,52 @@ pub fn run(a: PredictArgs) -> Result<()> {
         w.write_record(&rec)?;
     }
     let bytes = w.into_inner().context("cannot format the predictions")?;
-    if a.out == Path::new("-") {
-        std::io::stdout().lock().write_all(&bytes).context("cannot write to standard output")?;
+    write_out(&a.out, &bytes, table.rows())
+}
+
+fn write_out(out: &Path, bytes: &[u8], rows: usize) -> Result<()> {
+    if out == Path::new("-") {
+        std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .context("cannot write to standard output")?;
     } else {
-        atomic_write(&a.out, &bytes)?;
-        eprintln!("wrote {} predictions to {}", table.rows(), a.out.display());
+        atomic_write(out, bytes)?;
+        eprintln!("wrote {rows} predictions to {}", out.display());
     }
     Ok(())
+}
+
+/// Predictions for IDX images (a file, or a folder's test images): one row per image
+/// with its 0-based index, the predicted class and the probability of every class.
+fn predict_images(
+    a: &PredictArgs,
+    model: &Model,
+    opts: backprop::data::csv::CsvOptions,
+) -> Result<()> {
+    let prep = &model.meta.preprocessor;
+    let Target::Classification { name, classes } = &prep.target else {
+        anyhow::bail!("{}: image data, but the model predicts a number; give it a CSV file like the one it was trained on", a.data.display());
+    };
+    let (images, _) = crate::images::read_for_model(&a.data)?;
+    let x = crate::images::inputs_for_model(prep, &images, &a.data)?;
+    let pred = predict_units(&model.network, &prep.target, &x);
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(opts.delimiter)
+        .from_writer(Vec::new());
+    let mut header = vec!["image".to_string(), format!("{name}_predicted")];
+    header.extend(classes.iter().map(|c| format!("p_{c}")));
+    w.write_record(&header)?;
+    for (i, best) in backprop::metrics::argmax_rows(&pred)
+        .into_iter()
+        .enumerate()
+    {
+        let mut rec = vec![i.to_string(), classes[best].clone()];
+        rec.extend(pred.row(i).iter().map(|v| v.to_string()));
+        w.write_record(&rec)?;
+    }
+    let bytes = w.into_inner().context("cannot format the predictions")?;
+    write_out(&a.out, &bytes, images.count)
 }
 
 fn cell(c: &Column, r: usize) -> String {

@@ -1,0 +1,198 @@
+//! `backprop train --example NAME`: data sets that ship with backprop, each with the
+//! settings documented for it. Flags given on the command line (or in `--config`) win
+//! over these settings.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use backprop::data::csv::{CsvOptions, Table};
+use backprop::data::prep::{ScaleKind, Task};
+use backprop::OptimizerKind;
+use clap::ValueEnum;
+
+use crate::args::{ScheduleArg, TrainArgs};
+
+/// The example data sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Example {
+    /// MNIST handwritten digits: 60,000 training and 10,000 test images of 28x28
+    /// pixels, read from data/mnist in the repository.
+    Mnist,
+    /// scikit-learn's 8x8 handwritten digits (1,797 images), embedded in the binary.
+    Digits,
+}
+
+/// scikit-learn's 8x8 digits: 64 pixel columns `pixel_<row>_<col>` (0-16) and `digit`.
+pub const DIGITS: &[u8] = include_bytes!("../../../data/digits/digits.csv");
+/// Name the embedded digits go by in messages and run folders.
+pub const DIGITS_NAME: &str = "digits.csv (embedded)";
+/// Target column of the digits.
+pub const DIGITS_TARGET: &str = "digit";
+
+/// The embedded digits table.
+pub fn digits() -> Result<Table> {
+    Ok(Table::parse(
+        Path::new(DIGITS_NAME),
+        DIGITS,
+        CsvOptions::default(),
+    )?)
+}
+
+/// The repository's MNIST folder: `data/mnist` under the current folder, else the
+/// one this binary was built from.
+pub fn mnist_dir() -> Result<PathBuf> {
+    let candidates = [
+        PathBuf::from("data/mnist"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"),
+    ];
+    match candidates.iter().find(|p| p.join("train-images-idx3-ubyte.gz").is_file()) {
+        Some(p) => Ok(p.clone()),
+        None => bail!(
+            "--example mnist: the MNIST files are not in data/mnist (looked in {} and {}); run from the \
+             repository root, or pass --data DIR with a folder holding the four MNIST files",
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    }
+}
+
+/// Fills the settings of `--example NAME`, and of an image folder given with `--data`,
+/// into the flags left unset; checks that no flag contradicts the data.
+pub fn apply(a: &mut TrainArgs) -> Result<()> {
+    match a.example {
+        Some(Example::Mnist) => {
+            if let Some(d) = &a.data {
+                bail!("--example mnist reads data/mnist; leave out --data {} (or drop --example to train on it)", d.display());
+            }
+            a.data = Some(mnist_dir()?);
+            image_settings(a)
+        }
+        Some(Example::Digits) => {
+            if let Some(d) = &a.data {
+                bail!("--example digits uses the embedded digits; leave out --data {} (or drop --example to train on it)", d.display());
+            }
+            if a.test.is_some() {
+                bail!(
+                    "--example digits takes its test rows from the embedded data; leave out --test"
+                );
+            }
+            a.target.get_or_insert_with(|| DIGITS_TARGET.to_string());
+            a.scale.get_or_insert(ScaleKind::Minmax);
+            a.hidden.get_or_insert_with(|| "128".to_string());
+            a.batch_size.get_or_insert_with(|| "32".to_string());
+            a.epochs.get_or_insert(40);
+            Ok(())
+        }
+        None if a
+            .data
+            .as_deref()
+            .is_some_and(crate::images::is_image_folder) =>
+        {
+            image_settings(a)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The documented MNIST settings: a 784-512-256-10 ReLU network, Adam at 0.001 annealed
+/// to zero by a cosine schedule, batches of 128, 10 epochs, pixels mapped to [0, 1],
+/// and all 60,000 training images trained on (no validation split).
+fn image_settings(a: &mut TrainArgs) -> Result<()> {
+    for (flag, given) in [
+        ("--target", a.target.is_some()),
+        ("--features", a.features.is_some()),
+        ("--ignore", a.ignore.is_some()),
+        ("--test", a.test.is_some()),
+        ("--test-fraction", a.test_fraction.is_some()),
+        ("--target-transform", a.target_transform.is_some()),
+        ("--delimiter", a.delimiter.is_some()),
+    ] {
+        if given {
+            bail!(
+                "{flag} does not apply to an image folder: every pixel is a feature, the digit is the \
+                 target, and the t10k files are the test set; leave out {flag}"
+            );
+        }
+    }
+    if a.task == Some(Task::Regress) {
+        bail!(
+            "--task regress does not apply to an image folder: its labels are classes (digits 0-9)"
+        );
+    }
+    a.scale.get_or_insert(ScaleKind::Minmax);
+    a.valid_fraction.get_or_insert(0.0);
+    a.hidden.get_or_insert_with(|| "512,256".to_string());
+    a.optimizer.get_or_insert(OptimizerKind::Adam);
+    // Parsed like the flag, so this reads the same whatever type `--lr` parses into.
+    a.lr.get_or_insert_with(|| "0.001".parse().expect("0.001 is a valid --lr"));
+    a.weight_decay.get_or_insert(0.0);
+    a.schedule.get_or_insert(ScheduleArg::Cosine);
+    a.batch_size.get_or_insert_with(|| "128".to_string());
+    a.epochs.get_or_insert(10);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_digits_parse() {
+        let t = digits().unwrap();
+        assert_eq!((t.rows(), t.headers.len()), (1797, 65));
+        assert_eq!(t.headers[64], DIGITS_TARGET);
+        assert_eq!(t.headers[9], "pixel_1_1");
+    }
+
+    #[test]
+    fn flags_win_over_example_settings() {
+        let mut a = TrainArgs {
+            example: Some(Example::Digits),
+            epochs: Some(3),
+            ..TrainArgs::default()
+        };
+        apply(&mut a).unwrap();
+        assert_eq!(
+            (a.epochs, a.hidden.as_deref(), a.target.as_deref()),
+            (Some(3), Some("128"), Some("digit"))
+        );
+        let mut a = TrainArgs {
+            example: Some(Example::Digits),
+            data: Some("x.csv".into()),
+            ..TrainArgs::default()
+        };
+        assert!(apply(&mut a)
+            .unwrap_err()
+            .to_string()
+            .contains("leave out --data x.csv"));
+    }
+
+    #[test]
+    fn image_folders_refuse_table_flags() {
+        let dir = std::env::temp_dir().join(format!("backprop-examples-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("train-images-idx3-ubyte"), b"").unwrap();
+        let mut a = TrainArgs {
+            data: Some(dir.clone()),
+            target: Some("y".into()),
+            ..TrainArgs::default()
+        };
+        let e = apply(&mut a).unwrap_err().to_string();
+        assert!(
+            e.contains("--target does not apply to an image folder"),
+            "{e}"
+        );
+        let mut a = TrainArgs {
+            data: Some(dir),
+            lr: Some("0.01".parse().unwrap()),
+            ..TrainArgs::default()
+        };
+        apply(&mut a).unwrap();
+        assert_eq!(
+            (a.lr, a.epochs, a.valid_fraction),
+            (Some("0.01".parse().unwrap()), Some(10), Some(0.0))
+        );
+        std::fs::remove_dir_all(a.data.unwrap()).unwrap();
+    }
+}

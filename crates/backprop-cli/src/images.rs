@@ -1,0 +1,311 @@
+//! Image data in MNIST's IDX format: a folder of the four MNIST files for training and
+//! evaluation, or a single IDX image file for prediction.
+//!
+//! Every pixel is one input feature, named `pixel_<row>_<col>` (as in the digits CSV),
+//! so the model file records the image size and the pixel scaling like any other
+//! feature.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use backprop::data::idx::{self, IdxImages, Mnist, MNIST_CLASSES};
+use backprop::data::prep::{Feature, Preprocessor, ScaleKind, Scaler, Target};
+use backprop::data::split::split_rows;
+use backprop::metrics::one_hot;
+use backprop::{Dataset, Matrix};
+
+/// Name of the target of image data (the digit shown).
+pub const TARGET: &str = "digit";
+
+/// Whether `path` is a folder of MNIST-format IDX files (rather than a CSV file): a
+/// folder holding at least one file named like `*idx3-ubyte*` or `*idx1-ubyte*`, so
+/// that a folder missing some of the four files gets an error naming them.
+pub fn is_image_folder(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.contains("idx3-ubyte") || name.contains("idx1-ubyte")
+    })
+}
+
+/// Whether `path` is an IDX file (by its first bytes: gzip, or the IDX magic).
+pub fn is_idx_file(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    let read =
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    read.is_ok()
+        && (head[..2] == [0x1f, 0x8b]
+            || u32::from_be_bytes(head) == idx::IMAGES_MAGIC
+            || u32::from_be_bytes(head) == idx::LABELS_MAGIC)
+}
+
+/// Training, validation and test sets of an image folder, ready to train on.
+pub struct ImageData {
+    /// The pixel scaling and the classes, saved with the model.
+    pub prep: Preprocessor,
+    /// Training images (all of the folder's training file, less the validation share).
+    pub train: Dataset,
+    /// Validation images taken from the training file, if `valid_fraction > 0`.
+    pub valid: Option<Dataset>,
+    /// The folder's test images (`t10k-*`).
+    pub test: Dataset,
+}
+
+/// Loads an MNIST-format folder; `valid_fraction` of the training images (seeded) are
+/// held out for validation. `scale` decides the pixel scaling: `minmax` maps the pixel
+/// range 0-255 onto `[0, 1]` (the same for every pixel), `standard` and `quantile` are
+/// fitted per pixel on the training images, `none` keeps 0-255.
+pub fn load_folder(
+    dir: &Path,
+    scale: ScaleKind,
+    valid_fraction: f64,
+    seed: u64,
+) -> Result<ImageData> {
+    let Mnist {
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        image_rows,
+        image_cols,
+        ..
+    } = idx::load_mnist_dir(dir)?;
+    // The loader scales pixels to p / 255; undo that exactly to fit other scalings.
+    let split = split_rows(train_x.rows(), valid_fraction, 0.0, seed)?;
+    let mut train_rows = split.train;
+    train_rows.sort_unstable();
+    let prep = preprocessor(image_rows, image_cols, scale, &train_x, &train_rows);
+    let labels =
+        |y: &[u8], rows: &[usize]| rows.iter().map(|&i| usize::from(y[i])).collect::<Vec<_>>();
+    let set = |x: &Matrix, y: &[u8], rows: &[usize]| -> Result<Dataset> {
+        let mut x = x.select_rows(rows);
+        rescale(&prep, &mut x);
+        Ok(Dataset::new(x, one_hot(&labels(y, rows), MNIST_CLASSES))?)
+    };
+    let train = set(&train_x, &train_y, &train_rows)?;
+    let valid = if split.valid.is_empty() {
+        None
+    } else {
+        let mut rows = split.valid;
+        rows.sort_unstable();
+        Some(set(&train_x, &train_y, &rows)?)
+    };
+    let all_test: Vec<usize> = (0..test_x.rows()).collect();
+    let test = set(&test_x, &test_y, &all_test)?;
+    Ok(ImageData {
+        prep,
+        train,
+        valid,
+        test,
+    })
+}
+
+/// The preprocessor of `rows x cols` images: one numeric feature per pixel, and the
+/// digits as classes. `x` holds pixels as `p / 255`; `fit_rows` are the training rows.
+fn preprocessor(
+    rows: usize,
+    cols: usize,
+    scale: ScaleKind,
+    x: &Matrix,
+    fit_rows: &[usize],
+) -> Preprocessor {
+    let mut features = Vec::with_capacity(rows * cols);
+    let mut column = Vec::with_capacity(fit_rows.len());
+    for j in 0..rows * cols {
+        column.clear();
+        column.extend(
+            fit_rows
+                .iter()
+                .map(|&i| (x.get(i, j) * 255.0).round() as f64),
+        );
+        let scaler = match scale {
+            ScaleKind::Minmax => Scaler::Minmax {
+                min: 0.0,
+                range: 255.0,
+            },
+            other => Scaler::fit(other, &column),
+        };
+        let constant = column.iter().all(|&v| v == column[0]);
+        // Images have no missing pixels; the median is kept for the model file's sake.
+        let mid = column.len() / 2;
+        let median = if column.is_empty() {
+            0.0
+        } else {
+            *column.select_nth_unstable_by(mid, f64::total_cmp).1
+        };
+        features.push(Feature::Numeric {
+            name: pixel_name(j / cols, j % cols),
+            median,
+            scaler,
+            constant,
+        });
+    }
+    let classes = (0..MNIST_CLASSES).map(|c| c.to_string()).collect();
+    Preprocessor {
+        features,
+        target: Target::Classification {
+            name: TARGET.to_string(),
+            classes,
+        },
+    }
+}
+
+fn pixel_name(r: usize, c: usize) -> String {
+    format!("pixel_{r}_{c}")
+}
+
+/// Applies the preprocessor's per-pixel scalers, in place, to images given as `p / 255`.
+fn rescale(prep: &Preprocessor, x: &mut Matrix) {
+    let k = x.cols().max(1);
+    for row in x.as_mut_slice().chunks_exact_mut(k) {
+        for (v, f) in row.iter_mut().zip(&prep.features) {
+            if let Feature::Numeric { scaler, .. } = f {
+                *v = scaler.apply((*v * 255.0).round() as f64) as f32;
+            }
+        }
+    }
+}
+
+/// The network inputs for `images`, checked against the model's features: a model
+/// trained on `R x C` images needs `R x C` images.
+pub fn inputs_for_model(prep: &Preprocessor, images: &IdxImages, source: &Path) -> Result<Matrix> {
+    let pixels_ok = prep.features.len() == images.pixels_per_image()
+        && prep.features.iter().enumerate().all(|(j, f)| {
+            matches!(f, Feature::Numeric { .. })
+                && f.name() == pixel_name(j / images.cols, j % images.cols)
+        });
+    if !pixels_ok {
+        let first = prep.features.first().map_or("none", Feature::name);
+        bail!(
+            "{}: holds {}x{} images, but the model was trained on {} input feature(s) (the first: `{first}`); \
+             give it data like the data it was trained on",
+            source.display(),
+            images.rows,
+            images.cols,
+            prep.features.len()
+        );
+    }
+    let mut x = images.to_matrix();
+    rescale(prep, &mut x);
+    Ok(x)
+}
+
+/// A folder's test set, or a single IDX image file, for `evaluate` and `predict`:
+/// images plus labels where there are any.
+pub fn read_for_model(path: &Path) -> Result<(IdxImages, Option<Vec<u8>>)> {
+    if path.is_dir() {
+        let m = idx::load_mnist_dir(path)?;
+        let pixels = m
+            .test_x
+            .as_slice()
+            .iter()
+            .map(|&p| (p * 255.0).round() as u8)
+            .collect();
+        let images = IdxImages {
+            count: m.test_x.rows(),
+            rows: m.image_rows,
+            cols: m.image_cols,
+            pixels,
+        };
+        return Ok((images, Some(m.test_y)));
+    }
+    Ok((idx::read_images(path)?, None))
+}
+
+/// Whether `path` holds image data (an MNIST-format folder or an IDX file) rather than
+/// a CSV file.
+pub fn is_image_source(path: &Path) -> bool {
+    is_image_folder(path) || is_idx_file(path)
+}
+
+/// The labelled images of `path` (a folder's t10k test set) as a data set for a model
+/// trained on images: inputs scaled as in training, one-hot targets over its classes.
+pub fn labelled_dataset(prep: &Preprocessor, path: &Path) -> Result<Dataset> {
+    let (images, labels) = read_for_model(path)?;
+    let Some(labels) = labels else {
+        bail!(
+            "{}: an image file has no labels; give the folder holding both t10k-images-idx3-ubyte \
+             and t10k-labels-idx1-ubyte",
+            path.display()
+        );
+    };
+    let Target::Classification { classes, .. } = &prep.target else {
+        bail!("{}: the model predicts a number, not a class; it cannot be evaluated on labelled images", path.display());
+    };
+    let x = inputs_for_model(prep, &images, path)?;
+    let mut y = Matrix::zeros(labels.len(), classes.len());
+    for (i, &l) in labels.iter().enumerate() {
+        let Some(c) = classes.iter().position(|c| *c == l.to_string()) else {
+            bail!(
+                "{}: label {l} of image {i} is not one of the model's classes ({})",
+                path.display(),
+                classes.join(", ")
+            );
+        };
+        y.row_mut(i)[c] = 1.0;
+    }
+    Ok(Dataset::new(x, y)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scaled(prep: &Preprocessor, x: &Matrix) -> Matrix {
+        let mut x = x.clone();
+        rescale(prep, &mut x);
+        x
+    }
+
+    #[test]
+    fn pixel_scalings() {
+        // Two 1x2 images: pixel 0 takes 0 and 255, pixel 1 is always 51.
+        let x = Matrix::from_vec(2, 2, vec![0.0, 0.2, 1.0, 0.2]).unwrap();
+        let unit = preprocessor(1, 2, ScaleKind::Minmax, &x, &[0, 1]);
+        assert_eq!(scaled(&unit, &x), x);
+        assert_eq!(unit.features[1].name(), "pixel_0_1");
+        let std = preprocessor(1, 2, ScaleKind::Standard, &x, &[0, 1]);
+        // Pixel 0: mean 127.5, std 127.5; pixel 1 is constant (std taken as 1).
+        assert_eq!(scaled(&std, &x).as_slice(), &[-1.0, 0.0, 1.0, 0.0]);
+        assert!(matches!(
+            std.features[1],
+            Feature::Numeric { constant: true, .. }
+        ));
+        let none = preprocessor(1, 2, ScaleKind::None, &x, &[0, 1]);
+        assert_eq!(scaled(&none, &x).as_slice(), &[0.0, 51.0, 255.0, 51.0]);
+    }
+
+    #[test]
+    fn models_only_take_images_of_their_size() {
+        let x = Matrix::from_vec(1, 4, vec![0.0; 4]).unwrap();
+        let prep = preprocessor(2, 2, ScaleKind::Minmax, &x, &[0]);
+        let ok = IdxImages {
+            count: 1,
+            rows: 2,
+            cols: 2,
+            pixels: vec![0, 255, 0, 51],
+        };
+        assert_eq!(
+            inputs_for_model(&prep, &ok, Path::new("a"))
+                .unwrap()
+                .as_slice(),
+            &[0.0, 1.0, 0.0, 0.2]
+        );
+        let wrong = IdxImages {
+            count: 1,
+            rows: 1,
+            cols: 4,
+            pixels: vec![0; 4],
+        };
+        let e = inputs_for_model(&prep, &wrong, Path::new("b"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("holds 1x4 images, but the model was trained on 4 input feature(s)"),
+            "{e}"
+        );
+    }
+}
