@@ -166,12 +166,24 @@ pub struct Run {
     position: (usize, usize, usize),
     /// Epoch of the newest checkpoint on disk.
     saved: Option<usize>,
+    /// Whether this process writes the run folder (all but ranks 1.. of `mpirun`).
+    writer: bool,
 }
 
 impl Run {
     /// Plans checkpointing for a run with these (merged) flags. Checks, on resume,
     /// that the input files are those the run started with.
     pub fn new(args: &TrainArgs, resume: Option<Resume>) -> Result<Run> {
+        // Written only at the end: fail now rather than after a long run.
+        if let Some(m) = &args.metrics_json {
+            let parent = m
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                bail!("--metrics-json {}: the folder {} does not exist; create it or give another path", m.display(), parent.display());
+            }
+        }
         let every = args.checkpoint_every.unwrap_or(1);
         if every == 0 {
             bail!("invalid --checkpoint-every 0: checkpoint every N >= 1 epochs");
@@ -214,6 +226,7 @@ impl Run {
             epochs: 0,
             position: (0, 0, 0),
             saved: None,
+            writer: true,
         })
     }
 
@@ -221,6 +234,9 @@ impl Run {
     /// it), so that a failing run never clobbers an earlier run's files.
     pub fn claim(&mut self, dir: &Path) -> Result<()> {
         self.dir = dir.to_path_buf();
+        if !self.writer {
+            return Ok(());
+        }
         if self.resume.is_none() {
             for held in [backprop::model::META_FILE, CHECKPOINT_DIR] {
                 if dir.join(held).exists() {
@@ -268,7 +284,17 @@ impl Run {
         Ok(())
     }
 
+    /// For ranks other than 0 under `mpirun`: load the checkpoint to resume from, but
+    /// leave claiming the folder and writing checkpoints to rank 0.
+    pub fn read_only(&mut self) {
+        self.writer = false;
+    }
+
     fn save(&mut self, net: &Network, state: &TrainState) -> backprop::Result<()> {
+        if !self.writer {
+            self.saved = Some(state.epoch);
+            return Ok(());
+        }
         let extra = serde_json::to_value(&self.record).map_err(|e| backprop::Error::Format {
             path: checkpoint_path(&self.dir),
             reason: e.to_string(),

@@ -359,6 +359,11 @@ fn bad_flags_exit_2_without_touching_the_run_folder() {
         2,
         &["invalid --delimiter `ab`", "single character"],
     );
+    fails(
+        &with(&["--metrics-json", "/no/such/folder/m.json"]),
+        2,
+        &["--metrics-json", "/no/such/folder does not exist"],
+    );
     usage_error(&with(&["--epochs", "-3"]), &["'-3'", "--epochs"]);
     usage_error(
         &with(&["--optimizer", "adamm"]),
