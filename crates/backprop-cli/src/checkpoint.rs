@@ -358,6 +358,15 @@ impl Callback for Run {
                 });
             }
         }
+        // The trainer checks the loss and gradient; an update can still overflow.
+        if let Some(&w) = net.params().iter().find(|w| !w.is_finite()) {
+            return Err(backprop::Error::NonFinite {
+                epoch: state.epoch,
+                step: steps,
+                what: "weights",
+                value: w,
+            });
+        }
         if state.epoch.is_multiple_of(self.every)
             || state.epoch == self.epochs
             || interrupt::requested()
