@@ -5,10 +5,10 @@
 
 mod args;
 mod checkpoint;
-mod classify;
+mod cluster;
 mod commands;
-mod examples;
-mod images;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod input;
 mod interrupt;
 mod plot;
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
 }
 
 /// The error and its causes on one line.
-fn chain(e: &anyhow::Error) -> String {
+pub(crate) fn chain(e: &anyhow::Error) -> String {
     let mut s = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -54,7 +54,7 @@ fn chain(e: &anyhow::Error) -> String {
 }
 
 /// 1 when training itself failed (diverged), 2 for bad usage or bad input.
-fn exit_code(e: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     if e.is::<interrupt::Interrupted>() {
         return interrupt::EXIT_CODE;
     }

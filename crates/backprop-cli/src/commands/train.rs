@@ -43,7 +43,6 @@ pub struct Settings {
     dollars: Option<f64>,
     baseline: bool,
     quiet: bool,
-    example: Option<crate::examples::Example>,
 }
 
 /// Merges flags over the `--config` TOML file (flags win).
@@ -52,7 +51,7 @@ fn merge_config(cli: TrainArgs) -> Result<TrainArgs> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     let file: TrainArgs = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
     macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone(), resume: cli.resume.clone() } } }
-    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit, checkpoint_every, example))
+    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit, checkpoint_every))
 }
 
 /// Parses `--hidden`: comma-separated positive widths, or empty for none.
@@ -146,7 +145,6 @@ impl Settings {
             dollars: a.dollars_per_unit,
             baseline: !a.no_baseline,
             quiet: a.quiet,
-            example: a.example,
         };
         if s.activation == Activation::Softmax {
             bail!("invalid --activation softmax: softmax is for the output layer, which classification sets up itself; pick relu, tanh, ...");
@@ -157,10 +155,19 @@ impl Settings {
 
 /// Runs `backprop train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    // Under mpirun: one process per rank, only rank 0 talks (see cluster.rs).
+    let _cluster = crate::cluster::start()?;
+    crate::cluster::abort_on_error(run_rank(args))
+}
+
+fn run_rank(args: TrainArgs) -> Result<()> {
     let (args, resume) = crate::checkpoint::resume_args(args)?;
     let mut args = merge_config(args)?;
-    crate::examples::apply(&mut args)?;
+    args.quiet |= !crate::cluster::is_root();
     let mut run = crate::checkpoint::Run::new(&args, resume)?;
+    if !crate::cluster::is_root() {
+        run.read_only();
+    }
     let s = Settings::from_args(args)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(s.threads).build().context("cannot start the thread pool")?;
     pool.install(|| train(&s, &mut run))
@@ -177,15 +184,8 @@ struct Prepared {
 }
 
 fn prepare(s: &Settings) -> Result<Prepared> {
-    if let Some(dir) = s.data.as_deref().filter(|p| crate::images::is_image_folder(p)) {
-        let d = crate::images::load_folder(dir, s.prep_scale, s.valid_fraction, s.train.seed)?;
-        let name = std::path::absolute(dir)?.file_name().map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
-        return Ok(Prepared { name, prep: d.prep, train: d.train, valid: d.valid, test: d.test, dollars: None });
-    }
-    let digits = s.example == Some(crate::examples::Example::Digits);
     let (table, default_target, dollars) = match &s.data {
         Some(p) => (input::read_table(p, s.csv)?, None, s.dollars),
-        None if digits => (crate::examples::digits()?, Some(crate::examples::DIGITS_TARGET), None),
         None => (input::california()?, Some(CALIFORNIA_TARGET), s.dollars.or(Some(CALIFORNIA_DOLLARS))),
     };
     let target_name = match (&s.target, default_target) {
@@ -221,6 +221,8 @@ fn prepare(s: &Settings) -> Result<Prepared> {
     let split = split_rows(table.rows(), s.valid_fraction, s.test_fraction, s.train.seed).with_context(|| table.source.display().to_string())?;
     let opts = PrepOptions { scale: s.prep_scale, target_transform: s.target_transform, task };
     let (prep, report) = Preprocessor::fit(&table, &features, target, &split.train, &opts)?;
+    let has_valid = !split.valid.is_empty();
+    let split = crate::cluster::shard_split(split);
     if !s.quiet && !report.constant.is_empty() {
         eprintln!("note: constant in the training rows (kept, but they carry no information): {}", report.constant.join(", "));
     }
@@ -230,13 +232,13 @@ fn prepare(s: &Settings) -> Result<Prepared> {
         Ok((Dataset::new(x, y)?, r))
     };
     let (train, r_train) = build(&table, &features, target, &split.train)?;
-    let valid = if split.valid.is_empty() { None } else { Some(build(&table, &features, target, &split.valid)?.0) };
+    let valid = if !has_valid { None } else { Some(build(&table, &features, target, &split.valid)?.0) };
     let (test, r_test) = match &s.test {
         Some(p) => {
             let tt = input::read_table(p, s.csv)?;
             let cols = prep.locate_features(&tt)?;
             let tcol = tt.require_column(target_name, "target")?;
-            let rows: Vec<usize> = (0..tt.rows()).collect();
+            let rows: Vec<usize> = crate::cluster::shard_rows(&(0..tt.rows()).collect::<Vec<_>>());
             build(&tt, &cols, tcol, &rows)?
         }
         None => build(&table, &features, target, &split.test)?,
@@ -249,13 +251,13 @@ fn prepare(s: &Settings) -> Result<Prepared> {
             eprintln!("warning: {n} test row(s) have a category of `{name}` not seen in training; encoded as all zeros");
         }
     }
-    let fallback = if digits { "digits" } else { "california_housing" };
-    let name = s.data.as_ref().and_then(|p| p.file_stem()).map_or(fallback.to_string(), |n| n.to_string_lossy().into_owned());
+    let name = s.data.as_ref().and_then(|p| p.file_stem()).map_or("california_housing".to_string(), |n| n.to_string_lossy().into_owned());
     Ok(Prepared { name, prep, train, valid, test, dollars })
 }
 
 fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     let p = prepare(s)?;
+    let [train_rows, valid_rows, test_rows] = crate::cluster::totals([p.train.len(), p.valid.as_ref().map_or(0, Dataset::len), p.test.len()]);
     let classify = matches!(p.prep.target, Target::Classification { .. });
     let loss = s.loss.unwrap_or(if classify { Loss::CrossEntropy } else { Loss::Mse });
     if classify && loss != Loss::CrossEntropy {
@@ -267,9 +269,9 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     let mut config = s.train.clone();
     config.loss = loss;
     if let BatchSize::Mini(b) = config.batch_size {
-        if b > p.train.len() {
+        if b > train_rows {
             if !s.quiet {
-                eprintln!("warning: --batch-size {b} is larger than the {} training rows; using full-batch gradient descent", p.train.len());
+                eprintln!("warning: --batch-size {b} is larger than the {train_rows} training rows; using full-batch gradient descent");
             }
             config.batch_size = BatchSize::Full;
         }
@@ -282,9 +284,9 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {} epochs, {} thread(s)",
             shape(&net_config),
             net_config.layers().iter().map(|l| l.num_params()).sum::<usize>(),
-            p.train.len(),
-            p.valid.as_ref().map_or(0, Dataset::len),
-            p.test.len(),
+            train_rows,
+            valid_rows,
+            test_rows,
             config.loss,
             config.optimizer.name(),
             config.lr,
@@ -293,7 +295,11 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             s.threads
         );
     }
-    crate::interrupt::install();
+    if crate::cluster::size() == 1 {
+        // Under mpirun, Ctrl-C goes to mpirun, which ends every rank; resume from the
+        // last checkpoint.
+        crate::interrupt::install();
+    }
     let (net, history, seconds) = fit(&net_config, &config, &p, "network ", s.quiet, Some(run))?;
     let baseline = if s.baseline && !crate::interrupt::requested() {
         let cfg = NetworkConfig { hidden: Vec::new(), ..net_config.clone() };
@@ -302,12 +308,19 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         None
     };
 
+    // Under mpirun rank 0 gathers the encoded validation and test rows and alone
+    // evaluates and writes.
+    let (p_test, p_valid) = (crate::cluster::gather_dataset(&p.test), p.valid.as_ref().map(crate::cluster::gather_dataset));
+    if !crate::cluster::is_root() {
+        return Ok(());
+    }
+    let (p_test, p_valid) = (p_test.as_ref(), p_valid.as_deref());
     let model = Model::new(net, p.prep.clone(), config.clone());
     let eval = |net: &Network, d: &Dataset| evaluate(net, &p.prep.target, d);
-    let test = eval(&model.network, &p.test);
-    let valid = p.valid.as_ref().map(|v| eval(&model.network, v));
-    let base_test = baseline.as_ref().map(|(n, _, _)| eval(n, &p.test));
-    let base_valid = baseline.as_ref().and_then(|(n, _, _)| p.valid.as_ref().map(|v| eval(n, v)));
+    let test = eval(&model.network, p_test);
+    let valid = p_valid.map(|v| eval(&model.network, v));
+    let base_test = baseline.as_ref().map(|(n, _, _)| eval(n, p_test));
+    let base_valid = baseline.as_ref().and_then(|(n, _, _)| p_valid.map(|v| eval(n, v)));
     let metrics = json!({
         "task": if classify { "classify" } else { "regress" },
         "target": p.prep.target.name(),
@@ -317,7 +330,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         "epochs_run": history.epochs.len(),
         "best_epoch": history.best_epoch,
         "train_seconds": seconds,
-        "rows": { "train": p.train.len(), "valid": p.valid.as_ref().map_or(0, Dataset::len), "test": p.test.len() },
+        "rows": { "train": train_rows, "valid": valid_rows, "test": test_rows },
         "architecture": shape(&net_config),
         "parameters": model.network.num_params(),
         "seed": config.seed,
@@ -342,9 +355,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         let rows: Vec<(&str, RegressionMetrics)> = rows.iter().map(|(n, m)| (n.as_str(), *m)).collect();
         print!("{}", regression_table(name, p.dollars, &rows));
     } else {
-        if let Ok(m) = serde_json::from_value::<backprop::metrics::ClassificationMetrics>(test.clone()) {
-            print!("{}", crate::classify::table(&format!("test set ({})", p.prep.target.name()), &m));
-        }
+        println!("test accuracy {:.4}, log-loss {:.4}", test["accuracy"].as_f64().unwrap_or(f64::NAN), test["log_loss"].as_f64().unwrap_or(f64::NAN));
         if let Some(b) = &base_test {
             println!("no hidden layer (softmax regression): accuracy {:.4}, log-loss {:.4}", b["accuracy"].as_f64().unwrap_or(f64::NAN), b["log_loss"].as_f64().unwrap_or(f64::NAN));
         }
@@ -360,8 +371,8 @@ fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
     Some(RegressionMetrics { rmse: v.get("rmse")?.as_f64()?, mae: v.get("mae")?.as_f64()?, r2: v.get("r2")?.as_f64()? })
 }
 
-/// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy,
-/// log-loss, per-class precision/recall/F1 and the confusion matrix.
+/// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy and
+/// log-loss.
 pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Value {
     let pred = predict_units(net, target, &d.x);
     match target {
@@ -369,10 +380,17 @@ pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Valu
             let actual = target_units(target, &d.y);
             serde_json::to_value(RegressionMetrics::compute(&actual, pred.as_slice())).unwrap_or_default()
         }
-        Target::Classification { classes, .. } => {
-            let actual = backprop::metrics::argmax_rows(&d.y);
-            let m = backprop::metrics::ClassificationMetrics::compute(&actual, &pred).with_class_names(classes);
-            serde_json::to_value(m).unwrap_or_default()
+        Target::Classification { .. } => {
+            let k = pred.cols();
+            let (mut correct, mut ll) = (0usize, 0.0f64);
+            for (p, y) in pred.as_slice().chunks_exact(k).zip(d.y.as_slice().chunks_exact(k)) {
+                let truth = y.iter().position(|&v| v == 1.0).unwrap_or(0);
+                let guess = p.iter().enumerate().fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
+                correct += usize::from(guess == truth);
+                ll -= (p[truth] as f64).max(1e-15).ln();
+            }
+            let n = d.len().max(1) as f64;
+            json!({ "accuracy": correct as f64 / n, "log_loss": ll / n })
         }
     }
 }
@@ -391,7 +409,7 @@ fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quie
     let started = Instant::now();
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
     callbacks.extend(run.as_deref_mut().map(|r| r as &mut dyn Callback));
-    let result = trainer.resume(&mut net, &p.train, p.valid.as_ref(), &mut state, &mut callbacks, &mut backprop::train::LocalReducer);
+    let result = trainer.resume(&mut net, &p.train, p.valid.as_ref(), &mut state, &mut callbacks, &mut *crate::cluster::reducer(p.train.len()));
     progress.finish();
     if let (Err(_), Some(r)) = (&result, &run) {
         r.note_failure(quiet);
