@@ -174,6 +174,16 @@ impl Run {
     /// Plans checkpointing for a run with these (merged) flags. Checks, on resume,
     /// that the input files are those the run started with.
     pub fn new(args: &TrainArgs, resume: Option<Resume>) -> Result<Run> {
+        // Written only at the end: fail now rather than after a long run.
+        if let Some(m) = &args.metrics_json {
+            let parent = m
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                bail!("--metrics-json {}: the folder {} does not exist; create it or give another path", m.display(), parent.display());
+            }
+        }
         let every = args.checkpoint_every.unwrap_or(1);
         if every == 0 {
             bail!("invalid --checkpoint-every 0: checkpoint every N >= 1 epochs");
@@ -347,6 +357,15 @@ impl Callback for Run {
                     value: v as f32,
                 });
             }
+        }
+        // The trainer checks the loss and gradient; an update can still overflow.
+        if let Some(&w) = net.params().iter().find(|w| !w.is_finite()) {
+            return Err(backprop::Error::NonFinite {
+                epoch: state.epoch,
+                step: steps,
+                what: "weights",
+                value: w,
+            });
         }
         if state.epoch.is_multiple_of(self.every)
             || state.epoch == self.epochs

@@ -102,6 +102,15 @@ pub fn shard_split(s: Split) -> Split {
     }
 }
 
+/// This process's rows of a data set.
+pub fn shard_dataset(d: Dataset) -> Dataset {
+    if size() == 1 {
+        return d;
+    }
+    let all: Vec<usize> = (0..d.len()).collect();
+    d.select(&shard_rows(&all))
+}
+
 /// Sums of per-process counts over all processes (the row counts of the whole run).
 pub fn totals<const N: usize>(local: [usize; N]) -> [usize; N] {
     #[cfg(feature = "distributed")]

@@ -5,10 +5,13 @@
 
 mod args;
 mod checkpoint;
+mod classify;
 mod cluster;
 mod commands;
 #[cfg(feature = "distributed")]
 mod distributed;
+mod examples;
+mod images;
 mod input;
 mod interrupt;
 mod plot;

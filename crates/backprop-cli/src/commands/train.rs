@@ -43,6 +43,7 @@ pub struct Settings {
     dollars: Option<f64>,
     baseline: bool,
     quiet: bool,
+    example: Option<crate::examples::Example>,
 }
 
 /// Merges flags over the `--config` TOML file (flags win).
@@ -51,7 +52,7 @@ fn merge_config(cli: TrainArgs) -> Result<TrainArgs> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     let file: TrainArgs = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
     macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone(), resume: cli.resume.clone() } } }
-    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit, checkpoint_every))
+    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit, checkpoint_every, example))
 }
 
 /// Parses `--hidden`: comma-separated positive widths, or empty for none.
@@ -145,6 +146,7 @@ impl Settings {
             dollars: a.dollars_per_unit,
             baseline: !a.no_baseline,
             quiet: a.quiet,
+            example: a.example,
         };
         if s.activation == Activation::Softmax {
             bail!("invalid --activation softmax: softmax is for the output layer, which classification sets up itself; pick relu, tanh, ...");
@@ -163,6 +165,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 fn run_rank(args: TrainArgs) -> Result<()> {
     let (args, resume) = crate::checkpoint::resume_args(args)?;
     let mut args = merge_config(args)?;
+    crate::examples::apply(&mut args)?;
     args.quiet |= !crate::cluster::is_root();
     let mut run = crate::checkpoint::Run::new(&args, resume)?;
     if !crate::cluster::is_root() {
@@ -184,8 +187,16 @@ struct Prepared {
 }
 
 fn prepare(s: &Settings) -> Result<Prepared> {
+    if let Some(dir) = s.data.as_deref().filter(|p| crate::images::is_image_folder(p)) {
+        let d = crate::images::load_folder(dir, s.prep_scale, s.valid_fraction, s.train.seed)?;
+        let name = std::path::absolute(dir)?.file_name().map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
+        let shard = crate::cluster::shard_dataset;
+        return Ok(Prepared { name, prep: d.prep, train: shard(d.train), valid: d.valid.map(shard), test: shard(d.test), dollars: None });
+    }
+    let digits = s.example == Some(crate::examples::Example::Digits);
     let (table, default_target, dollars) = match &s.data {
         Some(p) => (input::read_table(p, s.csv)?, None, s.dollars),
+        None if digits => (crate::examples::digits()?, Some(crate::examples::DIGITS_TARGET), None),
         None => (input::california()?, Some(CALIFORNIA_TARGET), s.dollars.or(Some(CALIFORNIA_DOLLARS))),
     };
     let target_name = match (&s.target, default_target) {
@@ -251,7 +262,8 @@ fn prepare(s: &Settings) -> Result<Prepared> {
             eprintln!("warning: {n} test row(s) have a category of `{name}` not seen in training; encoded as all zeros");
         }
     }
-    let name = s.data.as_ref().and_then(|p| p.file_stem()).map_or("california_housing".to_string(), |n| n.to_string_lossy().into_owned());
+    let fallback = if digits { "digits" } else { "california_housing" };
+    let name = s.data.as_ref().and_then(|p| p.file_stem()).map_or(fallback.to_string(), |n| n.to_string_lossy().into_owned());
     Ok(Prepared { name, prep, train, valid, test, dollars })
 }
 
@@ -355,7 +367,9 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         let rows: Vec<(&str, RegressionMetrics)> = rows.iter().map(|(n, m)| (n.as_str(), *m)).collect();
         print!("{}", regression_table(name, p.dollars, &rows));
     } else {
-        println!("test accuracy {:.4}, log-loss {:.4}", test["accuracy"].as_f64().unwrap_or(f64::NAN), test["log_loss"].as_f64().unwrap_or(f64::NAN));
+        if let Ok(m) = serde_json::from_value::<backprop::metrics::ClassificationMetrics>(test.clone()) {
+            print!("{}", crate::classify::table(&format!("test set ({})", p.prep.target.name()), &m));
+        }
         if let Some(b) = &base_test {
             println!("no hidden layer (softmax regression): accuracy {:.4}, log-loss {:.4}", b["accuracy"].as_f64().unwrap_or(f64::NAN), b["log_loss"].as_f64().unwrap_or(f64::NAN));
         }
@@ -371,8 +385,8 @@ fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
     Some(RegressionMetrics { rmse: v.get("rmse")?.as_f64()?, mae: v.get("mae")?.as_f64()?, r2: v.get("r2")?.as_f64()? })
 }
 
-/// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy and
-/// log-loss.
+/// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy,
+/// log-loss, per-class precision/recall/F1 and the confusion matrix.
 pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Value {
     let pred = predict_units(net, target, &d.x);
     match target {
@@ -380,17 +394,10 @@ pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Valu
             let actual = target_units(target, &d.y);
             serde_json::to_value(RegressionMetrics::compute(&actual, pred.as_slice())).unwrap_or_default()
         }
-        Target::Classification { .. } => {
-            let k = pred.cols();
-            let (mut correct, mut ll) = (0usize, 0.0f64);
-            for (p, y) in pred.as_slice().chunks_exact(k).zip(d.y.as_slice().chunks_exact(k)) {
-                let truth = y.iter().position(|&v| v == 1.0).unwrap_or(0);
-                let guess = p.iter().enumerate().fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
-                correct += usize::from(guess == truth);
-                ll -= (p[truth] as f64).max(1e-15).ln();
-            }
-            let n = d.len().max(1) as f64;
-            json!({ "accuracy": correct as f64 / n, "log_loss": ll / n })
+        Target::Classification { classes, .. } => {
+            let actual = backprop::metrics::argmax_rows(&d.y);
+            let m = backprop::metrics::ClassificationMetrics::compute(&actual, &pred).with_class_names(classes);
+            serde_json::to_value(m).unwrap_or_default()
         }
     }
 }
