@@ -80,11 +80,30 @@ impl Dense {
         grads: &mut [f32],
         dx: Option<&mut [f32]>,
     ) {
+        self.backward_affine_add(params, x, batch, dz, grads, dx, false);
+    }
+
+    /// [`Dense::backward_affine`], adding `dW` and `db` to what `grads` holds when
+    /// `accumulate` (to sum the gradients of several pieces of one batch).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_affine_add(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        dz: &[f32],
+        grads: &mut [f32],
+        dx: Option<&mut [f32]>,
+        accumulate: bool,
+    ) {
         let (w, _) = self.split(params);
         let (gw, gb) = self.split_mut(grads);
         let dzv = View::new(dz, batch, self.outputs);
-        gemm(1.0, dzv.t(), View::new(x, batch, self.inputs), 0.0, gw);
-        gb.fill(0.0);
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        gemm(1.0, dzv.t(), View::new(x, batch, self.inputs), beta, gw);
+        if !accumulate {
+            gb.fill(0.0);
+        }
         for row in dz.chunks_exact(self.outputs) {
             for (g, &d) in gb.iter_mut().zip(row) {
                 *g += d;

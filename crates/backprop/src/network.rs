@@ -255,6 +255,19 @@ impl Network {
     /// [`Network::forward_train`] on `x`, writes `dL/dθ` for every weight and bias into
     /// `grads` (same layout as [`Network::params`]).
     pub fn backward(&self, x: &Matrix, trace: &mut Trace, d_output: &[f32], grads: &mut [f32]) {
+        self.backward_add(x, trace, d_output, grads, false);
+    }
+
+    /// [`Network::backward`], adding to what `grads` holds when `accumulate`: the
+    /// gradient of a batch processed in several pieces is the sum of theirs.
+    pub fn backward_add(
+        &self,
+        x: &Matrix,
+        trace: &mut Trace,
+        d_output: &[f32],
+        grads: &mut [f32],
+        accumulate: bool,
+    ) {
         assert_eq!(
             grads.len(),
             self.params.len(),
@@ -280,7 +293,7 @@ impl Network {
             };
             let g = &mut grads[self.offsets[i]..self.offsets[i + 1]];
             let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
-            layer.backward_affine(params, input, batch, dz, g, dx);
+            layer.backward_affine_add(params, input, batch, dz, g, dx, accumulate);
         }
     }
 }
