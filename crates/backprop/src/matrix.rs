@@ -179,6 +179,16 @@ impl<'a> View<'a> {
         &self.data[i * self.row_stride as usize..][..self.cols]
     }
 
+    /// Columns `start..start+len` of this view.
+    fn cols_slice(self, start: usize, len: usize) -> Self {
+        let offset = start as isize * self.col_stride;
+        View {
+            data: &self.data[offset as usize..],
+            cols: len,
+            ..self
+        }
+    }
+
     /// Rows `start..start+len` of this view.
     fn rows_slice(self, start: usize, len: usize) -> Self {
         let offset = start as isize * self.row_stride;
@@ -212,7 +222,24 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
         return;
     }
     let threads = rayon::current_num_threads();
-    if threads > 1 && m * n * k >= PARALLEL_MIN_FLOPS && m >= 2 * threads {
+    if threads < 2 || m * n * k < PARALLEL_MIN_FLOPS {
+        gemm_serial(alpha, a, b, beta, c);
+    } else if n >= m && n >= 2 * threads * SPLIT_COLUMNS_ALIGN {
+        // Every thread packs all of the operand it shares and its part of the other;
+        // splitting the wider side shares (and so packs twice) the smaller operand.
+        check_extent(a);
+        let chunk = n.div_ceil(threads).next_multiple_of(SPLIT_COLUMNS_ALIGN);
+        let out = OutPtr(c.as_mut_ptr());
+        rayon::scope(|s| {
+            for j in (0..n).step_by(chunk) {
+                let b_part = b.cols_slice(j, chunk.min(n - j));
+                check_extent(b_part);
+                // SAFETY: the views' extents are checked; `c` is an exclusive borrow of
+                // m rows of n, and each task writes only its own columns j..j+chunk.
+                s.spawn(move |_| unsafe { sgemm(alpha, a, b_part, beta, out.get().add(j), n) });
+            }
+        });
+    } else if m >= 2 * threads {
         let chunk = m.div_ceil(threads);
         rayon::scope(|s| {
             for (i, c_part) in c.chunks_mut(chunk * n).enumerate() {
@@ -223,6 +250,24 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
         });
     } else {
         gemm_serial(alpha, a, b, beta, c);
+    }
+}
+
+/// Column blocks given to threads are multiples of this (the widest `matrixmultiply`
+/// kernel, AVX-512's 16 columns), so no block ends in a partly used kernel tile.
+const SPLIT_COLUMNS_ALIGN: usize = 16;
+
+/// The output pointer handed to the threads that each write their own columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: only used to give threads disjoint column blocks of one exclusive borrow.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the field).
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -338,24 +383,32 @@ fn gemm_serial(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
     check_extent(b);
     // SAFETY: `check_extent` proved every element addressed through the strides lies in
     // its slice; `c` is an exclusive borrow of exactly m*n elements (asserted above).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            a.row_stride,
-            a.col_stride,
-            b.data.as_ptr(),
-            b.row_stride,
-            b.col_stride,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    unsafe { sgemm(alpha, a, b, beta, c.as_mut_ptr(), n) }
+}
+
+/// `matrixmultiply::sgemm` on views, writing `a.rows x b.cols` elements at `c` whose rows
+/// are `row_stride` apart.
+///
+/// # Safety
+/// Both views must have passed `check_extent`, and `c` must be valid for writes of every
+/// element it addresses, with no other thread reading or writing them meanwhile.
+unsafe fn sgemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: *mut f32, row_stride: usize) {
+    matrixmultiply::sgemm(
+        a.rows,
+        a.cols,
+        b.cols,
+        alpha,
+        a.data.as_ptr(),
+        a.row_stride,
+        a.col_stride,
+        b.data.as_ptr(),
+        b.row_stride,
+        b.col_stride,
+        beta,
+        c,
+        row_stride as isize,
+        1,
+    );
 }
 
 fn check_extent(v: View<'_>) {
@@ -410,29 +463,88 @@ mod tests {
         }
     }
 
+    fn data(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|x| ((x * 7919 + seed * 104729) % 1000) as f32 / 1000.0 - 0.5)
+            .collect()
+    }
+
+    /// Split by rows (m > n) or by columns (n >= m, widths not multiples of the kernel),
+    /// plain and transposed operands, overwriting and accumulating: the same bits as
+    /// one thread, for 2 and 3 threads.
     #[test]
     fn parallel_gemm_is_bit_identical_to_serial() {
-        let (m, k, n) = (256, 96, 128);
-        let a: Vec<f32> = (0..m * k)
-            .map(|x| ((x * 7919) % 1000) as f32 / 1000.0 - 0.5)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|x| ((x * 104729) % 997) as f32 / 997.0 - 0.5)
-            .collect();
-        let mut serial = vec![0.0; m * n];
-        gemm_serial(
-            1.0,
-            View::new(&a, m, k),
-            View::new(&b, k, n),
-            0.0,
-            &mut serial,
-        );
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let mut par = vec![0.0; m * n];
-        pool.install(|| gemm(1.0, View::new(&a, m, k), View::new(&b, k, n), 0.0, &mut par));
-        assert_eq!(serial, par);
+        for (m, k, n) in [
+            (256, 96, 128),
+            (128, 784, 512),
+            (100, 200, 333),
+            (128, 256, 200),
+        ] {
+            let (a, b) = (data(m * k, 1), data(k * n, 2));
+            let c0 = data(m * n, 3);
+            for transposed in [false, true] {
+                let at = View::new(&a, k, m);
+                let bt = View::new(&b, n, k);
+                let (av, bv) = if transposed {
+                    (at.t(), bt.t())
+                } else {
+                    (View::new(&a, m, k), View::new(&b, k, n))
+                };
+                for beta in [0.0, 1.0] {
+                    let mut serial = c0.clone();
+                    gemm_serial(1.0, av, bv, beta, &mut serial);
+                    for threads in [2, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        let mut par = c0.clone();
+                        pool.install(|| gemm(1.0, av, bv, beta, &mut par));
+                        assert_eq!(
+                            serial, par,
+                            "{m}x{k}x{n} transposed {transposed} beta {beta} threads {threads}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The one-row, one-column and outer-product kernels against the naive product,
+    /// with `beta = 0` never reading the (NaN) output and `beta = 1` adding to it.
+    #[test]
+    fn thin_products_match_naive() {
+        for (m, k, n) in [
+            (1, 64, 64),
+            (1, 7, 5),
+            (32, 64, 1),
+            (5, 9, 1),
+            (64, 1, 8),
+            (3, 1, 1),
+            (1, 1, 1),
+        ] {
+            let (a, b) = (data(m * k, 4), data(k * n, 5));
+            let views = [
+                (View::new(&a, m, k), View::new(&b, k, n)),
+                (View::new(&a, m, k), View::new(&b, n, k).t()),
+                (View::new(&a, k, m).t(), View::new(&b, k, n)),
+            ];
+            for (av, bv) in views {
+                let want = naive(av, bv);
+                let mut c = vec![f32::NAN; m * n];
+                gemm(1.0, av, bv, 0.0, &mut c);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-5, "{m}x{k}x{n}: {x} vs {y}");
+                }
+                let mut c = vec![1.0; m * n];
+                gemm(1.0, av, bv, 1.0, &mut c);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!(
+                        (x - (y + 1.0)).abs() < 1e-5,
+                        "{m}x{k}x{n} accumulating: {x} vs {y} + 1"
+                    );
+                }
+            }
+        }
     }
 }
