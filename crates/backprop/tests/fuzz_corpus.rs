@@ -9,9 +9,16 @@ mod harness;
 
 fn replay(target: &str, run: fn(&[u8])) {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut inputs: Vec<_> = std::fs::read_dir(fuzz.join("corpus").join(target)).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let mut inputs: Vec<_> = std::fs::read_dir(fuzz.join("corpus").join(target))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
     if let Ok(d) = std::fs::read_dir(fuzz.join("regressions")) {
-        inputs.extend(d.map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{target}-"))));
+        inputs.extend(d.map(|e| e.unwrap().path()).filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{target}-"))
+        }));
     }
     assert!(!inputs.is_empty(), "no corpus for {target}");
     for p in inputs {
