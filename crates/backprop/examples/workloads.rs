@@ -18,10 +18,10 @@
 //! Features and target are standardised with the training rows' mean and (population)
 //! standard deviation.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use backprop::data::idx;
 use backprop::{
     Activation, BatchSize, Dataset, Init, Loss, Matrix, Network, NetworkConfig, OptimizerKind,
     TrainConfig, Trainer,
@@ -280,21 +280,14 @@ fn california(dir: &Path, seed: u64) -> Result<(Dataset, Dataset), Box<dyn std::
     Ok((build(train_idx)?, build(test_idx)?))
 }
 
-/// MNIST train and test sets, pixels scaled to [0, 1], labels one-hot.
+/// MNIST train and test sets (the library's IDX reader), pixels scaled to [0, 1], labels
+/// one-hot. Each set's bytes are dropped once its `f32` matrix exists.
 fn mnist(dir: &Path) -> Result<(Dataset, Dataset), Box<dyn std::error::Error>> {
     let dir = dir.join("mnist");
     let set = |images: &str, labels: &str| -> Result<Dataset, Box<dyn std::error::Error>> {
-        let pixels = read_idx(&dir.join(images), 3)?;
-        let labels = read_idx(&dir.join(labels), 1)?;
-        let n = labels.len();
-        let x = Matrix::from_vec(
-            n,
-            pixels.len() / n,
-            pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
-        )
-        .ok_or("image count differs from label count")?;
-        drop(pixels);
-        let mut y = Matrix::zeros(n, 10);
+        let x = idx::read_images(dir.join(images))?.to_matrix();
+        let labels = idx::read_labels(dir.join(labels))?;
+        let mut y = Matrix::zeros(labels.len(), idx::MNIST_CLASSES);
         for (i, &l) in labels.iter().enumerate() {
             y.row_mut(i)[usize::from(l)] = 1.0;
         }
@@ -304,21 +297,4 @@ fn mnist(dir: &Path) -> Result<(Dataset, Dataset), Box<dyn std::error::Error>> {
         set("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")?,
         set("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")?,
     ))
-}
-
-/// The data bytes of a gzipped unsigned-byte IDX file with `dims` dimensions.
-fn read_idx(path: &Path, dims: usize) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file).read_to_end(&mut bytes)?;
-    let header = 4 + 4 * dims;
-    if bytes.len() < header || bytes[2] != 0x08 || usize::from(bytes[3]) != dims {
-        return Err(format!(
-            "{}: not an unsigned-byte IDX file with {dims} dimensions",
-            path.display()
-        )
-        .into());
-    }
-    bytes.drain(..header);
-    Ok(bytes)
 }

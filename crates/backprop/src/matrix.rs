@@ -372,11 +372,9 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 }
 
 fn gemm_serial(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (k, n) = (a.cols, b.cols);
     if k == 0 {
-        for x in c.iter_mut() {
-            *x *= beta;
-        }
+        scale(c, beta);
         return;
     }
     check_extent(a);
