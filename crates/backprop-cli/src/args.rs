@@ -26,6 +26,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Describe a saved model.
     Inspect(InspectArgs),
+    /// Pictures of how a network learns: cost surfaces, gradient descent, learning rates.
+    Explain(crate::commands::explain::ExplainArgs),
 }
 
 /// Learning-rate schedules on the command line.
@@ -103,9 +105,10 @@ pub struct TrainArgs {
     /// Update rule [default: adamw].
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
-    /// Learning rate [default: 0.002].
-    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
-    pub lr: Option<f32>,
+    /// Learning rate, or `auto` to pick it with a learning-rate range test on the
+    /// training rows (see `backprop explain lr`) [default: 0.002].
+    #[arg(long, value_name = "RATE|auto", allow_negative_numbers = true)]
+    pub lr: Option<LrArg>,
     /// Momentum for sgd, nesterov and rmsprop [default: 0.9 for sgd/nesterov, 0 for rmsprop].
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
     pub momentum: Option<f32>,
@@ -213,4 +216,38 @@ pub struct InspectArgs {
     /// Model folder written by `backprop train`.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
+}
+
+/// `--lr`: a rate, or `auto` for the range test's suggestion.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrArg {
+    /// Find the rate with a learning-rate range test.
+    Auto,
+    /// This rate.
+    Value(f32),
+}
+
+impl std::str::FromStr for LrArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(LrArg::Auto),
+            t => t.parse().map(LrArg::Value).map_err(|_| format!("expected a number such as 0.001, or `auto`, got `{s}`")),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LrArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(v) => Ok(LrArg::Value(v)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod input;
 mod interrupt;
 mod plot;
 mod progress;
+mod report;
 mod summary;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         args::Command::Evaluate(a) => commands::evaluate::run(a),
         args::Command::Predict(a) => commands::predict::run(a),
         args::Command::Inspect(a) => commands::inspect::run(a),
+        args::Command::Explain(a) => commands::explain::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -183,8 +183,8 @@ fn bin(args: &[&str]) {
     );
 }
 
-fn work_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("backprop-browser-{}", std::process::id()));
+fn work_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("backprop-browser-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -196,7 +196,7 @@ fn pages_render_in_headless_chromium() {
         eprintln!("SKIPPED pages_render_in_headless_chromium: {CHROMIUM} is missing (apt-get install chromium chromium-driver; .ci/run does this)");
         return;
     }
-    let work = work_dir();
+    let work = work_dir("pages");
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (run, descent, landscape, lr) = (
         work.join("run"),
@@ -280,7 +280,7 @@ fn the_browser_check_catches_errors() {
         eprintln!("SKIPPED the_browser_check_catches_errors: {CHROMIUM} is missing");
         return;
     }
-    let work = work_dir().join("self-check");
+    let work = work_dir("self-check");
     std::fs::create_dir_all(work.join("bad")).unwrap();
     let page = work.join("bad/index.html");
     std::fs::write(&page, "<!DOCTYPE html><html><body><svg class=\"chart\" aria-label=\"empty\" width=\"400\" height=\"300\"><rect width=\"400\" height=\"300\" fill=\"white\"/></svg><script>console.error('boom'); undefinedFunction();</script></body></html>").unwrap();

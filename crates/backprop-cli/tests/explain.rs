@@ -183,8 +183,7 @@ fn last_valid_loss(run: &Path) -> f64 {
     let head: Vec<&str> = text.lines().next().unwrap().split(',').collect();
     let col = head.iter().position(|h| *h == "valid_loss").unwrap();
     text.lines()
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap()
         .split(',')
         .nth(col)

@@ -242,7 +242,7 @@ pub fn trajectory_pca(snapshots: &[Vec<f32>], end: &[f32]) -> Option<TrajectoryP
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for c in 0..2 {
         let (lambda, u) = top_eigen(&gram, &mut rng);
-        if !(lambda > total * 1e-12) {
+        if lambda.is_nan() || lambda <= total * 1e-12 {
             return None;
         }
         // v = Mᵀu / √λ has unit length because ‖Mᵀu‖² = uᵀ G u = λ.
@@ -315,7 +315,9 @@ pub struct LrRangeConfig {
     pub batch_size: usize,
     /// Seed of the shuffling.
     pub seed: u64,
-    /// Weight of the running average of the loss (0.98 in Smith's and fastai's test).
+    /// Weight of the running average of the loss. fastai uses 0.98, which lags about
+    /// fifty steps behind; over a test of a few hundred steps that shifts the lowest
+    /// point by more than a decade of rates, so the default is 0.9 (about ten steps).
     pub smoothing: f64,
     /// Stop once the smoothed loss exceeds this multiple of its minimum (diverged).
     pub stop_factor: f64,
@@ -331,7 +333,7 @@ impl Default for LrRangeConfig {
             steps: 200,
             batch_size: 256,
             seed: 0,
-            smoothing: 0.98,
+            smoothing: 0.9,
             stop_factor: 4.0,
         }
     }
@@ -348,8 +350,8 @@ pub struct LrRange {
     pub smoothed: Vec<f64>,
     /// Index of the lowest smoothed loss.
     pub min_index: usize,
-    /// Index where the smoothed loss falls fastest per unit of `ln(lr)`, before the
-    /// minimum.
+    /// Index where the smoothed loss falls fastest per unit of `ln(lr)` (measured over a
+    /// tenth of the steps), before the minimum.
     pub steepest_index: usize,
     /// The suggested rate: the rate at the lowest smoothed loss divided by 10, the rule
     /// of thumb of Smith (2017) and fastai, since the minimum is already on the edge of
@@ -426,12 +428,14 @@ pub fn lr_range_test(net: &Network, data: &Dataset, config: &LrRangeConfig) -> R
             value: f32::NAN,
         });
     }
+    // Slopes over a tenth of the run, centred, so one noisy step does not win.
+    let w = (config.steps / 10).max(1);
     let mut steepest = (0, 0.0f64);
-    for i in 1..=out.min_index {
-        let slope = (out.smoothed[i] - out.smoothed[i - 1])
-            / (out.lrs[i] as f64 / out.lrs[i - 1] as f64).ln();
+    for i in w..=out.min_index {
+        let slope = (out.smoothed[i] - out.smoothed[i - w])
+            / (out.lrs[i] as f64 / out.lrs[i - w] as f64).ln();
         if slope < steepest.1 {
-            steepest = (i, slope);
+            steepest = (i - w / 2, slope);
         }
     }
     out.steepest_index = steepest.0;
@@ -627,7 +631,8 @@ mod tests {
             "{end:?} vs {w} {b}"
         );
         assert!(
-            good.costs.windows(2).all(|c| c[1] <= c[0] + 1e-9),
+            // Converged f32 weights make the cost wobble in its seventh digit.
+            good.costs.windows(2).all(|c| c[1] <= c[0] * (1.0 + 1e-6)),
             "full-batch GD with a small rate never goes uphill"
         );
         // The largest curvature of the MSE is 2 λmax(E[x xᵀ]); a rate above 2/that diverges.
@@ -734,11 +739,24 @@ mod tests {
         assert!(r.suggestion >= cfg.lr_min && r.suggestion <= cfg.lr_max);
         assert!(r.losses.iter().all(|l| l.is_finite()));
         assert!(r.smoothed[r.min_index] < 0.5 * r.smoothed[0]);
-        // Curvature 2 E[x²+1]-ish: stable rates are below 1; the minimum is before that.
+        // The largest curvature of the mean squared error of w x + b is 2 λmax of
+        // E[(x, 1)(x, 1)ᵀ]; rates above 2 / that diverge. The lowest point sits near that
+        // edge and the suggestion safely below it.
+        let n = data.len() as f64;
+        let (sx, sxx) = data.x.as_slice().iter().fold((0.0, 0.0), |(a, b), &x| {
+            (a + x as f64 / n, b + (x as f64).powi(2) / n)
+        });
+        let lmax = 2.0 * ((1.0 + sxx) / 2.0 + (((sxx - 1.0) / 2.0).powi(2) + sx * sx).sqrt());
+        let limit = 2.0 / lmax;
+        let at_min = r.lrs[r.min_index] as f64;
         assert!(
-            r.lrs[r.min_index] < 1.0 && r.suggestion < 0.1,
-            "{:?}",
-            r.lrs[r.min_index]
+            at_min > 0.1 * limit && at_min < 3.0 * limit,
+            "lowest at {at_min}, limit {limit}"
+        );
+        assert!(
+            (r.suggestion as f64) < limit,
+            "suggestion {} vs limit {limit}",
+            r.suggestion
         );
         assert!(r.steepest_index <= r.min_index);
     }

@@ -46,6 +46,7 @@ pub mod activation;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod gradcheck;
 pub mod init;
 pub mod layer;

@@ -1,6 +1,7 @@
 //! One module per sub-command.
 
 pub mod evaluate;
+pub mod explain;
 pub mod inspect;
 pub mod predict;
 pub mod train;

@@ -13,9 +13,10 @@ use backprop::{Activation, BatchSize, Callback, Dataset, History, Init, Loss, Ne
 use rand::SeedableRng;
 use serde_json::json;
 
-use crate::args::{ScheduleArg, TrainArgs};
+use crate::args::{LrArg, ScheduleArg, TrainArgs};
 use crate::input::{self, CALIFORNIA_DOLLARS, CALIFORNIA_TARGET};
 use crate::progress::Progress;
+use crate::report::trajectory::Recorder;
 use crate::summary::{predict_units, regression_table, target_units, RegressionMetrics};
 
 /// Validated settings of a training run.
@@ -43,6 +44,7 @@ pub struct Settings {
     dollars: Option<f64>,
     baseline: bool,
     quiet: bool,
+    lr_auto: bool,
     example: Option<crate::examples::Example>,
 }
 
@@ -92,7 +94,11 @@ impl Settings {
         if epochs == 0 {
             bail!("invalid --epochs 0: train for at least one epoch");
         }
-        let lr = a.lr.unwrap_or(0.002);
+        let lr_auto = a.lr == Some(LrArg::Auto);
+        let lr = match a.lr {
+            Some(LrArg::Value(v)) => v,
+            _ => 0.002,
+        };
         if !(lr > 0.0 && lr.is_finite()) {
             bail!("invalid --lr {lr}: the learning rate must be a positive number such as 0.001");
         }
@@ -146,6 +152,7 @@ impl Settings {
             dollars: a.dollars_per_unit,
             baseline: !a.no_baseline,
             quiet: a.quiet,
+            lr_auto,
             example: a.example,
         };
         if s.activation == Activation::Softmax {
@@ -174,6 +181,20 @@ fn run_rank(args: TrainArgs) -> Result<()> {
     let s = Settings::from_args(args)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(s.threads).build().context("cannot start the thread pool")?;
     pool.install(|| train(&s, &mut run))
+}
+
+/// The network shape, training configuration and training rows that `backprop train`
+/// would use with these flags (for `backprop explain lr`).
+pub fn setup(args: TrainArgs) -> Result<(NetworkConfig, TrainConfig, Dataset)> {
+    let mut args = merge_config(args)?;
+    crate::examples::apply(&mut args)?;
+    let s = Settings::from_args(args)?;
+    let p = prepare(&s)?;
+    let classify = matches!(p.prep.target, Target::Classification { .. });
+    let mut config = s.train.clone();
+    config.loss = s.loss.unwrap_or(if classify { Loss::CrossEntropy } else { Loss::Mse });
+    let net = NetworkConfig { inputs: p.prep.input_width(), hidden: s.hidden.clone(), outputs: p.prep.target.width(), activation: s.activation, output_activation: Activation::Identity, init: s.init };
+    Ok((net, config, p.train))
 }
 
 /// Everything prepared from the data before training.
@@ -289,6 +310,19 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         }
     }
     let net_config = NetworkConfig { inputs: p.prep.input_width(), hidden: s.hidden.clone(), outputs: p.prep.target.width(), activation: s.activation, output_activation: Activation::Identity, init: s.init };
+    if s.lr_auto && crate::cluster::size() > 1 {
+        bail!("--lr auto is not available under mpirun with more than one rank; find the rate with `backprop explain lr` in one process and pass --lr");
+    }
+    let lr_note = if s.lr_auto {
+        let (lr, note) = super::explain::lr::auto(&net_config, &config, &p.train)?;
+        if !s.quiet {
+            eprintln!("{note}");
+        }
+        config.lr = lr;
+        Some(note)
+    } else {
+        None
+    };
     let out_dir = run_dir(s.out.as_deref(), &p.name)?;
     run.claim(&out_dir)?;
     if !s.quiet {
@@ -307,15 +341,16 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             s.threads
         );
     }
+    let mut path = None;
     if crate::cluster::size() == 1 {
         // Under mpirun, Ctrl-C goes to mpirun, which ends every rank; resume from the
         // last checkpoint.
         crate::interrupt::install();
     }
-    let (net, history, seconds) = fit(&net_config, &config, &p, "network ", s.quiet, Some(run))?;
+    let (net, history, seconds) = fit(&net_config, &config, &p, "network ", s.quiet, Some(&mut path), Some(run))?;
     let baseline = if s.baseline && !crate::interrupt::requested() {
         let cfg = NetworkConfig { hidden: Vec::new(), ..net_config.clone() };
-        Some(fit(&cfg, &config, &p, "baseline", s.quiet, None)?)
+        Some(fit(&cfg, &config, &p, "baseline", s.quiet, None, None)?)
     } else {
         None
     };
@@ -354,6 +389,12 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     atomic_write(&out_dir.join("metrics.json"), metrics_text.as_bytes())?;
     atomic_write(&out_dir.join("history.csv"), history_csv(&history).as_bytes())?;
     crate::plot::loss_curve(&history, loss.name(), &out_dir.join("loss_curve.svg"))?;
+    if let Some(rec) = &path {
+        let split = crate::report::trajectory::SplitInfo { valid_fraction: s.valid_fraction, test_fraction: s.test_fraction };
+        crate::report::trajectory::save(&out_dir, rec, model.network.params(), &split)?;
+        let report = crate::report::RunReport { name: &p.name, net_config: &net_config, train_config: &config, history: &history, initial: &rec.initial, network: &model.network, target: &p.prep.target, test: p_test, train_rows, metrics: &metrics, baseline: baseline.as_ref().map(|b| &b.1), dollars: p.dollars, lr_note };
+        crate::report::write(&out_dir, &report)?;
+    }
     if let Some(path) = &s.metrics_json {
         atomic_write(path, metrics_text.as_bytes())?;
     }
@@ -402,11 +443,15 @@ pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Valu
     }
 }
 
+/// Trains one network; with `path`, also records its initial weights and per-epoch
+/// snapshots there (for the report and the landscape).
 /// With `run`, resumes from its checkpoint or writes the first, checkpoints during
 /// training and stops on Ctrl-C.
-fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quiet: bool, mut run: Option<&mut crate::checkpoint::Run>) -> Result<(Network, History, f64)> {
+#[allow(clippy::too_many_arguments)]
+fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quiet: bool, path: Option<&mut Option<Recorder>>, mut run: Option<&mut crate::checkpoint::Run>) -> Result<(Network, History, f64)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(train.seed);
     let mut net = cfg.init(&mut rng)?;
+    let recorder = path.map(|slot| slot.insert(Recorder::start(&net, train.epochs)));
     let mut progress = Progress::new(label, train.epochs, quiet);
     let trainer = Trainer::new(train.clone())?;
     let mut state = TrainState::new(trainer.config(), &net);
@@ -415,6 +460,7 @@ fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quie
     }
     let started = Instant::now();
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
+    callbacks.extend(recorder.map(|r| r as &mut dyn Callback));
     callbacks.extend(run.as_deref_mut().map(|r| r as &mut dyn Callback));
     let result = trainer.resume(&mut net, &p.train, p.valid.as_ref(), &mut state, &mut callbacks, &mut *crate::cluster::reducer(p.train.len()));
     progress.finish();

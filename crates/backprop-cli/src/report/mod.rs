@@ -313,8 +313,11 @@ fn cost_label(r: &RunReport, log: bool) -> String {
     )
 }
 
+/// Chart points `(x, y)`.
+type Points = Vec<(f64, f64)>;
+
 fn cost_per_epoch(r: &RunReport, log: bool) -> String {
-    let ep = |h: &History| -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let ep = |h: &History| -> (Points, Points) {
         (
             h.epochs
                 .iter()
@@ -654,7 +657,7 @@ fn thousands(v: f64) -> String {
     let digits = format!("{:.0}", v.abs());
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

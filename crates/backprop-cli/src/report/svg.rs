@@ -145,7 +145,7 @@ impl Axis {
 }
 
 fn nice_step(raw: f64) -> f64 {
-    if !(raw > 0.0) || !raw.is_finite() {
+    if !raw.is_finite() || raw <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(raw.log10().floor());
@@ -650,7 +650,7 @@ fn colorbar_svg(bar: &ColorBar, x: f64, top: f64, height: f64) -> String {
     }
     let every = (bands as f64 / 8.0).ceil() as usize;
     for (i, e) in bar.edges.iter().enumerate() {
-        if i % every.max(1) != 0 && i + 1 != bar.edges.len() {
+        if !i.is_multiple_of(every.max(1)) && i + 1 != bar.edges.len() {
             continue;
         }
         let y = top + height - i as f64 * bh;

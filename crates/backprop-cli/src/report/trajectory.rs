@@ -41,7 +41,7 @@ impl Recorder {
 
 impl Callback for Recorder {
     fn on_epoch_end(&mut self, net: &Network, state: &TrainState) -> backprop::Result<Control> {
-        if state.epoch % self.every == 0 {
+        if state.epoch.is_multiple_of(self.every) {
             self.snapshots.push(net.params().to_vec());
             self.epochs.push(state.epoch);
         }

@@ -192,8 +192,11 @@ pub fn run(a: DescentArgs) -> Result<()> {
             )?,
         });
     }
-    // A gentler rate than the good one above, so the noise of single-row steps stays in view.
-    let batch_lr = 0.15 * limit;
+    // One row of a large feature value has a much steeper cost than the average row, so
+    // single-row steps need a far smaller rate than full-batch ones; all three walks
+    // share that small rate and take more steps.
+    let batch_lr = 0.03 * limit;
+    let batch_steps = a.steps * 5;
     let mut batch_paths = Vec::new();
     for (name, batch) in [
         ("full batch", BatchSize::Full),
@@ -205,7 +208,7 @@ pub fn run(a: DescentArgs) -> Result<()> {
             name: format!("{name}: {} rows per update", rows_per),
             lr: batch_lr as f32,
             batch,
-            path: walk(&start, &data, batch_lr, batch, a.steps)?,
+            path: walk(&start, &data, batch_lr, batch, batch_steps)?,
         });
     }
 
@@ -314,7 +317,7 @@ pub fn run(a: DescentArgs) -> Result<()> {
 <p>A real network cannot do this. The default <code>backprop train</code> network (8-{hidden}-1) has {weights} weights and biases; trying just 100 values for each needs 100<sup>{weights}</sup> = 10<sup>{log}</sup> cost evaluations, about 10<sup>{years:.0}</sup> years at a billion evaluations per second. Gradient descent needs one forward and one backward pass per step instead: it only asks which way is downhill from where it stands.</p>\
 <h2>The learning rate</h2><p>Gradient descent steps against the gradient, by a step the learning rate η sets. For this cost the steps stay stable only while η &lt; 2/λ<sub>max</sub> = {limit} (λ<sub>max</sub> is the largest curvature of the bowl). Below that but far too small, it crawls; near 0.4 of it, it arrives in a few steps; just above it, every step overshoots the valley further than the last and the walk diverges.</p>\
 <div class=\"grid\">{f1}{f2}</div>\
-<h2>Full batch, mini-batches, online</h2><p>Full-batch gradient descent computes the exact gradient over all {n} rows before each step. A mini-batch uses a random handful of rows, online (stochastic) gradient descent a single row: each step is far cheaper and the gradient noisy, so the path jitters, but it still heads downhill and ends near the bottom.</p>\
+<h2>Full batch, mini-batches, online</h2><p>Full-batch gradient descent computes the exact gradient over all {n} rows before each step. A mini-batch uses a random handful of rows, online (stochastic) gradient descent a single row: each step is far cheaper and the gradient noisy, so the path jitters, but it still heads downhill and ends near the bottom. A single district with a very large income has a far steeper cost than the average, so single-row steps need a much smaller rate than full-batch ones; the three walks here share that small rate.</p>\
 <div class=\"grid\">{f3}</div><h2>Numbers</h2><pre>{text}</pre><p class=\"note\">Files: <code>cost_1d.svg</code>, <code>cost_surface.svg</code>, <code>batch_paths.svg</code>, and <code>descent.json</code> with every number drawn.</p>",
         f = esc(feature),
         mean = x_mean,
@@ -327,7 +330,7 @@ pub fn run(a: DescentArgs) -> Result<()> {
         limit = fmt_num(limit),
         f1 = figure(&one, "One weight (price against the feature, both centred): the cost is a parabola; each dot is one gradient-descent step from the same start."),
         f2 = figure(&surface, "Two weights: colour is the cost found by brute force (darker is lower; log-spaced bands, so band edges are contour lines); lines are gradient-descent paths from the same start; the ring marks the least-squares solution."),
-        f3 = figure(&batches, &format!("The same rate η = {} and {} updates each; a mini-batch step costs 32 rows of work and an online step 1, against {n} for a full-batch step.", fmt_num(batch_lr), a.steps)),
+        f3 = figure(&batches, &format!("The same rate η = {} and {} updates each; a mini-batch step costs 32 rows of work and an online step 1, against {n} for a full-batch step.", fmt_num(batch_lr), batch_steps)),
         text = esc(&text),
     );
     let html = page("backprop explain descent", &body);
@@ -377,7 +380,7 @@ fn argmin(grid: &[Vec<f64>]) -> (usize, usize, f64) {
 fn thousands(n: usize) -> String {
     let d = n.to_string();
     d.chars().enumerate().fold(String::new(), |mut s, (i, c)| {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             s.push(',');
         }
         s.push(c);

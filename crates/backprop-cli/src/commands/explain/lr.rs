@@ -122,7 +122,7 @@ pub fn run(a: LrArgs) -> Result<()> {
         lo = fmt_num(a.lr_min as f64),
         hi = fmt_num(a.lr_max as f64),
         stop = if r.stopped_early { " (the test stopped once the smoothed cost passed 4× its lowest value)" } else { "" },
-        fig = figure(&svg, "Cost of each mini-batch (light) and its exponential moving average (β = 0.98, bias-corrected) against the learning rate."),
+        fig = figure(&svg, "Cost of each mini-batch (light) and its exponential moving average (β = 0.9, bias-corrected) against the learning rate."),
         tab = table(&["point", "learning rate", "smoothed cost"], &rows),
     );
     let html = page("backprop explain lr", &body);
