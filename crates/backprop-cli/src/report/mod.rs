@@ -67,13 +67,16 @@ pub fn write(dir: &Path, r: &RunReport) -> Result<()> {
 pub fn render(r: &RunReport) -> String {
     let shape = crate::commands::train::shape(r.net_config);
     let mut b = format!(
-        "<h1>How the network learned: {}</h1><p class=\"lead\">A {shape} network ({} weights and biases) trained by backpropagation and {} on {} rows for {} epochs. Every figure below comes from this run; cost is the {} of the standardised target (classification: cross-entropy), so 1.0 is what always predicting the mean scores.</p>\n",
+        "<h1>How the network learned: {}</h1><p class=\"lead\">A {shape} network ({} weights and biases) trained by backpropagation and {} on {} rows for {} epochs. Every figure below comes from this run. {}</p>\n",
         svg::esc(r.name),
         r.network.num_params(),
         r.train_config.optimizer.name(),
         r.train_rows,
         r.history.epochs.len(),
-        r.train_config.loss
+        match r.target {
+            Target::Regression { .. } => format!("The cost is the {} of the standardised target, so 1.0 is what always predicting the mean scores.", r.train_config.loss),
+            Target::Classification { classes, .. } => format!("The cost is the {} of the predicted class probabilities; guessing uniformly among the {} classes scores ln {} = {:.2}.", r.train_config.loss, classes.len(), classes.len(), (classes.len() as f64).ln()),
+        }
     );
     b.push_str("<h2>Configuration and results</h2><div class=\"tables\">");
     b.push_str(&config_table(r));
@@ -306,8 +309,12 @@ fn scale(log: bool) -> Scale {
 }
 
 fn cost_label(r: &RunReport, log: bool) -> String {
+    let unit = match r.target {
+        Target::Regression { .. } => "standardised units",
+        Target::Classification { .. } => "nats",
+    };
     format!(
-        "cost: {} (standardised units{})",
+        "cost: {} ({unit}{})",
         r.train_config.loss,
         if log { ", log" } else { "" }
     )
@@ -732,7 +739,7 @@ fn classification_section(r: &RunReport, classes: &[String]) -> String {
         Axis::new(
             "rows of the class predicted correctly (share)",
             0.0,
-            1.0,
+            1.25,
             Scale::Linear,
         ),
     )
