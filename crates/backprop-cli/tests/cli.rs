@@ -134,7 +134,7 @@ fn train_predict_evaluate_inspect_round_trip() {
     let out = tmp("roundtrip");
     let data = fixture("houses.csv");
     let data = data.to_str().unwrap();
-    let metrics = out.join("m.json");
+    let metrics = tmp("roundtrip-metrics.json");
     ok(&[
         "train",
         "--data",
