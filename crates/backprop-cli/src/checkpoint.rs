@@ -166,6 +166,9 @@ pub struct Run {
     position: (usize, usize, usize),
     /// Epoch of the newest checkpoint on disk.
     saved: Option<usize>,
+    /// The last completed epoch's state when it was not written (`every` > 1), for
+    /// Ctrl-C to write.
+    pending: Option<(Network, TrainState)>,
     /// Whether this process writes the run folder (all but ranks 1.. of `mpirun`).
     writer: bool,
 }
@@ -226,6 +229,7 @@ impl Run {
             epochs: 0,
             position: (0, 0, 0),
             saved: None,
+            pending: None,
             writer: true,
         })
     }
@@ -344,8 +348,11 @@ impl Callback for Run {
     fn on_epoch_end(&mut self, net: &Network, state: &TrainState) -> backprop::Result<Control> {
         let (_, step, steps) = self.position;
         if step < steps {
-            // Stopped mid-epoch: this state cannot be resumed exactly; keep the last
-            // epoch boundary's checkpoint.
+            // Stopped mid-epoch: this state cannot be resumed exactly; write the last
+            // epoch boundary's instead, if it is not on disk yet.
+            if let Some((n, s)) = self.pending.take() {
+                self.save(&n, &s)?;
+            }
             return Ok(Control::Stop);
         }
         if let Some(r) = state.history.epochs.last() {
@@ -373,6 +380,9 @@ impl Callback for Run {
             || state.history.stopped_early
         {
             self.save(net, state)?;
+            self.pending = None;
+        } else {
+            self.pending = Some((net.clone(), state.clone()));
         }
         Ok(Control::Continue)
     }
