@@ -10,38 +10,95 @@ use crate::args::InspectArgs;
 pub fn run(a: InspectArgs) -> Result<()> {
     let model = Model::load(&a.model)?;
     let m = &model.meta;
-    println!("model {} (format version {})", a.model.display(), m.format_version);
+    println!(
+        "model {} (format version {})",
+        a.model.display(),
+        m.format_version
+    );
     println!("\nlayers:");
     for (i, l) in m.layers.iter().enumerate() {
-        println!("  layers.{i}: {} -> {} {:<10} {} parameters", l.inputs, l.outputs, l.activation.name(), l.num_params());
+        println!(
+            "  layers.{i}: {} -> {} {:<10} {} parameters",
+            l.inputs,
+            l.outputs,
+            l.activation.name(),
+            l.num_params()
+        );
     }
     println!("  total: {} parameters", model.network.num_params());
     println!("\ntarget: {}", match &m.preprocessor.target {
         Target::Regression { name, transform, mean, std } => format!("{name} (regression; transform {transform:?}, standardised with mean {mean:.4}, std {std:.4})"),
         Target::Classification { name, classes } => format!("{name} (classification over {} classes: {})", classes.len(), classes.join(", ")),
     });
-    println!("\nfeatures ({} columns -> {} inputs):", m.preprocessor.features.len(), m.preprocessor.input_width());
-    for f in &m.preprocessor.features {
+    println!(
+        "\nfeatures ({} columns -> {} inputs):",
+        m.preprocessor.features.len(),
+        m.preprocessor.input_width()
+    );
+    // Image models have a feature per pixel: show the first few and count the rest.
+    const SHOWN: usize = 20;
+    let features = &m.preprocessor.features;
+    if features.len() > SHOWN {
+        println!(
+            "  (first {SHOWN} of {}; all are listed in model.json)",
+            features.len()
+        );
+    }
+    for f in features.iter().take(SHOWN) {
         match f {
-            Feature::Numeric { name, median, scaler, constant } => {
+            Feature::Numeric {
+                name,
+                median,
+                scaler,
+                constant,
+            } => {
                 let how = match scaler {
-                    Scaler::Standard { mean, std } => format!("standard (mean {mean:.4}, std {std:.4})"),
-                    Scaler::Minmax { min, range } => format!("min-max (min {min:.4}, range {range:.4})"),
-                    Scaler::Quantile { references } => format!("quantile -> normal ({} quantiles)", references.len()),
+                    Scaler::Standard { mean, std } => {
+                        format!("standard (mean {mean:.4}, std {std:.4})")
+                    }
+                    Scaler::Minmax { min, range } => {
+                        format!("min-max (min {min:.4}, range {range:.4})")
+                    }
+                    Scaler::Quantile { references } => {
+                        format!("quantile -> normal ({} quantiles)", references.len())
+                    }
                     Scaler::None => "unscaled".into(),
                 };
-                println!("  {name:<20} numeric, {how}, missing -> {median:.4}{}", if *constant { ", constant in training" } else { "" });
+                println!(
+                    "  {name:<20} numeric, {how}, missing -> {median:.4}{}",
+                    if *constant {
+                        ", constant in training"
+                    } else {
+                        ""
+                    }
+                );
             }
-            Feature::Categorical { name, categories } => println!("  {name:<20} one-hot over {} categories: {}", categories.len(), categories.join(", ")),
+            Feature::Categorical { name, categories } => println!(
+                "  {name:<20} one-hot over {} categories: {}",
+                categories.len(),
+                categories.join(", ")
+            ),
         }
     }
     let t = &m.training;
-    println!("\ntraining: loss {}, optimizer {}, lr {}, schedule {:?}, batch {}, {} epochs, seed {}", t.loss, t.optimizer.name(), t.lr, t.schedule, t.batch_size, t.epochs, t.seed);
+    println!(
+        "\ntraining: loss {}, optimizer {}, lr {}, schedule {:?}, batch {}, {} epochs, seed {}",
+        t.loss,
+        t.optimizer.name(),
+        t.lr,
+        t.schedule,
+        t.batch_size,
+        t.epochs,
+        t.seed
+    );
     if let Ok(text) = std::fs::read_to_string(a.model.join("metrics.json")) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
             println!("\nmetrics: test {}", v["test"]);
             if !v["baseline"]["test"].is_null() {
-                println!("         no-hidden-layer baseline test {}", v["baseline"]["test"]);
+                println!(
+                    "         no-hidden-layer baseline test {}",
+                    v["baseline"]["test"]
+                );
             }
         }
     }
