@@ -2,6 +2,7 @@
 //! keeps the last good checkpoint; SIGKILL and Ctrl-C leave a checkpoint from which
 //! `--resume` ends bit-identical to an uninterrupted run; the same seed gives the same
 //! bytes whatever the thread count.
+#![cfg(unix)] // sends signals with `kill`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
