@@ -106,13 +106,14 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// Learning rate, or `auto` to pick it with a learning-rate range test on the
-    /// training rows (see `backprop explain lr`) [default: 0.002].
+    /// training rows (see `backprop explain lr`) [default: 0.02].
     #[arg(long, value_name = "RATE|auto", allow_negative_numbers = true)]
     pub lr: Option<LrArg>,
     /// Momentum for sgd, nesterov and rmsprop [default: 0.9 for sgd/nesterov, 0 for rmsprop].
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
     pub momentum: Option<f32>,
-    /// Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw) [default: 0.0001].
+    /// Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw) [default: 0.2 for
+    /// adamw, where it is multiplied by the learning rate; 0 for the others].
     #[arg(long, value_name = "L", allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
     /// Observations per update: a number (1 = online SGD) or `full`; a number larger

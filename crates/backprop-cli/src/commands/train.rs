@@ -5,11 +5,16 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use backprop::data::csv::{CsvOptions, Table};
-use backprop::data::prep::{detect_task, PrepOptions, Preprocessor, ScaleKind, Target, TargetTransform, Task};
+use backprop::data::prep::{
+    detect_task, PrepOptions, Preprocessor, ScaleKind, Target, TargetTransform, Task,
+};
 use backprop::data::split::split_rows;
 use backprop::model::{atomic_write, Model};
 use backprop::optim::Schedule;
-use backprop::{Activation, BatchSize, Callback, Dataset, History, Init, Loss, Network, NetworkConfig, OptimizerKind, TrainConfig, TrainState, Trainer};
+use backprop::{
+    Activation, BatchSize, Callback, Dataset, History, Init, Loss, Network, NetworkConfig,
+    OptimizerKind, TrainConfig, TrainState, Trainer,
+};
 use rand::SeedableRng;
 use serde_json::json;
 
@@ -50,11 +55,47 @@ pub struct Settings {
 
 /// Merges flags over the `--config` TOML file (flags win).
 fn merge_config(cli: TrainArgs) -> Result<TrainArgs> {
-    let Some(path) = &cli.config else { return Ok(cli) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-    let file: TrainArgs = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
+    let Some(path) = &cli.config else {
+        return Ok(cli);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let file: TrainArgs = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
     macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone(), resume: cli.resume.clone() } } }
-    Ok(merge!(data, target, task, features, ignore, delimiter, scale, target_transform, valid_fraction, test_fraction, test, hidden, activation, loss, optimizer, lr, momentum, weight_decay, batch_size, epochs, schedule, clip_norm, patience, init, seed, threads, out, metrics_json, dollars_per_unit, checkpoint_every, example))
+    Ok(merge!(
+        data,
+        target,
+        task,
+        features,
+        ignore,
+        delimiter,
+        scale,
+        target_transform,
+        valid_fraction,
+        test_fraction,
+        test,
+        hidden,
+        activation,
+        loss,
+        optimizer,
+        lr,
+        momentum,
+        weight_decay,
+        batch_size,
+        epochs,
+        schedule,
+        clip_norm,
+        patience,
+        init,
+        seed,
+        threads,
+        out,
+        metrics_json,
+        dollars_per_unit,
+        checkpoint_every,
+        example
+    ))
 }
 
 /// Parses `--hidden`: comma-separated positive widths, or empty for none.
@@ -76,7 +117,9 @@ fn parse_batch(s: &str) -> Result<BatchSize> {
     match s.trim() {
         "full" => Ok(BatchSize::Full),
         t => match t.parse::<usize>() {
-            Ok(0) | Err(_) => bail!("invalid --batch-size `{s}`: expected a positive number of rows, or `full`"),
+            Ok(0) | Err(_) => {
+                bail!("invalid --batch-size `{s}`: expected a positive number of rows, or `full`")
+            }
             Ok(n) => Ok(BatchSize::Mini(n)),
         },
     }
@@ -97,25 +140,40 @@ impl Settings {
         let lr_auto = a.lr == Some(LrArg::Auto);
         let lr = match a.lr {
             Some(LrArg::Value(v)) => v,
-            _ => 0.002,
+            _ => 0.02,
         };
         if !(lr > 0.0 && lr.is_finite()) {
             bail!("invalid --lr {lr}: the learning rate must be a positive number such as 0.001");
         }
         let schedule = match a.schedule.unwrap_or(ScheduleArg::OneCycle) {
             ScheduleArg::Constant => Schedule::Constant,
-            ScheduleArg::Step => Schedule::Step { every: (epochs / 4).max(1), gamma: 0.5 },
+            ScheduleArg::Step => Schedule::Step {
+                every: (epochs / 4).max(1),
+                gamma: 0.5,
+            },
             ScheduleArg::Exponential => Schedule::Exponential { gamma: 0.95 },
             ScheduleArg::Cosine => Schedule::Cosine { min_lr: 0.0 },
             ScheduleArg::OneCycle => Schedule::OneCycle { pct_start: 0.3 },
-            ScheduleArg::Plateau => Schedule::Plateau { factor: 0.1, patience: 5, min_lr: 0.0 },
+            ScheduleArg::Plateau => Schedule::Plateau {
+                factor: 0.1,
+                patience: 5,
+                min_lr: 0.0,
+            },
         };
         let train = TrainConfig {
             epochs,
             batch_size: parse_batch(a.batch_size.as_deref().unwrap_or("256"))?,
             shuffle: true,
             loss: a.loss.unwrap_or_default(),
-            optimizer: optimizer_kind.build(momentum, a.weight_decay.unwrap_or(1e-4)),
+            optimizer: optimizer_kind.build(
+                momentum,
+                a.weight_decay
+                    .unwrap_or(if optimizer_kind == OptimizerKind::Adamw {
+                        0.2
+                    } else {
+                        0.0
+                    }),
+            ),
             lr,
             schedule,
             clip_norm: a.clip_norm,
@@ -139,7 +197,11 @@ impl Settings {
             prep_scale: a.scale.unwrap_or(ScaleKind::Quantile),
             target_transform: a.target_transform.unwrap_or_default(),
             valid_fraction: a.valid_fraction.unwrap_or(0.1),
-            test_fraction: if a.test.is_some() { 0.0 } else { a.test_fraction.unwrap_or(0.2) },
+            test_fraction: if a.test.is_some() {
+                0.0
+            } else {
+                a.test_fraction.unwrap_or(0.2)
+            },
             test: a.test,
             hidden: parse_hidden(a.hidden.as_deref().unwrap_or("256,256,128"))?,
             activation: a.activation.unwrap_or(Activation::Relu),
@@ -179,7 +241,10 @@ fn run_rank(args: TrainArgs) -> Result<()> {
         run.read_only();
     }
     let s = Settings::from_args(args)?;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(s.threads).build().context("cannot start the thread pool")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(s.threads)
+        .build()
+        .context("cannot start the thread pool")?;
     pool.install(|| train(&s, &mut run))
 }
 
@@ -192,8 +257,19 @@ pub fn setup(args: TrainArgs) -> Result<(NetworkConfig, TrainConfig, Dataset)> {
     let p = prepare(&s)?;
     let classify = matches!(p.prep.target, Target::Classification { .. });
     let mut config = s.train.clone();
-    config.loss = s.loss.unwrap_or(if classify { Loss::CrossEntropy } else { Loss::Mse });
-    let net = NetworkConfig { inputs: p.prep.input_width(), hidden: s.hidden.clone(), outputs: p.prep.target.width(), activation: s.activation, output_activation: Activation::Identity, init: s.init };
+    config.loss = s.loss.unwrap_or(if classify {
+        Loss::CrossEntropy
+    } else {
+        Loss::Mse
+    });
+    let net = NetworkConfig {
+        inputs: p.prep.input_width(),
+        hidden: s.hidden.clone(),
+        outputs: p.prep.target.width(),
+        activation: s.activation,
+        output_activation: Activation::Identity,
+        init: s.init,
+    };
     Ok((net, config, p.train))
 }
 
@@ -208,26 +284,54 @@ struct Prepared {
 }
 
 fn prepare(s: &Settings) -> Result<Prepared> {
-    if let Some(dir) = s.data.as_deref().filter(|p| crate::images::is_image_folder(p)) {
+    if let Some(dir) = s
+        .data
+        .as_deref()
+        .filter(|p| crate::images::is_image_folder(p))
+    {
         let d = crate::images::load_folder(dir, s.prep_scale, s.valid_fraction, s.train.seed)?;
-        let name = std::path::absolute(dir)?.file_name().map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
+        let name = std::path::absolute(dir)?
+            .file_name()
+            .map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
         let shard = crate::cluster::shard_dataset;
-        return Ok(Prepared { name, prep: d.prep, train: shard(d.train), valid: d.valid.map(shard), test: shard(d.test), dollars: None });
+        return Ok(Prepared {
+            name,
+            prep: d.prep,
+            train: shard(d.train),
+            valid: d.valid.map(shard),
+            test: shard(d.test),
+            dollars: None,
+        });
     }
     let digits = s.example == Some(crate::examples::Example::Digits);
     let (table, default_target, dollars) = match &s.data {
         Some(p) => (input::read_table(p, s.csv)?, None, s.dollars),
-        None if digits => (crate::examples::digits()?, Some(crate::examples::DIGITS_TARGET), None),
-        None => (input::california()?, Some(CALIFORNIA_TARGET), s.dollars.or(Some(CALIFORNIA_DOLLARS))),
+        None if digits => (
+            crate::examples::digits()?,
+            Some(crate::examples::DIGITS_TARGET),
+            None,
+        ),
+        None => (
+            input::california()?,
+            Some(CALIFORNIA_TARGET),
+            s.dollars.or(Some(CALIFORNIA_DOLLARS)),
+        ),
     };
     let target_name = match (&s.target, default_target) {
         (Some(t), _) => t.as_str(),
         (None, Some(t)) => t,
-        (None, None) => bail!("{}: name the column to predict with --target COLUMN (columns: {})", table.source.display(), table.headers.join(", ")),
+        (None, None) => bail!(
+            "{}: name the column to predict with --target COLUMN (columns: {})",
+            table.source.display(),
+            table.headers.join(", ")
+        ),
     };
     let target = table.require_column(target_name, "target")?;
     let mut features: Vec<usize> = match &s.features {
-        Some(names) => names.iter().map(|n| table.require_column(n, "feature")).collect::<Result<_, _>>()?,
+        Some(names) => names
+            .iter()
+            .map(|n| table.require_column(n, "feature"))
+            .collect::<Result<_, _>>()?,
         None => (0..table.headers.len()).filter(|&j| j != target).collect(),
     };
     for n in &s.ignore {
@@ -238,7 +342,10 @@ fn prepare(s: &Settings) -> Result<Prepared> {
         bail!("the target `{target_name}` cannot also be a feature; leave it out of --features");
     }
     if features.is_empty() {
-        bail!("{}: no feature columns are left to learn from; check --features / --ignore", table.source.display());
+        bail!(
+            "{}: no feature columns are left to learn from; check --features / --ignore",
+            table.source.display()
+        );
     }
     let task = match s.task {
         Some(t) => t,
@@ -250,21 +357,42 @@ fn prepare(s: &Settings) -> Result<Prepared> {
             t
         }
     };
-    let split = split_rows(table.rows(), s.valid_fraction, s.test_fraction, s.train.seed).with_context(|| table.source.display().to_string())?;
-    let opts = PrepOptions { scale: s.prep_scale, target_transform: s.target_transform, task };
+    let split = split_rows(
+        table.rows(),
+        s.valid_fraction,
+        s.test_fraction,
+        s.train.seed,
+    )
+    .with_context(|| table.source.display().to_string())?;
+    let opts = PrepOptions {
+        scale: s.prep_scale,
+        target_transform: s.target_transform,
+        task,
+    };
     let (prep, report) = Preprocessor::fit(&table, &features, target, &split.train, &opts)?;
     let has_valid = !split.valid.is_empty();
     let split = crate::cluster::shard_split(split);
     if !s.quiet && !report.constant.is_empty() {
-        eprintln!("note: constant in the training rows (kept, but they carry no information): {}", report.constant.join(", "));
+        eprintln!(
+            "note: constant in the training rows (kept, but they carry no information): {}",
+            report.constant.join(", ")
+        );
     }
-    let build = |t: &Table, feature_cols: &[usize], target_col: usize, rows: &[usize]| -> Result<(Dataset, backprop::data::prep::PrepReport)> {
+    let build = |t: &Table,
+                 feature_cols: &[usize],
+                 target_col: usize,
+                 rows: &[usize]|
+     -> Result<(Dataset, backprop::data::prep::PrepReport)> {
         let (x, r) = prep.transform_features(t, feature_cols, rows)?;
         let y = prep.transform_target(t, target_col, rows)?;
         Ok((Dataset::new(x, y)?, r))
     };
     let (train, r_train) = build(&table, &features, target, &split.train)?;
-    let valid = if !has_valid { None } else { Some(build(&table, &features, target, &split.valid)?.0) };
+    let valid = if !has_valid {
+        None
+    } else {
+        Some(build(&table, &features, target, &split.valid)?.0)
+    };
     let (test, r_test) = match &s.test {
         Some(p) => {
             let tt = input::read_table(p, s.csv)?;
@@ -283,16 +411,39 @@ fn prepare(s: &Settings) -> Result<Prepared> {
             eprintln!("warning: {n} test row(s) have a category of `{name}` not seen in training; encoded as all zeros");
         }
     }
-    let fallback = if digits { "digits" } else { "california_housing" };
-    let name = s.data.as_ref().and_then(|p| p.file_stem()).map_or(fallback.to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Prepared { name, prep, train, valid, test, dollars })
+    let fallback = if digits {
+        "digits"
+    } else {
+        "california_housing"
+    };
+    let name = s
+        .data
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .map_or(fallback.to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(Prepared {
+        name,
+        prep,
+        train,
+        valid,
+        test,
+        dollars,
+    })
 }
 
 fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     let p = prepare(s)?;
-    let [train_rows, valid_rows, test_rows] = crate::cluster::totals([p.train.len(), p.valid.as_ref().map_or(0, Dataset::len), p.test.len()]);
+    let [train_rows, valid_rows, test_rows] = crate::cluster::totals([
+        p.train.len(),
+        p.valid.as_ref().map_or(0, Dataset::len),
+        p.test.len(),
+    ]);
     let classify = matches!(p.prep.target, Target::Classification { .. });
-    let loss = s.loss.unwrap_or(if classify { Loss::CrossEntropy } else { Loss::Mse });
+    let loss = s.loss.unwrap_or(if classify {
+        Loss::CrossEntropy
+    } else {
+        Loss::Mse
+    });
     if classify && loss != Loss::CrossEntropy {
         bail!("--loss {loss} does not fit classification: use --loss cross-entropy (or --task regress)");
     }
@@ -309,7 +460,14 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             config.batch_size = BatchSize::Full;
         }
     }
-    let net_config = NetworkConfig { inputs: p.prep.input_width(), hidden: s.hidden.clone(), outputs: p.prep.target.width(), activation: s.activation, output_activation: Activation::Identity, init: s.init };
+    let net_config = NetworkConfig {
+        inputs: p.prep.input_width(),
+        hidden: s.hidden.clone(),
+        outputs: p.prep.target.width(),
+        activation: s.activation,
+        output_activation: Activation::Identity,
+        init: s.init,
+    };
     if s.lr_auto && crate::cluster::size() > 1 {
         bail!("--lr auto is not available under mpirun with more than one rank; find the rate with `backprop explain lr` in one process and pass --lr");
     }
@@ -347,9 +505,20 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         // last checkpoint.
         crate::interrupt::install();
     }
-    let (net, history, seconds) = fit(&net_config, &config, &p, "network ", s.quiet, Some(&mut path), Some(run))?;
+    let (net, history, seconds) = fit(
+        &net_config,
+        &config,
+        &p,
+        "network ",
+        s.quiet,
+        Some(&mut path),
+        Some(run),
+    )?;
     let baseline = if s.baseline && !crate::interrupt::requested() {
-        let cfg = NetworkConfig { hidden: Vec::new(), ..net_config.clone() };
+        let cfg = NetworkConfig {
+            hidden: Vec::new(),
+            ..net_config.clone()
+        };
         Some(fit(&cfg, &config, &p, "baseline", s.quiet, None, None)?)
     } else {
         None
@@ -357,7 +526,10 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
 
     // Under mpirun rank 0 gathers the encoded validation and test rows and alone
     // evaluates and writes.
-    let (p_test, p_valid) = (crate::cluster::gather_dataset(&p.test), p.valid.as_ref().map(crate::cluster::gather_dataset));
+    let (p_test, p_valid) = (
+        crate::cluster::gather_dataset(&p.test),
+        p.valid.as_ref().map(crate::cluster::gather_dataset),
+    );
     if !crate::cluster::is_root() {
         return Ok(());
     }
@@ -367,7 +539,9 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     let test = eval(&model.network, p_test);
     let valid = p_valid.map(|v| eval(&model.network, v));
     let base_test = baseline.as_ref().map(|(n, _, _)| eval(n, p_test));
-    let base_valid = baseline.as_ref().and_then(|(n, _, _)| p_valid.map(|v| eval(n, v)));
+    let base_valid = baseline
+        .as_ref()
+        .and_then(|(n, _, _)| p_valid.map(|v| eval(n, v)));
     let metrics = json!({
         "task": if classify { "classify" } else { "regress" },
         "target": p.prep.target.name(),
@@ -387,12 +561,32 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     model.save(&out_dir)?;
     let metrics_text = serde_json::to_string_pretty(&metrics)?;
     atomic_write(&out_dir.join("metrics.json"), metrics_text.as_bytes())?;
-    atomic_write(&out_dir.join("history.csv"), history_csv(&history).as_bytes())?;
+    atomic_write(
+        &out_dir.join("history.csv"),
+        history_csv(&history).as_bytes(),
+    )?;
     crate::plot::loss_curve(&history, loss.name(), &out_dir.join("loss_curve.svg"))?;
     if let Some(rec) = &path {
-        let split = crate::report::trajectory::SplitInfo { valid_fraction: s.valid_fraction, test_fraction: s.test_fraction };
+        let split = crate::report::trajectory::SplitInfo {
+            valid_fraction: s.valid_fraction,
+            test_fraction: s.test_fraction,
+        };
         crate::report::trajectory::save(&out_dir, rec, model.network.params(), &split)?;
-        let report = crate::report::RunReport { name: &p.name, net_config: &net_config, train_config: &config, history: &history, initial: &rec.initial, network: &model.network, target: &p.prep.target, test: p_test, train_rows, metrics: &metrics, baseline: baseline.as_ref().map(|b| &b.1), dollars: p.dollars, lr_note };
+        let report = crate::report::RunReport {
+            name: &p.name,
+            net_config: &net_config,
+            train_config: &config,
+            history: &history,
+            initial: &rec.initial,
+            network: &model.network,
+            target: &p.prep.target,
+            test: p_test,
+            train_rows,
+            metrics: &metrics,
+            baseline: baseline.as_ref().map(|b| &b.1),
+            dollars: p.dollars,
+            lr_note,
+        };
         crate::report::write(&out_dir, &report)?;
     }
     if let Some(path) = &s.metrics_json {
@@ -405,17 +599,31 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         if let Some(b) = base_test.as_ref().and_then(regression) {
             rows.push(("no hidden layer (linear regression)".to_string(), b));
         }
-        let rows: Vec<(&str, RegressionMetrics)> = rows.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+        let rows: Vec<(&str, RegressionMetrics)> =
+            rows.iter().map(|(n, m)| (n.as_str(), *m)).collect();
         print!("{}", regression_table(name, p.dollars, &rows));
     } else {
-        if let Ok(m) = serde_json::from_value::<backprop::metrics::ClassificationMetrics>(test.clone()) {
-            print!("{}", crate::classify::table(&format!("test set ({})", p.prep.target.name()), &m));
+        if let Ok(m) =
+            serde_json::from_value::<backprop::metrics::ClassificationMetrics>(test.clone())
+        {
+            print!(
+                "{}",
+                crate::classify::table(&format!("test set ({})", p.prep.target.name()), &m)
+            );
         }
         if let Some(b) = &base_test {
-            println!("no hidden layer (softmax regression): accuracy {:.4}, log-loss {:.4}", b["accuracy"].as_f64().unwrap_or(f64::NAN), b["log_loss"].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "no hidden layer (softmax regression): accuracy {:.4}, log-loss {:.4}",
+                b["accuracy"].as_f64().unwrap_or(f64::NAN),
+                b["log_loss"].as_f64().unwrap_or(f64::NAN)
+            );
         }
     }
-    println!("\n{} epochs in {seconds:.1}s; run folder: {}", history.epochs.len(), out_dir.display());
+    println!(
+        "\n{} epochs in {seconds:.1}s; run folder: {}",
+        history.epochs.len(),
+        out_dir.display()
+    );
     match run.interrupted() {
         Some(stopped) => Err(stopped.into()),
         None => Ok(()),
@@ -423,7 +631,11 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
 }
 
 fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
-    Some(RegressionMetrics { rmse: v.get("rmse")?.as_f64()?, mae: v.get("mae")?.as_f64()?, r2: v.get("r2")?.as_f64()? })
+    Some(RegressionMetrics {
+        rmse: v.get("rmse")?.as_f64()?,
+        mae: v.get("mae")?.as_f64()?,
+        r2: v.get("r2")?.as_f64()?,
+    })
 }
 
 /// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy,
@@ -433,11 +645,13 @@ pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Valu
     match target {
         Target::Regression { .. } => {
             let actual = target_units(target, &d.y);
-            serde_json::to_value(RegressionMetrics::compute(&actual, pred.as_slice())).unwrap_or_default()
+            serde_json::to_value(RegressionMetrics::compute(&actual, pred.as_slice()))
+                .unwrap_or_default()
         }
         Target::Classification { classes, .. } => {
             let actual = backprop::metrics::argmax_rows(&d.y);
-            let m = backprop::metrics::ClassificationMetrics::compute(&actual, &pred).with_class_names(classes);
+            let m = backprop::metrics::ClassificationMetrics::compute(&actual, &pred)
+                .with_class_names(classes);
             serde_json::to_value(m).unwrap_or_default()
         }
     }
@@ -448,7 +662,15 @@ pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Valu
 /// With `run`, resumes from its checkpoint or writes the first, checkpoints during
 /// training and stops on Ctrl-C.
 #[allow(clippy::too_many_arguments)]
-fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quiet: bool, path: Option<&mut Option<Recorder>>, mut run: Option<&mut crate::checkpoint::Run>) -> Result<(Network, History, f64)> {
+fn fit(
+    cfg: &NetworkConfig,
+    train: &TrainConfig,
+    p: &Prepared,
+    label: &str,
+    quiet: bool,
+    path: Option<&mut Option<Recorder>>,
+    mut run: Option<&mut crate::checkpoint::Run>,
+) -> Result<(Network, History, f64)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(train.seed);
     let mut net = cfg.init(&mut rng)?;
     let recorder = path.map(|slot| slot.insert(Recorder::start(&net, train.epochs)));
@@ -462,7 +684,14 @@ fn fit(cfg: &NetworkConfig, train: &TrainConfig, p: &Prepared, label: &str, quie
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
     callbacks.extend(recorder.map(|r| r as &mut dyn Callback));
     callbacks.extend(run.as_deref_mut().map(|r| r as &mut dyn Callback));
-    let result = trainer.resume(&mut net, &p.train, p.valid.as_ref(), &mut state, &mut callbacks, &mut *crate::cluster::reducer(p.train.len()));
+    let result = trainer.resume(
+        &mut net,
+        &p.train,
+        p.valid.as_ref(),
+        &mut state,
+        &mut callbacks,
+        &mut *crate::cluster::reducer(p.train.len()),
+    );
     progress.finish();
     if let (Err(_), Some(r)) = (&result, &run) {
         r.note_failure(quiet);
@@ -484,7 +713,10 @@ pub fn shape(c: &NetworkConfig) -> String {
 fn run_dir(out: Option<&Path>, name: &str) -> Result<PathBuf> {
     if let Some(o) = out {
         if o.is_file() {
-            bail!("--out {}: is a file; give a folder for the run", o.display());
+            bail!(
+                "--out {}: is a file; give a folder for the run",
+                o.display()
+            );
         }
         return Ok(o.to_path_buf());
     }
@@ -492,7 +724,10 @@ fn run_dir(out: Option<&Path>, name: &str) -> Result<PathBuf> {
     if !base.exists() {
         return Ok(base);
     }
-    (2..10_000).map(|i| Path::new("runs").join(format!("{name}-{i}"))).find(|p| !p.exists()).context("runs/ holds too many runs of this name; pass --out DIR")
+    (2..10_000)
+        .map(|i| Path::new("runs").join(format!("{name}-{i}")))
+        .find(|p| !p.exists())
+        .context("runs/ holds too many runs of this name; pass --out DIR")
 }
 
 /// Per epoch: losses, learning rate, seconds, and per layer gradient norm and
@@ -505,7 +740,14 @@ fn history_csv(h: &History) -> String {
     }
     s.push('\n');
     for e in &h.epochs {
-        s.push_str(&format!("{},{},{},{},{:.6}", e.epoch, e.train_loss, e.valid_loss.map_or(String::new(), |v| v.to_string()), e.lr, e.seconds));
+        s.push_str(&format!(
+            "{},{},{},{},{:.6}",
+            e.epoch,
+            e.train_loss,
+            e.valid_loss.map_or(String::new(), |v| v.to_string()),
+            e.lr,
+            e.seconds
+        ));
         for (g, r) in e.grad_norms.iter().zip(&e.update_ratios) {
             s.push_str(&format!(",{g},{r}"));
         }
