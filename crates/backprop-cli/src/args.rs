@@ -233,7 +233,10 @@ impl std::str::FromStr for LrArg {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim() {
             "auto" => Ok(LrArg::Auto),
-            t => t.parse().map(LrArg::Value).map_err(|_| format!("expected a number such as 0.001, or `auto`, got `{s}`")),
+            t => t
+                .parse()
+                .map(LrArg::Value)
+                .map_err(|_| format!("expected a number such as 0.001, or `auto`, got `{s}`")),
         }
     }
 }

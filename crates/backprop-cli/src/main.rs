@@ -35,7 +35,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let label = if e.is::<interrupt::Interrupted>() { "interrupted" } else { "error" };
+            let label = if e.is::<interrupt::Interrupted>() {
+                "interrupted"
+            } else {
+                "error"
+            };
             eprintln!("{label}: {}", chain(&e));
             ExitCode::from(exit_code(&e))
         }
@@ -52,7 +56,10 @@ pub(crate) fn chain(e: &anyhow::Error) -> String {
             s.push_str(&c);
         }
     }
-    if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)) {
+    if e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    }) {
         s.push_str("; check the path");
     }
     s
