@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = args::Cli::parse();
     let result = match cli.command {
         args::Command::Train(a) => commands::train::run(*a),
@@ -73,5 +74,17 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<backprop::Error>() {
         Some(backprop::Error::NonFinite { .. }) => 1,
         _ => 2,
+    }
+}
+
+/// Lets a closed pipe end the process quietly, as it does other Unix tools
+/// (`backprop predict ... | head`), instead of a panic in `println!`. Everything the
+/// run saves is written before its summary is printed.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
