@@ -160,9 +160,26 @@ fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<std::borrow::Cow<'a, [u8]>
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     }
+    // Decompress the header first, then at most the bytes it declares (plus one, so an
+    // over-long body is still reported): a tiny damaged or hostile file cannot make us
+    // inflate gigabytes.
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
+    (&mut decoder)
+        .take(MAX_HEADER as u64)
         .read_to_end(&mut out)
+        .and_then(|_| {
+            let declared = declared_len(&out);
+            if declared > MAX_DECLARED {
+                return Err(std::io::Error::other(format!(
+                    "its header declares {declared} bytes, more than the {MAX_DECLARED} this \
+                     reader accepts"
+                )));
+            }
+            let limit = declared.saturating_add(1);
+            let rest = limit.saturating_sub(out.len() as u64);
+            (&mut decoder).take(rest).read_to_end(&mut out)
+        })
         .map_err(|e| {
             format_err(
                 path,
@@ -173,6 +190,31 @@ fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<std::borrow::Cow<'a, [u8]>
             )
         })?;
     Ok(std::borrow::Cow::Owned(out))
+}
+
+/// Largest IDX file (header plus data) we decompress: 4 GiB, over 50 times MNIST's
+/// training images.
+const MAX_DECLARED: u64 = 1 << 32;
+
+/// Longest IDX header we read: magic plus up to three dimensions.
+const MAX_HEADER: usize = 16;
+
+/// Total file length (header plus data) that an IDX header declares, as far as the
+/// bytes given show it; `MAX_HEADER` when they do not hold a whole header.
+fn declared_len(bytes: &[u8]) -> u64 {
+    if bytes.len() < 4 {
+        return MAX_HEADER as u64;
+    }
+    let ndims = bytes[3] as usize;
+    let header = 4 + 4 * ndims;
+    if ndims > 3 || bytes.len() < header {
+        return MAX_HEADER as u64;
+    }
+    let data = bytes[4..header]
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64)
+        .fold(1u64, u64::saturating_mul);
+    data.saturating_add(header as u64)
 }
 
 /// Checks the magic number and returns the dimensions the header declares.
@@ -438,6 +480,23 @@ mod tests {
             Error::Format { reason, .. } => reason,
             other => panic!("expected a format error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn gzip_bomb_is_not_inflated_past_the_declared_size() {
+        // A valid 2-image header followed by 50 MB of zeros, gzipped to a few kB.
+        let mut raw = images(2, 3, 3).to_bytes();
+        raw.resize(raw.len() + 50_000_000, 0);
+        let gz = gzip(&raw);
+        assert!(gz.len() < 200_000);
+        let decoded = decode(&gz, p()).unwrap();
+        assert_eq!(
+            decoded.len(),
+            16 + 2 * 9 + 1,
+            "stops one byte past the declared size"
+        );
+        let e = reason(parse_images(&gz, p()).unwrap_err());
+        assert!(e.contains("byte"), "{e}");
     }
 
     #[test]
