@@ -14,9 +14,12 @@ each side's own random draws.
     python3 bench/compare.py                      # all workloads, 5 repetitions
     python3 bench/compare.py --reps 3 --workloads california-mini mnist:2
     python3 bench/compare.py --json results.json  # also write every run
+    python3 bench/compare.py --baseline OLD/workloads  # also time an older build
 
-Workloads are `name` or `name:threads`; the default list is the issue's: the three
-California ones on 1 thread and MNIST on 2 and on 1 thread.
+Workloads are `name`, `name:threads` or `name:threads:lr`; the default list is the
+issue's: the three California ones on 1 thread and MNIST on 2 and on 1 thread, except
+that online SGD runs at lr 1e-4: at the issue's 1e-3 (with momentum 0.9, one row per
+update) it diverges on this data in most seeds in both libraries (BENCHMARKS.md).
 """
 
 import argparse
@@ -42,10 +45,11 @@ WORKLOADS = {
     "california-full": ([64, 64], None, 500, 0.001),
     "mnist": ([512, 256], 128, 1, 0.05),
 }
-DEFAULT_RUNS = ["california-mini:1", "california-online:1", "california-full:1", "mnist:2", "mnist:1"]
+DEFAULT_RUNS = ["california-mini:1", "california-online:1:0.0001", "california-full:1", "mnist:2", "mnist:1"]
 TARGETS = {
     "california-mini:1": 20.0,
     "california-online:1": 50.0,
+    "california-online:1:0.0001": 50.0,
     "california-full:1": 3.0,
     "mnist:2": 1.25,
     "mnist:1": 1.0,
@@ -99,7 +103,7 @@ def mnist():
     )
 
 
-def torch_worker(workload, threads, seed):
+def torch_worker(workload, threads, seed, lr_override=None):
     """One PyTorch training run; prints the same JSON fields as workloads.rs."""
     import torch
     from torch import nn
@@ -107,6 +111,7 @@ def torch_worker(workload, threads, seed):
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
     hidden, batch, epochs, lr = WORKLOADS[workload]
+    lr = lr_override or lr
     is_mnist = workload == "mnist"
     (xtr, ytr), (xte, yte) = mnist() if is_mnist else california(seed)
     xtr, ytr, xte, yte = (torch.from_numpy(np.ascontiguousarray(a)) for a in (xtr, ytr, xte, yte))
@@ -160,6 +165,7 @@ def torch_worker(workload, threads, seed):
                 "seed": seed,
                 "epochs": epochs,
                 "steps": steps,
+                "lr": lr,
                 "seconds": seconds,
                 "train_loss": total / n,
                 "test_metric": metric,
@@ -167,6 +173,12 @@ def torch_worker(workload, threads, seed):
             }
         )
     )
+
+
+def parse_spec(spec):
+    """`name[:threads[:lr]]` -> (name, threads as int, lr as text; "0" = the workload's)."""
+    parts = spec.split(":")
+    return parts[0], int(parts[1]) if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else "0"
 
 
 def run_json(cmd):
@@ -193,11 +205,12 @@ def main():
     ap.add_argument("--workloads", nargs="*", default=DEFAULT_RUNS)
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--torch-worker", nargs=3, metavar=("WORKLOAD", "THREADS", "SEED"), help=argparse.SUPPRESS)
+    ap.add_argument("--baseline", help="a workloads binary built from an older library, timed alongside")
+    ap.add_argument("--torch-worker", nargs=4, metavar=("WORKLOAD", "THREADS", "SEED", "LR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_worker:
-        w, t, s = args.torch_worker
-        torch_worker(w, int(t), int(s))
+        w, t, s, lr = args.torch_worker
+        torch_worker(w, int(t), int(s), float(lr) or None)
         return
 
     target_dir = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
@@ -210,15 +223,17 @@ def main():
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.reps} repetitions, alternating", flush=True)
     all_runs, rows = [], []
     for spec in args.workloads:
-        name, _, threads = spec.partition(":")
-        threads = int(threads or 1)
-        results = {"backprop": [], "torch": []}
+        name, threads, lr = parse_spec(spec)
+        results = {"backprop": [], "torch": [], "before": []}
         for rep in range(args.reps):
             seed = args.seed + rep
-            rust = [str(harness), name, "--threads", str(threads), "--seed", str(seed)]
-            py = [sys.executable, __file__, "--torch-worker", name, str(threads), str(seed)]
+            rust = [str(harness), name, "--threads", str(threads), "--seed", str(seed), "--data", str(DATA)]
+            rust += ["--lr", lr] if float(lr) else []
+            py = [sys.executable, __file__, "--torch-worker", name, str(threads), str(seed), lr]
             # Alternate which side goes first, so drift in machine load hits both.
             order = [("backprop", rust), ("torch", py)] if rep % 2 == 0 else [("torch", py), ("backprop", rust)]
+            if args.baseline:
+                order.insert(1, ("before", [args.baseline] + rust[1:]))
             for impl, cmd in order:
                 r = run_json(cmd)
                 r.setdefault("impl", impl)
@@ -229,10 +244,12 @@ def main():
         rows.append((spec, results))
 
     print()
-    print("| workload | threads | backprop s | PyTorch s | speed-up | target | backprop loss / test | PyTorch loss / test |")
-    print("|---|---|---|---|---|---|---|---|")
+    before = " before s |" if args.baseline else ""
+    print(f"| workload | threads | backprop s | PyTorch s | speed-up | target | backprop loss / test | PyTorch loss / test |{before}")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.baseline else ""))
     for spec, results in rows:
-        name, _, threads = spec.partition(":")
+        name, threads, lr = parse_spec(spec)
+        label = name + (f" (lr {lr})" if float(lr) else "")
         med, fig = {}, {}
         for impl, rs in results.items():
             ok = [r for r in rs if "seconds" in r]
@@ -248,14 +265,15 @@ def main():
                 fig[impl] += f" ({failed} of {len(rs)} diverged)"
         ratio = med["torch"] / med["backprop"]
         print(
-            f"| {name} | {threads or 1} | {med['backprop']:.3f} | {med['torch']:.3f} | {ratio:.1f}x "
+            f"| {label} | {threads} | {med['backprop']:.3f} | {med['torch']:.3f} | {ratio:.1f}x "
             f"| {TARGETS.get(spec, float('nan'))}x | {fig['backprop']} | {fig['torch']} |"
+            + (f" {med['before']:.3f} |" if args.baseline else "")
         )
         if name == "mnist":
             ok = [r for r in results["backprop"] if "seconds" in r]
             if ok:
                 flops = mnist_step_flops() * ok[0]["steps"]
-                print(f"|  (mnist {threads or 1} thread(s): backprop {flops / med['backprop'] / 1e9:.1f} GFLOP/s, "
+                print(f"|  (mnist {threads} thread(s): backprop {flops / med['backprop'] / 1e9:.1f} GFLOP/s, "
                       f"PyTorch {flops / med['torch'] / 1e9:.1f} GFLOP/s of matrix-product work) |")
     if args.json:
         Path(args.json).write_text(json.dumps(all_runs, indent=1))

@@ -72,11 +72,12 @@ struct Args {
     threads: usize,
     seed: u64,
     epochs: Option<usize>,
+    lr: Option<f32>,
     data: PathBuf,
 }
 
 const USAGE: &str = "usage: workloads <california-mini|california-online|california-full|mnist> \
-                     [--threads N] [--seed S] [--epochs E] [--data DIR]";
+                     [--threads N] [--seed S] [--epochs E] [--lr LR] [--data DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -89,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
         threads: 1,
         seed: 0,
         epochs: None,
+        lr: None,
         data: default_data,
     };
     while let Some(flag) = it.next() {
@@ -100,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = value.parse().map_err(bad)?,
             "--seed" => args.seed = value.parse().map_err(bad)?,
             "--epochs" => args.epochs = Some(value.parse().map_err(bad)?),
+            "--lr" => args.lr = Some(value.parse().map_err(|e| format!("{flag} {value}: {e}"))?),
             "--data" => args.data = PathBuf::from(value),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
@@ -127,6 +130,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .build_global()?;
     let (batch_size, epochs, lr) = args.workload.schedule();
     let epochs = args.epochs.unwrap_or(epochs);
+    let lr = args.lr.unwrap_or(lr);
     let is_mnist = args.workload == Workload::Mnist;
     let (train, test) = if is_mnist {
         mnist(&args.data)?
@@ -175,7 +179,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     println!(
         "{{\"impl\":\"backprop\",\"workload\":\"{}\",\"threads\":{},\"seed\":{},\"epochs\":{epochs},\
-         \"steps\":{steps},\"seconds\":{seconds:.6},\"train_loss\":{train_loss:.6},\
+         \"steps\":{steps},\"lr\":{lr},\"seconds\":{seconds:.6},\"train_loss\":{train_loss:.6},\
          \"test_metric\":\"{metric}\",\"test_value\":{value:.6}}}",
         args.workload.name(),
         args.threads,

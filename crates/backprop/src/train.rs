@@ -57,7 +57,11 @@ impl Dataset {
     /// Pairs features with targets; they must have the same number of rows.
     pub fn new(x: Matrix, y: Matrix) -> Result<Self> {
         if x.rows() != y.rows() {
-            return Err(Error::ShapeMismatch { op: "Dataset::new", expected: format!("{} target rows", x.rows()), got: format!("{}", y.rows()) });
+            return Err(Error::ShapeMismatch {
+                op: "Dataset::new",
+                expected: format!("{} target rows", x.rows()),
+                got: format!("{}", y.rows()),
+            });
         }
         Ok(Dataset { x, y })
     }
@@ -74,7 +78,10 @@ impl Dataset {
 
     /// The rows listed in `idx`.
     pub fn select(&self, idx: &[usize]) -> Dataset {
-        Dataset { x: self.x.select_rows(idx), y: self.y.select_rows(idx) }
+        Dataset {
+            x: self.x.select_rows(idx),
+            y: self.y.select_rows(idx),
+        }
     }
 }
 
@@ -131,10 +138,16 @@ impl TrainConfig {
             return Err(Error::config("epochs", "must be at least 1"));
         }
         if self.batch_size == BatchSize::Mini(0) {
-            return Err(Error::config("batch-size", "must be at least 1 (or `full`)"));
+            return Err(Error::config(
+                "batch-size",
+                "must be at least 1 (or `full`)",
+            ));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::config("lr", format!("must be a positive number, got {}", self.lr)));
+            return Err(Error::config(
+                "lr",
+                format!("must be a positive number, got {}", self.lr),
+            ));
         }
         if let Some(c) = self.clip_norm {
             if !(c > 0.0 && c.is_finite()) {
@@ -267,7 +280,11 @@ pub struct Shard {
 impl Shard {
     /// One process holding all `total` rows.
     pub fn whole(total: usize) -> Self {
-        Shard { rank: 0, size: 1, total }
+        Shard {
+            rank: 0,
+            size: 1,
+            total,
+        }
     }
 
     /// Rows this process holds.
@@ -280,7 +297,12 @@ impl Shard {
 
     /// This process's items of a list in global row order (every `size`-th from `rank`).
     pub fn select<T: Clone>(&self, items: &[T]) -> Vec<T> {
-        items.iter().skip(self.rank).step_by(self.size.max(1)).cloned().collect()
+        items
+            .iter()
+            .skip(self.rank)
+            .step_by(self.size.max(1))
+            .cloned()
+            .collect()
     }
 }
 
@@ -322,7 +344,13 @@ impl Trainer {
 
     /// Trains `net` on `train` for the configured epochs, evaluating on `valid` after
     /// every epoch. Returns the history.
-    pub fn fit(&self, net: &mut Network, train: &Dataset, valid: Option<&Dataset>, callbacks: &mut [&mut dyn Callback]) -> Result<History> {
+    pub fn fit(
+        &self,
+        net: &mut Network,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
         let mut state = TrainState::new(&self.config, net);
         self.resume(net, train, valid, &mut state, callbacks, &mut LocalReducer)?;
         Ok(state.history)
@@ -330,7 +358,15 @@ impl Trainer {
 
     /// Continues training from `state` (fresh from [`TrainState::new`] or loaded from a
     /// checkpoint) until the configured epochs are done or a callback stops it.
-    pub fn resume(&self, net: &mut Network, train: &Dataset, valid: Option<&Dataset>, state: &mut TrainState, callbacks: &mut [&mut dyn Callback], reducer: &mut dyn GradientReducer) -> Result<()> {
+    pub fn resume(
+        &self,
+        net: &mut Network,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+        state: &mut TrainState,
+        callbacks: &mut [&mut dyn Callback],
+        reducer: &mut dyn GradientReducer,
+    ) -> Result<()> {
         let c = &self.config;
         check_shapes(net, train, c.loss)?;
         if let Some(v) = valid {
@@ -338,7 +374,17 @@ impl Trainer {
         }
         let shard = reducer.shard(train.len());
         if shard.rank >= shard.size || shard.rows() != train.len() {
-            return Err(Error::ShapeMismatch { op: "fit (shard)", expected: format!("{} local rows of {} for process {} of {}", shard.rows(), shard.total, shard.rank, shard.size), got: format!("{}", train.len()) });
+            return Err(Error::ShapeMismatch {
+                op: "fit (shard)",
+                expected: format!(
+                    "{} local rows of {} for process {} of {}",
+                    shard.rows(),
+                    shard.total,
+                    shard.rank,
+                    shard.size
+                ),
+                got: format!("{}", train.len()),
+            });
         }
         if shard.total == 0 {
             return Err(Error::config("data", "the training set has no rows"));
@@ -353,7 +399,10 @@ impl Trainer {
             ..Workspace::default()
         };
         if c.record_steps {
-            state.history.step_losses.reserve((c.epochs - state.epoch) * steps);
+            state
+                .history
+                .step_losses
+                .reserve((c.epochs - state.epoch) * steps);
         }
         let mut eval_trace = Trace::default();
         // A state that stopped early is finished even when loaded from a checkpoint.
@@ -369,9 +418,24 @@ impl Trainer {
             let mut lr = c.lr;
             let mut stop = false;
             for step in 0..steps {
-                lr = c.schedule.lr(c.lr, epoch, step, steps, c.epochs, &state.schedule);
+                lr = c
+                    .schedule
+                    .lr(c.lr, epoch, step, steps, c.epochs, &state.schedule);
                 let last = step + 1 == steps;
-                let rows = self.step(net, train, shard, &mut ws, step * batch, batch, lr, last, state, reducer, epoch, step)?;
+                let rows = self.step(
+                    net,
+                    train,
+                    shard,
+                    &mut ws,
+                    step * batch,
+                    batch,
+                    lr,
+                    last,
+                    state,
+                    reducer,
+                    epoch,
+                    step,
+                )?;
                 loss_sum += rows.1 as f64 * rows.0 as f64;
                 if c.record_steps {
                     state.history.step_losses.push(rows.1);
@@ -386,11 +450,20 @@ impl Trainer {
                 }
             }
             let valid_loss = valid.map(|v| {
-                let mut s = [evaluate_loss_sum(net, v, c.loss, &mut eval_trace), v.len() as f64];
+                let mut s = [
+                    evaluate_loss_sum(net, v, c.loss, &mut eval_trace),
+                    v.len() as f64,
+                ];
                 reducer.sum(&mut s);
-                s[0] / c.loss.denominator(s[1] as usize * net.outputs(), net.outputs())
+                s[0] / c
+                    .loss
+                    .denominator(s[1] as usize * net.outputs(), net.outputs())
             });
-            c.schedule.end_epoch(c.lr, valid_loss.unwrap_or(loss_sum / n as f64), &mut state.schedule);
+            c.schedule.end_epoch(
+                c.lr,
+                valid_loss.unwrap_or(loss_sum / n as f64),
+                &mut state.schedule,
+            );
             let (grad_norms, update_ratios) = layer_stats(net, &ws);
             state.epoch += 1;
             state.history.epochs.push(EpochRecord {
@@ -441,14 +514,33 @@ impl Trainer {
     /// One update on global rows `order[start..start+batch]`, of which this process
     /// computes those its shard holds. Returns (global rows, loss).
     #[allow(clippy::too_many_arguments)]
-    fn step(&self, net: &mut Network, train: &Dataset, shard: Shard, ws: &mut Workspace, start: usize, batch: usize, lr: f32, last: bool, state: &mut TrainState, reducer: &mut dyn GradientReducer, epoch: usize, step: usize) -> Result<(usize, f32)> {
+    fn step(
+        &self,
+        net: &mut Network,
+        train: &Dataset,
+        shard: Shard,
+        ws: &mut Workspace,
+        start: usize,
+        batch: usize,
+        lr: f32,
+        last: bool,
+        state: &mut TrainState,
+        reducer: &mut dyn GradientReducer,
+        epoch: usize,
+        step: usize,
+    ) -> Result<(usize, f32)> {
         let c = &self.config;
         let end = (start + batch).min(shard.total);
         let idx: &[usize] = if shard.size == 1 {
             &ws.order[start..end]
         } else {
             ws.local.clear();
-            ws.local.extend(ws.order[start..end].iter().filter(|&&g| g % shard.size == shard.rank).map(|&g| g / shard.size));
+            ws.local.extend(
+                ws.order[start..end]
+                    .iter()
+                    .filter(|&&g| g % shard.size == shard.rank)
+                    .map(|&g| g / shard.size),
+            );
             &ws.local
         };
         let rows = idx.len();
@@ -465,7 +557,16 @@ impl Trainer {
                 ws.y.gather_rows(&train.y, idx);
                 (&ws.x, &ws.y)
             };
-            loss = piece_gradient(net, c.loss, x, y, &mut ws.trace, &mut ws.d_out, &mut ws.grads, None);
+            loss = piece_gradient(
+                net,
+                c.loss,
+                x,
+                y,
+                &mut ws.trace,
+                &mut ws.d_out,
+                &mut ws.grads,
+                None,
+            );
         } else {
             // The batch's mean gradient is the sum of the pieces' mean gradients, each
             // weighted by its share of the rows.
@@ -474,14 +575,28 @@ impl Trainer {
                 ws.x.gather_rows(&train.x, piece);
                 ws.y.gather_rows(&train.y, piece);
                 let share = piece.len() as f32 / rows as f32;
-                let l = piece_gradient(net, c.loss, &ws.x, &ws.y, &mut ws.trace, &mut ws.d_out, &mut ws.grads, Some((share, i > 0)));
+                let l = piece_gradient(
+                    net,
+                    c.loss,
+                    &ws.x,
+                    &ws.y,
+                    &mut ws.trace,
+                    &mut ws.d_out,
+                    &mut ws.grads,
+                    Some((share, i > 0)),
+                );
                 sum += f64::from(l) * f64::from(share);
             }
             loss = sum as f32;
         }
         reducer.reduce(&mut ws.grads, &mut loss, rows);
         if !loss.is_finite() {
-            return Err(Error::NonFinite { epoch: epoch + 1, step: step + 1, what: "loss", value: loss });
+            return Err(Error::NonFinite {
+                epoch: epoch + 1,
+                step: step + 1,
+                what: "loss",
+                value: loss,
+            });
         }
         let norm = match c.clip_norm {
             Some(max) => clip_grad_norm(&mut ws.grads, max),
@@ -489,13 +604,19 @@ impl Trainer {
             None => 0.0,
         };
         if !norm.is_finite() {
-            return Err(Error::NonFinite { epoch: epoch + 1, step: step + 1, what: "gradient", value: norm });
+            return Err(Error::NonFinite {
+                epoch: epoch + 1,
+                step: step + 1,
+                what: "gradient",
+                value: norm,
+            });
         }
         if last {
             ws.before.clear();
             ws.before.extend_from_slice(net.params());
         }
-        c.optimizer.step(lr, net.params_mut(), &ws.grads, &mut state.optimizer);
+        c.optimizer
+            .step(lr, net.params_mut(), &ws.grads, &mut state.optimizer);
         Ok((end - start, loss))
     }
 }
@@ -512,7 +633,16 @@ pub const PIECE_ROWS: usize = 512;
 /// With `piece = Some((share, accumulate))` the gradient is scaled by `share`, the
 /// piece's fraction of the batch's rows, and added to `grads` when `accumulate`.
 #[allow(clippy::too_many_arguments)]
-fn piece_gradient(net: &Network, loss: Loss, x: &Matrix, y: &Matrix, trace: &mut Trace, d_out: &mut Vec<f32>, grads: &mut [f32], piece: Option<(f32, bool)>) -> f32 {
+fn piece_gradient(
+    net: &Network,
+    loss: Loss,
+    x: &Matrix,
+    y: &Matrix,
+    trace: &mut Trace,
+    d_out: &mut Vec<f32>,
+    grads: &mut [f32],
+    piece: Option<(f32, bool)>,
+) -> f32 {
     net.forward_train(x, trace);
     let out = trace.output();
     d_out.resize(out.as_slice().len(), 0.0);
@@ -530,12 +660,22 @@ fn piece_gradient(net: &Network, loss: Loss, x: &Matrix, y: &Matrix, trace: &mut
 
 fn check_shapes(net: &Network, d: &Dataset, loss: Loss) -> Result<()> {
     if d.x.cols() != net.inputs() {
-        return Err(Error::ShapeMismatch { op: "fit", expected: format!("{} input columns", net.inputs()), got: format!("{}", d.x.cols()) });
+        return Err(Error::ShapeMismatch {
+            op: "fit",
+            expected: format!("{} input columns", net.inputs()),
+            got: format!("{}", d.x.cols()),
+        });
     }
     if d.y.cols() != net.outputs() {
-        return Err(Error::ShapeMismatch { op: "fit", expected: format!("{} target columns", net.outputs()), got: format!("{}", d.y.cols()) });
+        return Err(Error::ShapeMismatch {
+            op: "fit",
+            expected: format!("{} target columns", net.outputs()),
+            got: format!("{}", d.y.cols()),
+        });
     }
-    if loss.takes_logits() && net.layers().last().map(|l| l.activation) != Some(crate::Activation::Identity) {
+    if loss.takes_logits()
+        && net.layers().last().map(|l| l.activation) != Some(crate::Activation::Identity)
+    {
         return Err(Error::config("loss", format!("{loss} applies the sigmoid/softmax itself; the output layer must be identity (logits)")));
     }
     Ok(())
@@ -550,9 +690,18 @@ fn layer_stats(net: &Network, ws: &Workspace) -> (Vec<f32>, Vec<f32>) {
         norms.push(l2_norm(&ws.grads[r.clone()]));
         let p = &net.params()[r.clone()];
         let before = ws.before.get(r).unwrap_or(p);
-        let delta: f64 = p.iter().zip(before).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+        let delta: f64 = p
+            .iter()
+            .zip(before)
+            .map(|(&a, &b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let norm = l2_norm(before) as f64;
-        ratios.push(if norm > 0.0 { (delta / norm) as f32 } else { 0.0 });
+        ratios.push(if norm > 0.0 {
+            (delta / norm) as f32
+        } else {
+            0.0
+        });
     }
     (norms, ratios)
 }
@@ -562,7 +711,8 @@ pub const EVAL_CHUNK: usize = 4096;
 
 /// The mean loss of `net` over a data set (evaluated in chunks, accumulated in f64).
 pub fn evaluate_loss(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trace) -> f64 {
-    evaluate_loss_sum(net, data, loss, trace) / loss.denominator(data.len() * net.outputs(), net.outputs())
+    evaluate_loss_sum(net, data, loss, trace)
+        / loss.denominator(data.len() * net.outputs(), net.outputs())
 }
 
 /// The summed (not yet averaged) loss of `net` over a data set.
@@ -592,13 +742,38 @@ mod tests {
     fn pieces_sum_to_the_whole_batch_gradient() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let rows = 2 * PIECE_ROWS + 37;
-        let x = Matrix::from_vec(rows, 5, (0..rows * 5).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
-        let y = Matrix::from_vec(rows, 3, (0..rows * 3).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
-        let config = NetworkConfig { inputs: 5, hidden: vec![16, 8], outputs: 3, activation: Activation::Tanh, ..Default::default() };
+        let x = Matrix::from_vec(
+            rows,
+            5,
+            (0..rows * 5).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        )
+        .unwrap();
+        let y = Matrix::from_vec(
+            rows,
+            3,
+            (0..rows * 3).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        )
+        .unwrap();
+        let config = NetworkConfig {
+            inputs: 5,
+            hidden: vec![16, 8],
+            outputs: 3,
+            activation: Activation::Tanh,
+            ..Default::default()
+        };
         let net = config.init(&mut rng).unwrap();
         let (mut trace, mut d_out) = (Trace::default(), Vec::new());
         let mut whole = vec![0.0; net.num_params()];
-        let whole_loss = piece_gradient(&net, Loss::Mse, &x, &y, &mut trace, &mut d_out, &mut whole, None);
+        let whole_loss = piece_gradient(
+            &net,
+            Loss::Mse,
+            &x,
+            &y,
+            &mut trace,
+            &mut d_out,
+            &mut whole,
+            None,
+        );
 
         let idx: Vec<usize> = (0..rows).collect();
         let (mut xp, mut yp) = (Matrix::default(), Matrix::default());
@@ -608,9 +783,22 @@ mod tests {
             xp.gather_rows(&x, piece);
             yp.gather_rows(&y, piece);
             let share = piece.len() as f32 / rows as f32;
-            loss += share * piece_gradient(&net, Loss::Mse, &xp, &yp, &mut trace, &mut d_out, &mut summed, Some((share, i > 0)));
+            loss += share
+                * piece_gradient(
+                    &net,
+                    Loss::Mse,
+                    &xp,
+                    &yp,
+                    &mut trace,
+                    &mut d_out,
+                    &mut summed,
+                    Some((share, i > 0)),
+                );
         }
-        assert!((loss - whole_loss).abs() <= 1e-6 * whole_loss, "{loss} vs {whole_loss}");
+        assert!(
+            (loss - whole_loss).abs() <= 1e-6 * whole_loss,
+            "{loss} vs {whole_loss}"
+        );
         let scale = whole.iter().fold(0.0f32, |m, g| m.max(g.abs()));
         for (a, b) in summed.iter().zip(&whole) {
             // Summation order differs; f32 rounding over ~1,000 rows.
