@@ -66,4 +66,6 @@ pub use loss::Loss;
 pub use matrix::Matrix;
 pub use network::{Network, NetworkConfig, Trace};
 pub use optim::{Optimizer, OptimizerKind, OptimizerState, Schedule, ScheduleState};
-pub use train::{BatchSize, Callback, Control, Dataset, EpochRecord, History, Trainer, TrainConfig, TrainState};
+pub use train::{
+    BatchSize, Callback, Control, Dataset, EpochRecord, History, TrainConfig, TrainState, Trainer,
+};
