@@ -209,7 +209,9 @@ fn a_failing_rank_aborts_the_job_and_names_itself() {
 #[test]
 fn a_killed_distributed_run_resumes_exactly() {
     let (whole, cut) = (tmp("whole"), tmp("cut"));
-    let long = flags("8", "128,128", "32", "0.001");
+    // Long enough that the kill below lands before the end even on an idle machine
+    // (8 epochs could all finish between seeing epoch 2 and the signal arriving).
+    let long = flags("40", "128,128", "32", "0.001");
     train(2, &whole, &long);
 
     let mut c = mpirun();
@@ -244,7 +246,7 @@ fn a_killed_distributed_run_resumes_exactly() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     let at = epoch();
-    assert!((2..8).contains(&at), "stopped at epoch {at}");
+    assert!((2..40).contains(&at), "stopped at epoch {at}");
 
     let mut c = mpirun();
     c.args(["-n", "2", bin(), "train", "--resume"]).arg(&cut);
