@@ -117,7 +117,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "L", allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
     /// Observations per update: a number (1 = online SGD) or `full`; a number larger
-    /// than the training rows means full batch, with a warning [default: 256].
+    /// than the training rows means full batch, with a warning [default: 256, or 16
+    /// when the training split has fewer than 2,560 rows].
     #[arg(long, value_name = "N|full")]
     pub batch_size: Option<String>,
     /// Passes over the training data [default: 60].

@@ -24,9 +24,16 @@ use crate::progress::Progress;
 use crate::report::trajectory::Recorder;
 use crate::summary::{predict_units, regression_table, target_units, RegressionMetrics};
 
+/// Below this many training rows the default batch is [`SMALL_DATA_BATCH`] rows, not 256.
+const SMALL_DATA_ROWS: usize = 2560;
+/// The default batch size for small tables.
+const SMALL_DATA_BATCH: usize = 16;
+
 /// Validated settings of a training run.
 #[derive(Debug)]
 pub struct Settings {
+    /// `--batch-size` was not given: small data sets then get smaller batches.
+    batch_default: bool,
     data: Option<PathBuf>,
     csv: CsvOptions,
     target: Option<String>,
@@ -188,6 +195,7 @@ impl Settings {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let s = Settings {
+            batch_default: a.batch_size.is_none(),
             csv: input::csv_options(a.delimiter.as_deref())?,
             data: a.data,
             target: a.target,
@@ -452,6 +460,13 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     }
     let mut config = s.train.clone();
     config.loss = loss;
+    if s.batch_default && train_rows < SMALL_DATA_ROWS {
+        // Batches of 256 would leave a small table only a few updates per epoch.
+        config.batch_size = BatchSize::Mini(SMALL_DATA_BATCH);
+        if !s.quiet {
+            eprintln!("note: {train_rows} training rows: using batches of {SMALL_DATA_BATCH} (pass --batch-size to choose)");
+        }
+    }
     if let BatchSize::Mini(b) = config.batch_size {
         if b > train_rows {
             if !s.quiet {
