@@ -3,4 +3,5 @@
 pub mod csv;
 pub mod idx;
 pub mod prep;
+pub mod scale;
 pub mod split;

@@ -1,0 +1,248 @@
+//! Scaling of numeric features, fitted on the training rows: standard, min-max, and the
+//! quantile transform onto a normal distribution.
+
+use serde::{Deserialize, Serialize};
+
+/// How numeric features are scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleKind {
+    /// `(x - mean) / std`.
+    #[default]
+    Standard,
+    /// `(x - min) / (max - min)`, into `[0, 1]`.
+    Minmax,
+    /// Through the training distribution's quantiles onto a standard normal
+    /// (scikit-learn's `QuantileTransformer(output_distribution="normal")`): robust to
+    /// the extreme outliers of ratio features.
+    Quantile,
+    /// Unchanged.
+    None,
+}
+
+/// A fitted scaling of one numeric column.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Scaler {
+    /// `(x - mean) / std`.
+    Standard {
+        /// Training mean.
+        mean: f64,
+        /// Training standard deviation (1 for a constant column).
+        std: f64,
+    },
+    /// `(x - min) / (max - min)`.
+    Minmax {
+        /// Training minimum.
+        min: f64,
+        /// Training maximum minus minimum (1 for a constant column).
+        range: f64,
+    },
+    /// Quantile transform to a standard normal.
+    Quantile {
+        /// Training values at evenly spaced quantile levels `0, 1/(n-1), ..., 1`.
+        references: Vec<f64>,
+    },
+    /// Unchanged.
+    None,
+}
+
+/// Number of quantile levels stored by the quantile scaler (scikit-learn's default).
+pub const QUANTILES: usize = 1000;
+/// Clipping of quantile levels before the inverse normal CDF (scikit-learn's bounds).
+const QUANTILE_CLIP: f64 = 1e-7;
+
+impl Scaler {
+    /// Fits the scaler to `values` (no NaN).
+    pub fn fit(kind: ScaleKind, values: &[f64]) -> Scaler {
+        let n = values.len().max(1) as f64;
+        match kind {
+            ScaleKind::Standard => {
+                let mean = values.iter().sum::<f64>() / n;
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                let std = var.sqrt();
+                Scaler::Standard {
+                    mean,
+                    std: if std > 1e-12 { std } else { 1.0 },
+                }
+            }
+            ScaleKind::Minmax => {
+                let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let range = max - min;
+                Scaler::Minmax {
+                    min: if min.is_finite() { min } else { 0.0 },
+                    range: if range > 1e-12 { range } else { 1.0 },
+                }
+            }
+            ScaleKind::Quantile => {
+                let mut sorted = values.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let q = QUANTILES.min(sorted.len()).max(2);
+                let references = (0..q)
+                    .map(|i| {
+                        if sorted.is_empty() {
+                            return 0.0;
+                        }
+                        let pos = i as f64 / (q - 1) as f64 * (sorted.len() - 1) as f64;
+                        let lo = pos.floor() as usize;
+                        let hi = pos.ceil() as usize;
+                        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+                    })
+                    .collect();
+                Scaler::Quantile { references }
+            }
+            ScaleKind::None => Scaler::None,
+        }
+    }
+
+    /// Scales one value.
+    pub fn apply(&self, x: f64) -> f64 {
+        match self {
+            Scaler::Standard { mean, std } => (x - mean) / std,
+            Scaler::Minmax { min, range } => (x - min) / range,
+            Scaler::Quantile { references } => {
+                let r = references;
+                let (lo, hi) = (r[0], r[r.len() - 1]);
+                if hi - lo < 1e-12 {
+                    return 0.0;
+                }
+                // Average of the rank found from below and from above, as scikit-learn
+                // does, so repeated values map to the middle of their quantile range.
+                let up = interp_level(r, x);
+                let down = 1.0 - interp_level_rev(r, x);
+                let level = (0.5 * (up + down)).clamp(QUANTILE_CLIP, 1.0 - QUANTILE_CLIP);
+                let level = if x <= lo {
+                    QUANTILE_CLIP
+                } else if x >= hi {
+                    1.0 - QUANTILE_CLIP
+                } else {
+                    level
+                };
+                inverse_normal_cdf(level)
+            }
+            Scaler::None => x,
+        }
+    }
+}
+
+/// Linear interpolation of `x` in the increasing `refs` onto levels `0..=1`, taking the
+/// last of equal references.
+fn interp_level(refs: &[f64], x: f64) -> f64 {
+    let n = refs.len();
+    let i = refs.partition_point(|&r| r <= x);
+    if i == 0 {
+        return 0.0;
+    }
+    if i >= n {
+        return 1.0;
+    }
+    let (a, b) = (refs[i - 1], refs[i]);
+    let t = if b > a { (x - a) / (b - a) } else { 0.0 };
+    ((i - 1) as f64 + t) / (n - 1) as f64
+}
+
+/// The same interpolation done from the top (taking the first of equal references).
+fn interp_level_rev(refs: &[f64], x: f64) -> f64 {
+    let n = refs.len();
+    let i = refs.partition_point(|&r| r < x);
+    if i == 0 {
+        return 1.0;
+    }
+    if i >= n {
+        return 0.0;
+    }
+    let (a, b) = (refs[i - 1], refs[i]);
+    let t = if b > a { (x - a) / (b - a) } else { 1.0 };
+    1.0 - ((i - 1) as f64 + t) / (n - 1) as f64
+}
+
+/// The standard normal quantile function (Acklam's rational approximation refined by
+/// one Halley step; relative error below 1e-12).
+#[allow(clippy::excessive_precision)] // Acklam's published coefficients, kept verbatim.
+pub fn inverse_normal_cdf(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    let p_low = 0.02425;
+    let x = if p < p_low {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - p_low {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    // One Halley step against the exact CDF.
+    let e = 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2) - p;
+    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    x - u / (1.0 + x * u / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverse_normal_cdf_matches_known_quantiles() {
+        for (p, z) in [
+            (0.5, 0.0),
+            (0.975, 1.959963984540054),
+            (0.025, -1.959963984540054),
+            (1e-7, -5.199337582605575),
+            (0.8413447460685429, 1.0),
+        ] {
+            assert!(
+                (inverse_normal_cdf(p) - z).abs() < 1e-9,
+                "{p}: {}",
+                inverse_normal_cdf(p)
+            );
+        }
+    }
+
+    #[test]
+    fn quantile_scaler_is_monotone_and_centred() {
+        let v: Vec<f64> = (0..101).map(|i| (i as f64).powi(3)).collect();
+        let s = Scaler::fit(ScaleKind::Quantile, &v);
+        assert!(s.apply(125_000.0).abs() < 1e-9, "median maps to 0");
+        let mut prev = f64::NEG_INFINITY;
+        for x in [-5.0, 0.0, 10.0, 1000.0, 500_000.0, 1e6, 2e6] {
+            let y = s.apply(x);
+            assert!(y >= prev && y.is_finite());
+            prev = y;
+        }
+    }
+}
