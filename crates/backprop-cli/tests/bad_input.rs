@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-}
+mod common;
+use common::run;
 
 fn bad(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,10 +26,6 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 const FAST: [&str; 6] = ["--epochs", "1", "--hidden", "4", "--no-baseline", "--quiet"];
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
 
 /// Every file under `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

@@ -5,14 +5,13 @@
 #![cfg(unix)] // sends signals with `kill`
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backprop::checkpoint::Checkpoint;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-}
+mod common;
+use common::{bin, run};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,10 +25,6 @@ fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("backprop-robust-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
 }
 
 fn checkpoint_epoch(dir: &Path) -> Option<usize> {
