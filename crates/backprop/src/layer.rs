@@ -44,28 +44,28 @@ impl Dense {
     /// in one pass after the product. Enough for backward unless
     /// [`Activation::needs_z`].
     pub fn forward_in_place(&self, params: &[f32], x: &[f32], batch: usize, a: &mut [f32]) {
-        let (w, b) = self.split(params);
-        gemm(
-            1.0,
-            View::new(x, batch, self.inputs),
-            View::new(w, self.outputs, self.inputs).t(),
-            0.0,
-            a,
-        );
+        self.product(params, x, batch, a);
+        let (_, b) = self.split(params);
         self.activation.forward_bias_in_place(a, b, self.outputs);
     }
 
     /// The affine part alone: `z = x Wᵀ + b`.
     pub fn affine(&self, params: &[f32], x: &[f32], batch: usize, z: &mut [f32]) {
-        let (w, b) = self.split(params);
+        self.product(params, x, batch, z);
+        let (_, b) = self.split(params);
+        Activation::Identity.forward_bias_in_place(z, b, self.outputs);
+    }
+
+    /// `out = x Wᵀ`, without the bias.
+    fn product(&self, params: &[f32], x: &[f32], batch: usize, out: &mut [f32]) {
+        let (w, _) = self.split(params);
         gemm(
             1.0,
             View::new(x, batch, self.inputs),
             View::new(w, self.outputs, self.inputs).t(),
             0.0,
-            z,
+            out,
         );
-        Activation::Identity.forward_bias_in_place(z, b, self.outputs);
     }
 
     /// Backward through the affine part, given `dz = dL/dz` (`batch x outputs`):

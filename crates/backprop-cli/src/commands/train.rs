@@ -263,21 +263,7 @@ pub fn setup(args: TrainArgs) -> Result<(NetworkConfig, TrainConfig, Dataset)> {
     crate::examples::apply(&mut args)?;
     let s = Settings::from_args(args)?;
     let p = prepare(&s)?;
-    let classify = matches!(p.prep.target, Target::Classification { .. });
-    let mut config = s.train.clone();
-    config.loss = s.loss.unwrap_or(if classify {
-        Loss::CrossEntropy
-    } else {
-        Loss::Mse
-    });
-    let net = NetworkConfig {
-        inputs: p.prep.input_width(),
-        hidden: s.hidden.clone(),
-        outputs: p.prep.target.width(),
-        activation: s.activation,
-        output_activation: Activation::Identity,
-        init: s.init,
-    };
+    let (net, config) = plan(&s, &p, p.train.len())?;
     Ok((net, config, p.train))
 }
 
@@ -439,13 +425,9 @@ fn prepare(s: &Settings) -> Result<Prepared> {
     })
 }
 
-fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
-    let p = prepare(s)?;
-    let [train_rows, valid_rows, test_rows] = crate::cluster::totals([
-        p.train.len(),
-        p.valid.as_ref().map_or(0, Dataset::len),
-        p.test.len(),
-    ]);
+/// The network and training configuration for the prepared data: the loss that fits
+/// the task (checked against `--loss`), and the batch size the data allows.
+fn plan(s: &Settings, p: &Prepared, train_rows: usize) -> Result<(NetworkConfig, TrainConfig)> {
     let classify = matches!(p.prep.target, Target::Classification { .. });
     let loss = s.loss.unwrap_or(if classify {
         Loss::CrossEntropy
@@ -475,7 +457,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             config.batch_size = BatchSize::Full;
         }
     }
-    let net_config = NetworkConfig {
+    let net = NetworkConfig {
         inputs: p.prep.input_width(),
         hidden: s.hidden.clone(),
         outputs: p.prep.target.width(),
@@ -483,6 +465,19 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         output_activation: Activation::Identity,
         init: s.init,
     };
+    Ok((net, config))
+}
+
+fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
+    let p = prepare(s)?;
+    let [train_rows, valid_rows, test_rows] = crate::cluster::totals([
+        p.train.len(),
+        p.valid.as_ref().map_or(0, Dataset::len),
+        p.test.len(),
+    ]);
+    let (net_config, mut config) = plan(s, &p, train_rows)?;
+    let classify = matches!(p.prep.target, Target::Classification { .. });
+    let loss = config.loss;
     if s.lr_auto && crate::cluster::size() > 1 {
         bail!("--lr auto is not available under mpirun with more than one rank; find the rate with `backprop explain lr` in one process and pass --lr");
     }
