@@ -11,16 +11,14 @@ mod common;
 use common::run;
 
 fn bad(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/bad")
-        .join(name)
+    common::fixture(&format!("bad/{name}"))
         .to_string_lossy()
         .into_owned()
 }
 
+/// A fresh, existing scratch folder.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("backprop-bad-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = common::tmp(name);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -285,7 +283,7 @@ fn accepted_quirks_train_cleanly() {
     }
     // Quoted commas stay inside their field: three cities, one-hot.
     let meta = std::fs::read_to_string(std::env::temp_dir().join(format!(
-        "backprop-bad-{}-accept_quoted_commas.csv/run/model.json",
+        "backprop-test-{}-accept_quoted_commas.csv/run/model.json",
         std::process::id()
     )))
     .unwrap();

@@ -4,27 +4,17 @@
 //! bytes whatever the thread count.
 #![cfg(unix)] // sends signals with `kill`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backprop::checkpoint::Checkpoint;
 
 mod common;
-use common::{bin, run};
+use common::{bin, run, tmp};
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("backprop-robust-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::fixture(name).to_string_lossy().into_owned()
 }
 
 fn checkpoint_epoch(dir: &Path) -> Option<usize> {
