@@ -11,7 +11,11 @@
 //! strides, so the transposed products of backpropagation (`dY^T X`, `X W^T`) need no
 //! copies. Threading is ours: large products are split by output rows over the current
 //! rayon pool, which keeps every output element's summation order, so results are
-//! bit-identical whatever the thread count.
+//! bit-identical whatever the thread count; work is handed to threads with
+//! `rayon::join`, which allocates nothing. `matrixmultiply` is patched (vendored in
+//! `vendor/matrixmultiply`, see its `PATCHED.md`) to reuse one packing buffer per thread
+//! instead of allocating one per product, so a steady-state training step allocates no
+//! memory at all (`tests/no_alloc.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -230,27 +234,47 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
         check_extent(a);
         let chunk = n.div_ceil(threads).next_multiple_of(SPLIT_COLUMNS_ALIGN);
         let out = OutPtr(c.as_mut_ptr());
-        rayon::scope(|s| {
-            for j in (0..n).step_by(chunk) {
-                let b_part = b.cols_slice(j, chunk.min(n - j));
-                check_extent(b_part);
-                // SAFETY: the views' extents are checked; `c` is an exclusive borrow of
-                // m rows of n, and each task writes only its own columns j..j+chunk.
-                s.spawn(move |_| unsafe { sgemm(alpha, a, b_part, beta, out.get().add(j), n) });
-            }
+        for_each_part(n.div_ceil(chunk), &|part| {
+            let j = part * chunk;
+            let b_part = b.cols_slice(j, chunk.min(n - j));
+            check_extent(b_part);
+            // SAFETY: the views' extents are checked; `c` is an exclusive borrow of
+            // m rows of n, and each part writes only its own columns j..j+chunk.
+            unsafe { sgemm(alpha, a, b_part, beta, out.get().add(j), n) }
         });
     } else if m >= 2 * threads {
+        check_extent(a);
         let chunk = m.div_ceil(threads);
-        rayon::scope(|s| {
-            for (i, c_part) in c.chunks_mut(chunk * n).enumerate() {
-                let rows = c_part.len() / n;
-                let a_part = a.rows_slice(i * chunk, rows);
-                s.spawn(move |_| gemm_serial(alpha, a_part, b, beta, c_part));
-            }
+        let out = OutPtr(c.as_mut_ptr());
+        for_each_part(m.div_ceil(chunk), &|part| {
+            let i = part * chunk;
+            let rows = chunk.min(m - i);
+            let c_part = out.get().wrapping_add(i * n);
+            // SAFETY: each part writes only its own rows i..i+rows of the exclusive
+            // borrow `c` (m rows of n), so the parts' slices are disjoint.
+            let c_part = unsafe { std::slice::from_raw_parts_mut(c_part, rows * n) };
+            gemm_serial(alpha, a.rows_slice(i, rows), b, beta, c_part);
         });
     } else {
         gemm_serial(alpha, a, b, beta, c);
     }
+}
+
+/// Runs `f(0..parts)` on the current rayon pool, splitting the range in halves with
+/// `rayon::join`. Unlike `rayon::scope`, whose spawned tasks are boxed, `join` keeps its
+/// jobs on the stack, so handing work to other threads allocates nothing.
+fn for_each_part(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    fn run(start: usize, end: usize, f: &(dyn Fn(usize) + Sync)) {
+        match end - start {
+            0 => {}
+            1 => f(start),
+            len => {
+                let mid = start + len / 2;
+                rayon::join(|| run(start, mid, f), || run(mid, end, f));
+            }
+        }
+    }
+    run(0, parts, f)
 }
 
 /// Column blocks given to threads are multiples of this (the widest `matrixmultiply`

@@ -7,16 +7,16 @@
 //! consecutive calls within an epoch is exactly what one step allocated. The first
 //! epoch is a warm-up and not measured, nor is the first step of later epochs (between
 //! it and the previous call lies the epoch's end, which records history and may
-//! allocate). Only allocations on the
-//! thread that trains are counted (the test harness allocates on its own threads
-//! meanwhile); at these sizes every matrix product runs on the calling thread, below
-//! `matrix::gemm`'s threshold for splitting work across threads.
+//! allocate). Only allocations on the threads that train are counted: the calling
+//! thread, and for the threaded case the workers of its own rayon pool (the test
+//! harness allocates on its own threads meanwhile).
 //!
 //! Allocations are split by alignment. Everything this library and `std` allocate for
 //! it (`Vec<f32>`, `Vec<usize>`, ...) asks for 8-byte alignment at most; the only
-//! over-aligned requests come from `matrixmultiply`, which allocates a fresh packing
-//! buffer aligned for its SIMD kernel (16 to 64 bytes) on every product it computes
-//! (`make_packing_buffer` in its `gemm.rs`; it keeps no buffer between calls).
+//! over-aligned requests come from `matrixmultiply`'s packing buffers (16 to 64 bytes,
+//! for its SIMD kernels). Upstream allocates one on every product; the vendored copy
+//! keeps one per thread (`vendor/matrixmultiply/PATCHED.md`), so they only show up in
+//! the warm-up epoch.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -167,12 +167,17 @@ const CASES: [Case; 5] = [
 
 /// Trains the case for three epochs and returns what each measured step allocated.
 fn measure(c: &Case) -> Vec<Allocated> {
+    measure_with(c, 8, &[64, 64], 200)
+}
+
+/// Trains `inputs-hidden-outputs` on `rows` rows for three epochs and returns what each
+/// measured step allocated.
+fn measure_with(c: &Case, inputs: usize, hidden: &[usize], rows: usize) -> Vec<Allocated> {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let rows = 200;
-    let train = data(rows, 8, c.outputs, c.loss == Loss::CrossEntropy);
+    let train = data(rows, inputs, c.outputs, c.loss == Loss::CrossEntropy);
     let config = NetworkConfig {
-        inputs: 8,
-        hidden: vec![64, 64],
+        inputs,
+        hidden: hidden.to_vec(),
         outputs: c.outputs,
         activation: c.activation,
         ..Default::default()
@@ -236,22 +241,40 @@ fn steady_state_steps_make_no_allocations_of_their_own() {
     }
 }
 
-/// The whole step, matrix products included, allocates nothing.
-///
-/// Ignored because it fails today: `matrixmultiply` allocates (and frees) a packing
-/// buffer on every product it computes: five per step of the 8-64-64-1 network at
-/// batch 32 (79 KB in all). The one-row, one-column and inner-dimension-one products
-/// that `matrix::gemm` computes with its own loops allocate nothing, which makes batch-1
-/// steps allocation-free (see the next test).
-/// Making this pass needs products that reuse a packing buffer (our own blocked
-/// kernel, or a crate that keeps one per thread). Run it with
-/// `cargo test --release --test no_alloc -- --ignored`.
+/// The whole step, matrix products included, allocates nothing. `matrixmultiply`
+/// needs a packing buffer for every product; the vendored copy
+/// (`vendor/matrixmultiply/PATCHED.md`) keeps the last one per thread and reuses it,
+/// so after the warm-up epoch no product allocates.
 #[test]
-#[ignore = "fails: matrixmultiply allocates a packing buffer per product (see doc comment)"]
 fn steady_state_steps_allocate_nothing_at_all() {
     for c in &CASES {
         assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
     }
+}
+
+/// A network large enough that `matrix::gemm` splits its products over two threads
+/// (MNIST-like: 196-256-128-10, softmax cross-entropy, batch 128): nothing allocates on
+/// the training thread nor on the pool's worker threads, which each keep their own
+/// packing buffer.
+#[test]
+fn threaded_steps_allocate_nothing_at_all() {
+    let c = Case {
+        what: "196-256-128-10 relu, sgd+momentum, cross-entropy, batch 128, 2 threads",
+        activation: Activation::Relu,
+        outputs: 10,
+        loss: Loss::CrossEntropy,
+        optimizer: OptimizerKind::Sgd,
+        schedule: Schedule::Constant,
+        clip_norm: None,
+        batch_size: BatchSize::Mini(128),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .start_handler(|_| COUNTING.with(|c| c.set(true)))
+        .build()
+        .unwrap();
+    let steps = pool.install(|| measure_with(&c, 196, &[256, 128], 1024));
+    assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
 }
 
 /// Online learning (batch 1) needs only one-row and outer products, which
