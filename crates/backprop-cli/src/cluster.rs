@@ -5,23 +5,25 @@
 //! run is bit for bit the single-process run.
 //!
 //! Under `mpirun -n K` (feature `distributed`, see `distributed.rs`), rank `r` of `K`:
-//! * parses the CSV file, computes the same seeded split as one process and fits the
-//!   preprocessing (scaling, medians, quantiles, categories) on all training rows,
-//!   exactly as one process does, so that the K replicas see the data one process
-//!   would; the parsed table is dropped once the rows are encoded;
-//! * encodes as `f32` only its shard of the training, validation and test rows: every
-//!   K-th row of each split, starting at `r` (image folders are loaded whole, then
-//!   cut to the shard);
+//! * streams the CSV file (or the embedded table) once to count its rows, without
+//!   keeping any, and computes the same seeded split as one process;
+//! * takes its shard of each part: every K-th row of the training, validation and test
+//!   rows, starting at `r`; streams the file a second time and decodes and keeps only
+//!   those rows (`Table::read_rows`), so no rank ever holds another rank's rows;
+//! * fits the preprocessing over all ranks' training rows with collective operations
+//!   (`backprop::data::collective`): whether a column is numeric is decided on every
+//!   rank's cell counts, categories and classes are unions, medians, quantiles, minima
+//!   and maxima exact order statistics found by bisection on counts (no value moves
+//!   between ranks), means and standard deviations sums. So each rank gets the
+//!   preprocessing one process would fit, up to floating-point summation order in the
+//!   means; the integration tests compare it with the one-process fit;
 //! * trains on its shard (one all-reduce per step), computing the validation loss of
 //!   every epoch across ranks (an all-reduce of the summed loss and row count);
 //! * after training, rank 0 gathers the encoded validation and test rows of all ranks
 //!   and alone evaluates, prints and writes the run folder and checkpoints.
 //!
-//! So what every rank materialises in full is the parsed table (transiently) and the
-//! preprocessing; what it keeps as `f32` for training is its 1/K of the rows. Fitting
-//! the preprocessing from per-shard statistics instead (exact for mean/std/min/max and
-//! categories with all-reduces, approximate for medians and quantiles) would spare the
-//! full parse but would no longer reproduce the single-process run.
+//! A `--test FILE` is sharded the same way (every K-th row). Image folders and IDX files
+//! (`--example mnist`) are still loaded whole by every rank and then cut to the shard.
 //!
 //! A rank that fails aborts the whole job (see [`abort_on_error`] and the panic hook
 //! installed at start), so no rank is left waiting in a collective.
@@ -30,6 +32,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use anyhow::Result;
+use backprop::data::collective::{Alone, Collective};
 use backprop::data::split::Split;
 use backprop::train::{GradientReducer, LocalReducer, Shard};
 use backprop::Dataset;
@@ -120,6 +123,16 @@ pub fn totals<const N: usize>(local: [usize; N]) -> [usize; N] {
         return v.map(|n| n as usize);
     }
     local
+}
+
+/// The collective operations of the run's processes, for fitting the preprocessing on
+/// rows that are split between them.
+pub fn collective() -> Box<dyn Collective> {
+    #[cfg(feature = "distributed")]
+    if size() > 1 {
+        return Box::new(crate::distributed::MpiCollective::new());
+    }
+    Box::new(Alone)
 }
 
 /// The gradient reducer of a training run over `local_rows` rows of this process (a

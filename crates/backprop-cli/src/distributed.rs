@@ -13,6 +13,7 @@
 //! `MPI_THREAD_SERIALIZED`.
 
 use anyhow::{bail, Result};
+use backprop::data::collective::Collective;
 use backprop::train::{GradientReducer, Shard};
 use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
@@ -145,5 +146,65 @@ impl GradientReducer for MpiReducer {
         let send = values.to_vec();
         self.world
             .all_reduce_into(&send[..], values, SystemOperation::sum());
+    }
+}
+
+/// The collective operations that fitting the preprocessing on sharded rows needs
+/// (`backprop::data::collective`), over all ranks.
+pub struct MpiCollective {
+    world: SimpleCommunicator,
+}
+
+impl MpiCollective {
+    /// Over every rank of the job.
+    pub fn new() -> Self {
+        MpiCollective {
+            world: SimpleCommunicator::world(),
+        }
+    }
+}
+
+impl Collective for MpiCollective {
+    fn sum_u64(&mut self, values: &mut [u64]) {
+        let send = values.to_vec();
+        self.world
+            .all_reduce_into(&send[..], values, SystemOperation::sum());
+    }
+
+    fn sum_f64(&mut self, values: &mut [f64]) {
+        let send = values.to_vec();
+        self.world
+            .all_reduce_into(&send[..], values, SystemOperation::sum());
+    }
+
+    fn gather_strings(&mut self, items: &[String]) -> Vec<String> {
+        // Each string as its byte length (u32, little-endian) and its bytes.
+        let mut send = Vec::new();
+        for s in items {
+            send.extend((s.len() as u32).to_le_bytes());
+            send.extend(s.as_bytes());
+        }
+        let mut counts = vec![0i32; self.world.size() as usize];
+        self.world
+            .all_gather_into(&(send.len() as i32), &mut counts[..]);
+        let displs: Vec<i32> = counts
+            .iter()
+            .scan(0, |at, &c| {
+                let d = *at;
+                *at += c;
+                Some(d)
+            })
+            .collect();
+        let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+        self.world.all_gather_varcount_into(&send[..], &mut part);
+        let mut out = Vec::new();
+        let mut rest = &all[..];
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            out.push(String::from_utf8_lossy(&tail[..len]).into_owned());
+            rest = &tail[len..];
+        }
+        out
     }
 }

@@ -258,3 +258,138 @@ fn a_killed_distributed_run_resumes_exactly() {
         "resumed from epoch {at}: not bit-identical to the uninterrupted 2-rank run"
     );
 }
+
+/// A CSV file of `rows` rows: a skewed number with missing cells (`rooms`), a text
+/// column (`kind`), a second number and the target.
+fn mixed_csv(path: &Path, rows: usize) {
+    let mut s = String::from("rooms,kind,age,price\n");
+    for i in 0..rows {
+        let rooms = if i % 11 == 0 {
+            "NA".to_string()
+        } else {
+            format!(
+                "{}",
+                ((i * 7919) % 113) as f64 * 0.5 + if i % 7 == 0 { 90.0 } else { 1.0 }
+            )
+        };
+        let kind = ["flat", "house", "villa"][i % 3];
+        let age = (i * 31) % 97;
+        let price =
+            1.0 + ((i * 7919) % 113) as f64 * 0.02 + (i % 3) as f64 * 0.5 + age as f64 * 0.003;
+        s.push_str(&format!("{rooms},{kind},{age},{price:.4}\n"));
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, s).unwrap();
+}
+
+fn preprocessor(dir: &Path) -> serde_json::Value {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model.json")).expect("model.json"))
+            .expect("JSON");
+    m["preprocessor"].clone()
+}
+
+/// With the default preprocessing (quantile scaling, medians for missing cells, one-hot
+/// text) the ranks, which each read only their shard of the file, fit exactly the
+/// preprocessing one process fits on the whole file: medians and quantiles are exact
+/// order statistics over the shards, categories their union. Only the target's mean
+/// and standard deviation are sums, equal up to summation order.
+#[test]
+fn two_ranks_reading_their_shards_fit_the_preprocessing_of_one_process() {
+    let dir = tmp("shards");
+    let data = dir.join("mixed.csv");
+    mixed_csv(&data, 1500);
+    let mut f = flags("3", "16", "64", "0.01");
+    f.extend(["--data", data.to_str().unwrap(), "--target", "price"].map(String::from));
+    f.retain(|a| a != "--quiet");
+    let (single, two) = (dir.join("single"), dir.join("two"));
+    // `flags` pins --scale standard; the default (quantile) is what this test is about.
+    let without_scale = |f: &[String]| -> Vec<String> {
+        let i = f.iter().position(|a| a == "--scale").unwrap();
+        [&f[..i], &f[i + 2..]].concat()
+    };
+    let f = without_scale(&f);
+    let o1 = train(0, &single, &f);
+    let o2 = train(2, &two, &f);
+
+    let (p1, p2) = (preprocessor(&single), preprocessor(&two));
+    assert!(
+        p1["features"].to_string().contains("\"quantile\""),
+        "default scaling is quantile: {}",
+        p1["features"]
+    );
+    assert_eq!(
+        p1["features"], p2["features"],
+        "medians, quantiles and categories"
+    );
+    let t = |p: &serde_json::Value, k: &str| p["target"][k].as_f64().unwrap();
+    for k in ["mean", "std"] {
+        let (a, b) = (t(&p1, k), t(&p2, k));
+        assert!((a - b).abs() <= 1e-12 * a.abs(), "target {k}: {a} vs {b}");
+    }
+    let d = weight_diff(&single, &two);
+    assert!(d < WEIGHT_TOL, "weights differ by {d:e}");
+    // The notes count the cells of every rank, not only rank 0's.
+    let note = |o: &Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.starts_with("note:") || l.starts_with("warning:"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(note(&o1), note(&o2));
+    assert!(
+        note(&o1)
+            .iter()
+            .any(|l| l.contains("missing cell(s) in `rooms`")),
+        "{:?}",
+        note(&o1)
+    );
+}
+
+/// Each rank parses only its own rows: a broken cell in a row of rank 1's shard is
+/// found by rank 1 alone (rank 0 never decodes that row), and the job stops with an
+/// error naming rank 1 and the row's line.
+#[test]
+fn each_rank_reads_only_its_own_rows() {
+    let rows = 400;
+    // The split and shards every rank computes (defaults: 10% validation, 20% test,
+    // seed 42; training position p belongs to rank p % 2).
+    let split = backprop::data::split::split_rows(rows, 0.1, 0.2, 42).unwrap();
+    for (rank, record) in [(1, split.train[1]), (0, split.train[2]), (1, split.test[1])] {
+        let dir = tmp(&format!("own-{rank}-{record}"));
+        let data = dir.join("broken.csv");
+        mixed_csv(&data, rows);
+        // Invalid UTF-8 in the `kind` field of `record` (line record + 2).
+        let text = std::fs::read(&data).unwrap();
+        let mut lines: Vec<Vec<u8>> = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+        let line = &mut lines[record + 1];
+        let comma = line.iter().position(|&b| b == b',').unwrap();
+        line.splice(comma + 1..comma + 1, [0xFFu8, 0xFE]);
+        std::fs::write(&data, lines.join(&b'\n')).unwrap();
+
+        let mut c = mpirun();
+        c.args(["-n", "2", bin()]).args(small());
+        c.args([
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "price",
+            "--out",
+        ]);
+        c.arg(dir.join("run"));
+        let o = output(c);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "bad input exits 2:\n{err}");
+        let want = format!(
+            "error on rank {rank} of 2: {}:{}:2: invalid UTF-8",
+            data.display(),
+            record + 2
+        );
+        assert!(err.contains(&want), "expected `{want}` in:\n{err}");
+        assert!(
+            !err.contains(&format!("rank {} of 2", 1 - rank)),
+            "only the rank holding the row saw it:\n{err}"
+        );
+    }
+}

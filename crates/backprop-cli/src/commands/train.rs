@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use backprop::data::csv::{CsvOptions, Table};
+use backprop::data::collective::Collective;
+use backprop::data::csv::{CsvOptions, CsvSource, Table};
 use backprop::data::prep::{
-    detect_task, PrepOptions, Preprocessor, ScaleKind, Target, TargetTransform, Task,
+    detect_task_with, PrepOptions, Preprocessor, ScaleKind, Target, TargetTransform, Task,
 };
-use backprop::data::split::split_rows;
+use backprop::data::split::{split_rows, Split};
 use backprop::model::{atomic_write, Model};
 use backprop::optim::Schedule;
 use backprop::{
@@ -298,18 +299,77 @@ fn prepare(s: &Settings) -> Result<Prepared> {
         });
     }
     let digits = s.example == Some(crate::examples::Example::Digits);
-    let (table, default_target, dollars) = match &s.data {
-        Some(p) => (input::read_table(p, s.csv)?, None, s.dollars),
-        None if digits => (
-            crate::examples::digits()?,
-            Some(crate::examples::DIGITS_TARGET),
-            None,
-        ),
-        None => (
-            input::california()?,
-            Some(CALIFORNIA_TARGET),
-            s.dollars.or(Some(CALIFORNIA_DOLLARS)),
-        ),
+    let mut collective = crate::cluster::collective();
+    let c = &mut *collective;
+    // One process parses the whole table. Under mpirun each rank streams the CSV twice:
+    // once to count its rows (so every rank computes the same split), then keeping only
+    // its own shard of the training, validation and test rows (see cluster.rs).
+    let sharded = crate::cluster::size() > 1;
+    let (table, split, default_target, dollars) = if sharded {
+        let (src, default_target, dollars) = match &s.data {
+            Some(p) if p == Path::new("-") => bail!("under mpirun the data must be a file that every rank can read: --data - (standard input) is not supported"),
+            Some(p) => (CsvSource::File(p), None, s.dollars),
+            None if digits => (
+                CsvSource::Bytes {
+                    name: Path::new(crate::examples::DIGITS_NAME),
+                    bytes: crate::examples::DIGITS,
+                },
+                Some(crate::examples::DIGITS_TARGET),
+                None,
+            ),
+            None => (
+                CsvSource::Bytes {
+                    name: Path::new(input::CALIFORNIA_NAME),
+                    bytes: input::CALIFORNIA,
+                },
+                Some(CALIFORNIA_TARGET),
+                s.dollars.or(Some(CALIFORNIA_DOLLARS)),
+            ),
+        };
+        if let CsvSource::File(p) = src {
+            if !p.exists() {
+                bail!("{}: no such file; check the path", p.display());
+            }
+        }
+        let n = Table::count_rows(src, s.csv)?;
+        let split = split_rows(n, s.valid_fraction, s.test_fraction, s.train.seed)
+            .with_context(|| src.name().display().to_string())?;
+        let own = crate::cluster::shard_split(split);
+        let mut keep: Vec<usize> = [&own.train, &own.valid, &own.test]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        keep.sort_unstable();
+        let table = Table::read_rows(src, s.csv, &keep, c)?;
+        // Rows of the shard's table are `keep` in file order.
+        let local = |rows: &[usize]| -> Vec<usize> {
+            rows.iter()
+                .map(|r| keep.binary_search(r).expect("kept above"))
+                .collect()
+        };
+        let split = Split {
+            train: local(&own.train),
+            valid: local(&own.valid),
+            test: local(&own.test),
+        };
+        (table, Some(split), default_target, dollars)
+    } else {
+        match &s.data {
+            Some(p) => (input::read_table(p, s.csv)?, None, None, s.dollars),
+            None if digits => (
+                crate::examples::digits()?,
+                None,
+                Some(crate::examples::DIGITS_TARGET),
+                None,
+            ),
+            None => (
+                input::california()?,
+                None,
+                Some(CALIFORNIA_TARGET),
+                s.dollars.or(Some(CALIFORNIA_DOLLARS)),
+            ),
+        }
     };
     let target_name = match (&s.target, default_target) {
         (Some(t), _) => t.as_str(),
@@ -344,28 +404,37 @@ fn prepare(s: &Settings) -> Result<Prepared> {
     let task = match s.task {
         Some(t) => t,
         None => {
-            let t = detect_task(&table.columns[target]);
+            let t = detect_task_with(&table.columns[target], c);
             if t == Task::Classify && !s.quiet {
                 eprintln!("note: the target `{target_name}` holds text or a few whole numbers, so this is classification (pass --task regress to override)");
             }
             t
         }
     };
-    let split = split_rows(
-        table.rows(),
-        s.valid_fraction,
-        s.test_fraction,
-        s.train.seed,
-    )
-    .with_context(|| table.source.display().to_string())?;
     let opts = PrepOptions {
         scale: s.prep_scale,
         target_transform: s.target_transform,
         task,
     };
-    let (prep, report) = Preprocessor::fit(&table, &features, target, &split.train, &opts)?;
-    let has_valid = !split.valid.is_empty();
-    let split = crate::cluster::shard_split(split);
+    let (split, has_valid, (prep, report)) = match split {
+        Some(local) => {
+            let has_valid = crate::cluster::totals([local.valid.len()])[0] > 0;
+            let fitted = Preprocessor::fit_with(&table, &features, target, &local.train, &opts, c)?;
+            (local, has_valid, fitted)
+        }
+        None => {
+            let split = split_rows(
+                table.rows(),
+                s.valid_fraction,
+                s.test_fraction,
+                s.train.seed,
+            )
+            .with_context(|| table.source.display().to_string())?;
+            let fitted = Preprocessor::fit(&table, &features, target, &split.train, &opts)?;
+            let has_valid = !split.valid.is_empty();
+            (split, has_valid, fitted)
+        }
+    };
     if !s.quiet && !report.constant.is_empty() {
         eprintln!(
             "note: constant in the training rows (kept, but they carry no information): {}",
@@ -388,20 +457,38 @@ fn prepare(s: &Settings) -> Result<Prepared> {
         Some(build(&table, &features, target, &split.valid)?.0)
     };
     let (test, r_test) = match &s.test {
+        Some(p) if crate::cluster::size() > 1 => {
+            if p == Path::new("-") {
+                bail!("under mpirun the test data must be a file that every rank can read: --test - (standard input) is not supported");
+            }
+            if !p.exists() {
+                bail!("{}: no such file; check the path", p.display());
+            }
+            let src = CsvSource::File(p);
+            let n = Table::count_rows(src, s.csv)?;
+            let keep = crate::cluster::shard_rows(&(0..n).collect::<Vec<_>>());
+            let tt = Table::read_rows(src, s.csv, &keep, c)?;
+            let cols = prep.locate_features(&tt)?;
+            let tcol = tt.require_column(target_name, "target")?;
+            build(&tt, &cols, tcol, &(0..tt.rows()).collect::<Vec<_>>())?
+        }
         Some(p) => {
             let tt = input::read_table(p, s.csv)?;
             let cols = prep.locate_features(&tt)?;
             let tcol = tt.require_column(target_name, "target")?;
-            let rows: Vec<usize> = crate::cluster::shard_rows(&(0..tt.rows()).collect::<Vec<_>>());
-            build(&tt, &cols, tcol, &rows)?
+            build(&tt, &cols, tcol, &(0..tt.rows()).collect::<Vec<_>>())?
         }
         None => build(&table, &features, target, &split.test)?,
     };
+    // Counts over all ranks for the notes below (rank 0 prints them).
+    let names: Vec<String> = prep.features.iter().map(|f| f.name().to_string()).collect();
+    let r_train_imputed = summed(c, &names, &r_train.imputed);
+    let r_test_unseen = summed(c, &names, &r_test.unseen);
     if !s.quiet {
-        for (name, n) in &r_train.imputed {
+        for (name, n) in &r_train_imputed {
             eprintln!("note: {n} missing cell(s) in `{name}` of the training rows filled with the training median (numbers) or the category \"missing\" (text)");
         }
-        for (name, n) in &r_test.unseen {
+        for (name, n) in &r_test_unseen {
             eprintln!("warning: {n} test row(s) have a category of `{name}` not seen in training; encoded as all zeros");
         }
     }
@@ -423,6 +510,34 @@ fn prepare(s: &Settings) -> Result<Prepared> {
         test,
         dollars,
     })
+}
+
+/// Per-column counts (`local`, by column name) summed over the ranks, for the columns
+/// `names` (in that order), leaving out zeros. One process: `local` itself.
+fn summed(
+    c: &mut dyn Collective,
+    names: &[String],
+    local: &[(String, usize)],
+) -> Vec<(String, usize)> {
+    if c.is_alone() {
+        return local.to_vec();
+    }
+    let mut counts: Vec<u64> = names
+        .iter()
+        .map(|n| {
+            local
+                .iter()
+                .find(|(m, _)| m == n)
+                .map_or(0, |&(_, k)| k as u64)
+        })
+        .collect();
+    c.sum_u64(&mut counts);
+    names
+        .iter()
+        .zip(counts)
+        .filter(|&(_, k)| k > 0)
+        .map(|(n, k)| (n.clone(), k as usize))
+        .collect()
 }
 
 /// The network and training configuration for the prepared data: the loss that fits

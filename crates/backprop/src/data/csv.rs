@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::BufRead;
+
+use super::collective::Collective;
 use crate::error::{Error, Result};
 
 /// How to read a CSV file.
@@ -110,25 +113,244 @@ impl Table {
 
     /// Parses CSV `bytes`; `source` names them in errors.
     pub fn parse(source: &Path, bytes: &[u8], opts: CsvOptions) -> Result<Table> {
+        let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(empty_file(source));
+        }
+        let mut records = Records::new(source, body, opts)?;
+        let width = records.headers.len();
+        let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
+        let mut lines = Vec::new();
+        while let Some(line) = records.next()? {
+            records.push_cells(line, &mut cells)?;
+            lines.push(line);
+        }
+        if lines.is_empty() {
+            return Err(no_rows(source));
+        }
+        let totals: Vec<[u64; 2]> = cells.iter().map(|c| cell_counts(c)).collect();
+        Table::typed(source, records.headers, cells, lines, &totals)
+    }
+
+    /// Counts the data rows of a CSV source without keeping any of them, checking the
+    /// header and the number of fields of every row as [`Table::parse`] does.
+    pub fn count_rows(src: CsvSource<'_>, opts: CsvOptions) -> Result<usize> {
+        let mut records = Records::new(src.name(), src.open()?, opts)?;
+        let mut n = 0;
+        while records.next()?.is_some() {
+            n += 1;
+        }
+        if n == 0 {
+            return Err(no_rows(src.name()));
+        }
+        Ok(n)
+    }
+
+    /// Reads only the data rows numbered `keep` (0-based, increasing) of a CSV source,
+    /// streaming past the others without keeping them: one process's shard of a file
+    /// that several processes share. Whether a column holds numbers or text is decided
+    /// over the cells of every process (`c`), so all shards type their columns alike and
+    /// as [`Table::parse`] would type the whole file. Rows of the result are in file
+    /// order (row `i` is row `keep[i]` of the file) and keep their line numbers.
+    pub fn read_rows(
+        src: CsvSource<'_>,
+        opts: CsvOptions,
+        keep: &[usize],
+        c: &mut dyn Collective,
+    ) -> Result<Table> {
+        debug_assert!(keep.windows(2).all(|w| w[0] < w[1]), "keep must increase");
+        let source = src.name();
+        let mut records = Records::new(source, src.open()?, opts)?;
+        let width = records.headers.len();
+        let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
+        let mut lines = Vec::with_capacity(keep.len());
+        let mut wanted = keep.iter().peekable();
+        let mut index = 0;
+        while let Some(line) = records.next()? {
+            if wanted.peek() == Some(&&index) {
+                wanted.next();
+                records.push_cells(line, &mut cells)?;
+                lines.push(line);
+            }
+            index += 1;
+        }
+        if let Some(&missing) = wanted.next() {
+            return Err(Error::Format {
+                path: source.into(),
+                reason: format!("row {missing} was asked for but the file has {index} rows; was it changed while being read?"),
+            });
+        }
+        // One collective for all columns: [numbers, non-numbers] per column.
+        let mut totals: Vec<u64> = cells.iter().flat_map(|c| cell_counts(c)).collect();
+        c.sum_u64(&mut totals);
+        let totals: Vec<[u64; 2]> = totals.chunks_exact(2).map(|t| [t[0], t[1]]).collect();
+        Table::typed(source, records.headers, cells, lines, &totals)
+    }
+
+    /// Types every column from its cells and the counts `totals` of numbers and
+    /// non-numbers among the present cells of the whole file.
+    fn typed(
+        source: &Path,
+        headers: Vec<String>,
+        cells: Vec<Vec<String>>,
+        lines: Vec<u64>,
+        totals: &[[u64; 2]],
+    ) -> Result<Table> {
+        let columns = cells
+            .into_iter()
+            .enumerate()
+            .map(|(j, c)| type_column(source, &headers[j], j, c, &lines, totals[j]))
+            .collect::<Result<_>>()?;
+        Ok(Table {
+            source: source.into(),
+            headers,
+            columns,
+            lines,
+        })
+    }
+}
+
+/// The UTF-8 byte-order mark, skipped at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Where CSV bytes come from, for readers that go over them more than once.
+#[derive(Clone, Copy, Debug)]
+pub enum CsvSource<'a> {
+    /// A file, streamed (never read into memory whole).
+    File(&'a Path),
+    /// Bytes in memory (such as embedded data), named `name` in messages.
+    Bytes {
+        /// The name used in messages.
+        name: &'a Path,
+        /// The CSV text.
+        bytes: &'a [u8],
+    },
+}
+
+impl<'a> CsvSource<'a> {
+    /// The name errors give.
+    pub fn name(&self) -> &'a Path {
+        match *self {
+            CsvSource::File(p) => p,
+            CsvSource::Bytes { name, .. } => name,
+        }
+    }
+
+    /// A reader positioned after the byte-order mark, if any.
+    fn open(&self) -> Result<Box<dyn std::io::Read + 'a>> {
+        match *self {
+            CsvSource::File(path) => {
+                if path.is_dir() {
+                    return Err(Error::Format {
+                        path: path.into(),
+                        reason: "is a directory, not a CSV file; give the path of a .csv file"
+                            .into(),
+                    });
+                }
+                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+                let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+                if head.starts_with(BOM) {
+                    reader.consume(BOM.len());
+                }
+                Ok(Box::new(reader))
+            }
+            CsvSource::Bytes { bytes, .. } => {
+                Ok(Box::new(bytes.strip_prefix(BOM).unwrap_or(bytes)))
+            }
+        }
+    }
+}
+
+fn empty_file(source: &Path) -> Error {
+    Error::Csv {
+        path: source.into(),
+        line: 1,
+        column: 0,
+        reason: "the file is empty; a CSV file needs a header line and at least one row".into(),
+    }
+}
+
+fn no_rows(source: &Path) -> Error {
+    Error::Csv {
+        path: source.into(),
+        line: 1,
+        column: 0,
+        reason: "the file has a header but no rows of data".into(),
+    }
+}
+
+/// A reader that remembers where the line breaks are in what it has passed on, so the
+/// line a record starts on can be told exactly. (The `csv` crate's own record positions
+/// count a blank line, or the `\n` of a `\r\n` break, before a record as part of it,
+/// which put errors one line too early in files with blank lines or Windows breaks.)
+struct LineCounter<R> {
+    inner: R,
+    /// Bytes passed on so far.
+    offset: u64,
+    /// Offsets of the `\n` bytes passed on but not yet counted.
+    breaks: std::collections::VecDeque<u64>,
+    /// `\n` bytes counted so far (all before the last queried offset).
+    counted: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, &b)| b == b'\n') {
+            self.breaks.push_back(self.offset + i as u64);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        LineCounter {
+            inner,
+            offset: 0,
+            breaks: Default::default(),
+            counted: 0,
+        }
+    }
+
+    /// The 1-based line of the record that ends at byte `end` (just after its
+    /// terminator, if any) and holds `inner` line breaks inside quoted fields. Queries
+    /// must come in increasing order of `end`.
+    fn line_of_record(&mut self, end: u64, inner: u64) -> u64 {
+        let mut ends_with_break = false;
+        while let Some(&b) = self.breaks.front().filter(|&&b| b < end) {
+            self.breaks.pop_front();
+            self.counted += 1;
+            ends_with_break = b + 1 == end;
+        }
+        1 + self.counted - u64::from(ends_with_break) - inner
+    }
+}
+
+/// The header and the data records of a CSV stream, checked as they are read.
+struct Records<'s, R: std::io::Read> {
+    source: &'s Path,
+    reader: ::csv::Reader<LineCounter<R>>,
+    headers: Vec<String>,
+    record: ::csv::ByteRecord,
+}
+
+impl<'s, R: std::io::Read> Records<'s, R> {
+    /// Reads and checks the header.
+    fn new(source: &'s Path, input: R, opts: CsvOptions) -> Result<Self> {
         let err = |line: u64, column: usize, reason: String| Error::Csv {
             path: source.into(),
             line,
             column,
             reason,
         };
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Err(err(
-                1,
-                0,
-                "the file is empty; a CSV file needs a header line and at least one row".into(),
-            ));
-        }
         let mut reader = ::csv::ReaderBuilder::new()
             .delimiter(opts.delimiter)
             .has_headers(true)
             .flexible(true)
-            .from_reader(body);
+            .from_reader(LineCounter::new(input));
         let header = reader
             .byte_headers()
             .map_err(|e| csv_error(source, e))?
@@ -143,6 +365,16 @@ impl Table {
                 if header.as_slice().contains(&d) || headers[0].contains(d as char) {
                     return Err(err(1, 0, format!("the header has a single column but contains {name}; this looks like a {}-separated file: pass --delimiter {}", if d == b';' { "semicolon" } else { "tab" }, if d == b';' { "';'" } else { "tab" })));
                 }
+            }
+        }
+        if headers.len() <= 1 && headers.iter().all(String::is_empty) {
+            // A blank first line: the file is empty, or its header is missing.
+            let mut first = ::csv::ByteRecord::new();
+            let more = reader
+                .read_byte_record(&mut first)
+                .map_err(|e| csv_error(source, e))?;
+            if !more {
+                return Err(empty_file(source));
             }
         }
         for (i, h) in headers.iter().enumerate() {
@@ -167,60 +399,57 @@ impl Table {
                 ));
             }
         }
-        let width = headers.len();
-        let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
-        let mut lines = Vec::new();
-        let mut record = ::csv::ByteRecord::new();
+        Ok(Records {
+            source,
+            reader,
+            headers,
+            record: ::csv::ByteRecord::new(),
+        })
+    }
+
+    /// Reads the next record, skipping blank lines, and checks its number of fields.
+    /// Returns its line number, or `None` at the end.
+    fn next(&mut self) -> Result<Option<u64>> {
+        let width = self.headers.len();
         loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break,
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => return Ok(None),
                 Ok(true) => {}
-                Err(e) => return Err(csv_error(source, e)),
+                Err(e) => return Err(csv_error(self.source, e)),
             }
-            let line = record.position().map_or(0, |p| p.line());
+            let record = &self.record;
             if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
                 continue; // a blank line
             }
+            let end = self.reader.position().byte();
+            let inner = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+            let line = self.reader.get_mut().line_of_record(end, inner);
             if record.len() != width {
                 let what = if record.len() > width {
                     "too many"
                 } else {
                     "too few"
                 };
-                return Err(err(line, record.len().min(width) + 1, format!("{what} fields: {} instead of {} as in the header; check for a missing or extra separator", record.len(), width)));
+                return Err(Error::Csv { path: self.source.into(), line, column: record.len().min(width) + 1, reason: format!("{what} fields: {} instead of {} as in the header; check for a missing or extra separator", record.len(), width) });
             }
-            for (j, f) in record.iter().enumerate() {
-                let s = utf8(f).map_err(|off| {
-                    err(
-                        line,
-                        j + 1,
-                        format!(
-                            "invalid UTF-8 at byte {off} of this field; save the file as UTF-8"
-                        ),
-                    )
-                })?;
-                cells[j].push(s.trim().to_string());
-            }
-            lines.push(line);
+            return Ok(Some(line));
         }
-        if lines.is_empty() {
-            return Err(err(
-                1,
-                0,
-                "the file has a header but no rows of data".into(),
-            ));
+    }
+
+    /// Appends the fields of the current record (on `line`) to `cells`, trimmed.
+    fn push_cells(&self, line: u64, cells: &mut [Vec<String>]) -> Result<()> {
+        for (j, f) in self.record.iter().enumerate() {
+            let s = utf8(f).map_err(|off| Error::Csv {
+                path: self.source.into(),
+                line,
+                column: j + 1,
+                reason: format!(
+                    "invalid UTF-8 at byte {off} of this field; save the file as UTF-8"
+                ),
+            })?;
+            cells[j].push(s.trim().to_string());
         }
-        let columns = cells
-            .into_iter()
-            .enumerate()
-            .map(|(j, c)| type_column(source, &headers[j], j, c, &lines))
-            .collect::<Result<_>>()?;
-        Ok(Table {
-            source: source.into(),
-            headers,
-            columns,
-            lines,
-        })
+        Ok(())
     }
 }
 
@@ -238,28 +467,37 @@ fn csv_error(source: &Path, e: ::csv::Error) -> Error {
     }
 }
 
-/// Decides whether a column is numeric or text. A column whose present cells are
-/// mostly numbers but not all is taken for a typo, reported with its first offenders.
+/// Of a column's present cells, how many read as numbers and how many do not.
+fn cell_counts(cells: &[String]) -> [u64; 2] {
+    let mut counts = [0u64; 2];
+    for c in cells.iter().filter(|c| !is_missing_text(c)) {
+        counts[usize::from(c.parse::<f64>().is_err())] += 1;
+    }
+    counts
+}
+
+/// Decides whether a column is numeric or text from `totals`, the counts of numbers and
+/// non-numbers among the present cells of the whole column ([`cell_counts`], summed over
+/// the processes that each hold some of its rows). A column whose present cells are
+/// mostly numbers but not all is taken for a typo, reported with its first offenders
+/// among `cells`.
 fn type_column(
     source: &Path,
     name: &str,
     j: usize,
     cells: Vec<String>,
     lines: &[u64],
+    totals: [u64; 2],
 ) -> Result<Column> {
     let mut values = Vec::with_capacity(cells.len());
     let mut offenders = Vec::new();
-    let mut numeric = 0usize;
     for (i, c) in cells.iter().enumerate() {
         if is_missing_text(c) {
             values.push(f64::NAN);
             continue;
         }
         match c.parse::<f64>() {
-            Ok(v) if v.is_finite() => {
-                numeric += 1;
-                values.push(v);
-            }
+            Ok(v) if v.is_finite() => values.push(v),
             Ok(v) => {
                 return Err(Error::Csv { path: source.into(), line: lines[i], column: j + 1, reason: format!("column `{name}` holds `{c}` ({v}); numbers must be finite: leave the cell empty or write NA to mark it missing") });
             }
@@ -269,11 +507,20 @@ fn type_column(
             }
         }
     }
-    if offenders.is_empty() {
+    let [numeric, others] = totals.map(|t| t as usize);
+    if others == 0 {
         return Ok(Column::Numeric(values));
     }
-    if numeric >= 2 * offenders.len().max(1) && numeric >= 3 {
-        let first = offenders[0];
+    if numeric >= 2 * others && numeric >= 3 {
+        let Some(&first) = offenders.first() else {
+            // The offending cells are in other processes' rows; they report them.
+            return Err(Error::Csv {
+                path: source.into(),
+                line: 1,
+                column: j + 1,
+                reason: format!("column `{name}` is numeric except for {others} value(s) in rows read by another process; fix them, or leave the cells empty / NA to mark them missing"),
+            });
+        };
         let shown: Vec<String> = offenders
             .iter()
             .take(3)
@@ -285,7 +532,7 @@ fn type_column(
             column: j + 1,
             reason: format!(
                 "column `{name}` is numeric except for {} value(s): {}; fix them, or leave the cells empty / NA to mark them missing",
-                offenders.len(),
+                others,
                 shown.join(", ")
             ),
         });
@@ -395,5 +642,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("did you mean `MedHouseVal`"), "{e}");
+    }
+
+    #[test]
+    fn reading_a_shard_keeps_only_its_rows_and_types_columns_over_all_shards() {
+        use crate::data::collective::tests::run_sharded;
+        // Column b: numbers on rows 0-2, words on 3-5, so text; shard 0 alone (rows
+        // 0, 2, 4) would see two numbers and one word.
+        let bytes = b"\xEF\xBB\xBFa,b\n1,10\n2,11\n\n3,12\n4,w\n5,x\n6,y\n";
+        let src = CsvSource::Bytes {
+            name: Path::new("s.csv"),
+            bytes,
+        };
+        assert_eq!(Table::count_rows(src, CsvOptions::default()).unwrap(), 6);
+        let shards = run_sharded(2, |rank, c| {
+            let keep: Vec<usize> = (rank..6).step_by(2).collect();
+            Table::read_rows(src, CsvOptions::default(), &keep, c).unwrap()
+        });
+        assert_eq!(shards[0].columns[0], Column::Numeric(vec![1.0, 3.0, 5.0]));
+        assert_eq!(shards[1].columns[0], Column::Numeric(vec![2.0, 4.0, 6.0]));
+        assert_eq!(
+            shards[0].columns[1],
+            Column::Text(vec!["10".into(), "12".into(), "x".into()])
+        );
+        assert_eq!(
+            shards[0].lines,
+            [2, 5, 7],
+            "line numbers survive (line 4 is blank)"
+        );
+        assert_eq!(shards[1].lines, [3, 6, 8]);
+        let whole = Table::parse(Path::new("s.csv"), bytes, CsvOptions::default()).unwrap();
+        assert!(matches!(whole.columns[1], Column::Text(_)));
+    }
+
+    #[test]
+    fn reading_a_shard_streams_a_file_and_reports_errors_by_line() {
+        let dir = std::env::temp_dir().join(format!("backprop-csv-shard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.csv");
+        std::fs::write(&path, "a,b\n1,2\n3,4\n5\n").unwrap();
+        let err = Table::count_rows(CsvSource::File(&path), CsvOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().contains(":4:2:") && err.to_string().contains("too few fields"),
+            "{err}"
+        );
+        std::fs::write(&path, "a,b\n1,2\n3,4\n").unwrap();
+        let t = Table::read_rows(
+            CsvSource::File(&path),
+            CsvOptions::default(),
+            &[1],
+            &mut crate::data::collective::Alone,
+        )
+        .unwrap();
+        assert_eq!(t.columns[1], Column::Numeric(vec![4.0]));
+        std::fs::write(&path, " \n").unwrap();
+        let err = Table::count_rows(CsvSource::File(&path), CsvOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("the file is empty"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Errors name the line a record is on, also after blank lines, with Windows line
+    /// breaks and after quoted fields that span lines.
+    #[test]
+    fn line_numbers_count_blank_lines_crlf_and_quoted_breaks() {
+        for (text, line) in [
+            ("a,b\n1,2\n\n\n3,x\n4,5\n6,7\n8,9\n", 5),
+            ("a,b\r\n1,2\r\n3,x\r\n4,5\r\n6,7\r\n8,9\r\n", 3),
+            ("a,b\r\n1,\"2\r\nz\"\r\n\r\n3,4\r\n", 3),
+            ("a,b\n1,2\n3,4\n5,6\n7,8\n9,x", 6),
+        ] {
+            let t = Table::parse(Path::new("l.csv"), text.as_bytes(), CsvOptions::default());
+            match t {
+                Err(e) => assert!(
+                    e.to_string().starts_with(&format!("l.csv:{line}:2:")),
+                    "{text:?}: {e}"
+                ),
+                Ok(t) => assert_eq!(t.lines.last(), Some(&(line as u64 + 2)), "{text:?}"),
+            }
+        }
+        let t = parse("a,b\r\n1,2\r\n\r\n3,4\r\n5,6").unwrap();
+        assert_eq!(t.lines, [2, 4, 5]);
     }
 }

@@ -367,7 +367,7 @@ fn find_mnist_file(dir: &Path, stem: &str, idx: &str) -> Result<PathBuf> {
 }
 
 /// Checks that `labels` fit `images` and are digits.
-fn check_pair(
+pub fn check_pair(
     images: &IdxImages,
     labels: &[u8],
     images_path: &Path,
@@ -400,9 +400,9 @@ fn check_pair(
     Ok(())
 }
 
-/// Loads the four MNIST files from `dir`, checks that they agree, and scales the pixels
-/// to `[0, 1]`.
-pub fn load_mnist_dir(dir: impl AsRef<Path>) -> Result<Mnist> {
+/// The four files of an MNIST-format folder: training images, training labels, test
+/// images, test labels.
+pub fn mnist_files(dir: impl AsRef<Path>) -> Result<[PathBuf; 4]> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
         return Err(format_err(
@@ -411,12 +411,132 @@ pub fn load_mnist_dir(dir: impl AsRef<Path>) -> Result<Mnist> {
         ));
     }
     let find = |(stem, idx): (&str, &str)| find_mnist_file(dir, stem, idx);
-    let files = [
+    Ok([
         find(MNIST_FILES[0])?,
         find(MNIST_FILES[1])?,
         find(MNIST_FILES[2])?,
         find(MNIST_FILES[3])?,
-    ];
+    ])
+}
+
+/// Some of the items (images or labels) of an IDX file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxRows {
+    /// The dimensions the header declares (the first is the number of items in the file).
+    pub dims: Vec<usize>,
+    /// The bytes of the items read, one after the other.
+    pub data: Vec<u8>,
+}
+
+impl IdxRows {
+    /// Bytes per item (1 for labels, `rows * cols` for images).
+    pub fn item_len(&self) -> usize {
+        self.dims[1..].iter().product()
+    }
+
+    /// The items read, as images (for an image file).
+    pub fn into_images(self) -> IdxImages {
+        IdxImages {
+            count: self.data.len() / self.item_len().max(1),
+            rows: self.dims[1],
+            cols: self.dims[2],
+            pixels: self.data,
+        }
+    }
+}
+
+/// The dimensions an IDX file of kind `magic` ([`IMAGES_MAGIC`] or [`LABELS_MAGIC`])
+/// declares, reading (and decompressing) only its header.
+pub fn read_dims(path: impl AsRef<Path>, magic: u32) -> Result<Vec<usize>> {
+    Ok(read_rows(path, magic, None)?.dims)
+}
+
+/// Streams an IDX file of kind `magic` and keeps only the items numbered `keep`
+/// (increasing), with all of the checks [`read_images`] and [`read_labels`] make: one
+/// process's shard of a file that several processes share, read without holding the
+/// rest of the file. `None` reads the header alone.
+pub fn read_rows(path: impl AsRef<Path>, magic: u32, keep: Option<&[usize]>) -> Result<IdxRows> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut raw = std::io::BufReader::with_capacity(1 << 16, file);
+    let gzip = std::io::BufRead::fill_buf(&mut raw)
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&GZIP_MAGIC);
+    let mut input: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let damaged = |e: std::io::Error| {
+        if gzip {
+            format_err(path, format!("the file starts like gzip but does not decompress ({e}); it is probably truncated or damaged: copy it again, or gunzip it yourself to see what is wrong"))
+        } else {
+            Error::io(path, e)
+        }
+    };
+    let ndims = (magic & 0xff) as usize;
+    let mut header = Vec::with_capacity(4 + 4 * ndims);
+    (&mut input)
+        .take(4 + 4 * ndims as u64)
+        .read_to_end(&mut header)
+        .map_err(damaged)?;
+    let dims = parse_header(&header, path, magic)?;
+    let what = if magic == IMAGES_MAGIC {
+        "images"
+    } else {
+        "labels"
+    };
+    if magic == IMAGES_MAGIC && (dims[1] == 0 || dims[2] == 0) {
+        return Err(format_err(
+            path,
+            format!("the header gives images of {}x{} pixels; an image needs at least one row and one column", dims[1], dims[2]),
+        ));
+    }
+    let declared = declared_len(&header);
+    if declared > MAX_DECLARED {
+        return Err(format_err(path, format!("its header declares {declared} bytes, more than the {MAX_DECLARED} this reader accepts")));
+    }
+    let Some(keep) = keep else {
+        return Ok(IdxRows {
+            dims,
+            data: Vec::new(),
+        });
+    };
+    let count = dims[0];
+    let item: usize = dims[1..].iter().product();
+    if let Some(&last) = keep.last().filter(|&&last| last >= count) {
+        return Err(format_err(
+            path,
+            format!("item {last} was asked for, but the file holds {count} {what}"),
+        ));
+    }
+    let mut data = Vec::with_capacity(keep.len() * item);
+    let mut scratch = vec![0u8; item];
+    let mut wanted = keep.iter().peekable();
+    for i in 0..count {
+        if let Err(e) = input.read_exact(&mut scratch) {
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                return Err(damaged(e));
+            }
+            return Err(format_err(path, format!("the header declares {count} {what}, but the file ends after {i} of them; the file is truncated, copy it again")));
+        }
+        if wanted.peek() == Some(&&i) {
+            wanted.next();
+            data.extend_from_slice(&scratch);
+        }
+    }
+    let mut extra = [0u8; 1];
+    if input.read(&mut extra).map_err(damaged)? > 0 {
+        return Err(format_err(path, format!("more bytes follow the {count} {what} the header declares: the header's count is wrong or another file was appended")));
+    }
+    Ok(IdxRows { dims, data })
+}
+
+/// Loads the four MNIST files from `dir`, checks that they agree, and scales the pixels
+/// to `[0, 1]`.
+pub fn load_mnist_dir(dir: impl AsRef<Path>) -> Result<Mnist> {
+    let dir = dir.as_ref();
+    let files = mnist_files(dir)?;
     let train = read_images(&files[0])?;
     let train_y = read_labels(&files[1])?;
     check_pair(&train, &train_y, &files[0], &files[1])?;
@@ -730,5 +850,41 @@ mod tests {
             .iter()
             .fold((1f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         assert_eq!((lo, hi), (0.0, 1.0));
+    }
+
+    #[test]
+    fn reading_some_rows_streams_and_checks_like_reading_all() {
+        let dir = temp_dir("rows");
+        let imgs = images(7, 2, 3);
+        for (name, bytes) in [("raw", imgs.to_bytes()), ("gz", gzip(&imgs.to_bytes()))] {
+            let path = dir.join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let rows = read_rows(&path, IMAGES_MAGIC, Some(&[1, 4, 6])).unwrap();
+            assert_eq!(rows.dims, [7, 2, 3]);
+            let got = rows.into_images();
+            assert_eq!(got.count, 3);
+            for (k, i) in [1, 4, 6].into_iter().enumerate() {
+                assert_eq!(got.image(k), imgs.image(i), "{name}: image {i}");
+            }
+            assert_eq!(read_dims(&path, IMAGES_MAGIC).unwrap(), [7, 2, 3]);
+            let e = reason(read_rows(&path, LABELS_MAGIC, Some(&[0])).unwrap_err());
+            assert!(e.contains("swapped"), "{e}");
+        }
+        let full = imgs.to_bytes();
+        std::fs::write(dir.join("short"), &full[..full.len() - 1]).unwrap();
+        let e = reason(read_rows(dir.join("short"), IMAGES_MAGIC, Some(&[0])).unwrap_err());
+        assert!(e.contains("ends after 6 of them"), "{e}");
+        std::fs::write(dir.join("long"), [&full[..], &[0]].concat()).unwrap();
+        let e = reason(read_rows(dir.join("long"), IMAGES_MAGIC, Some(&[0])).unwrap_err());
+        assert!(e.contains("more bytes follow"), "{e}");
+        let mut damaged = gzip(&full);
+        let n = damaged.len();
+        damaged.truncate(n / 2);
+        std::fs::write(dir.join("damaged.gz"), damaged).unwrap();
+        let e = reason(read_rows(dir.join("damaged.gz"), IMAGES_MAGIC, Some(&[0])).unwrap_err());
+        assert!(
+            e.contains("does not decompress") || e.contains("truncated"),
+            "{e}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::collective::{order_statistics, total, union, Alone, Collective};
 use super::csv::{Column, Table};
 pub use super::scale::{inverse_normal_cdf, ScaleKind, Scaler, QUANTILES};
 use crate::error::{Error, Result};
@@ -172,26 +173,36 @@ pub struct PrepOptions {
 /// Guesses the task from a target column: text, or a few distinct integers, is
 /// classification.
 pub fn detect_task(col: &Column) -> Task {
+    detect_task_with(col, &mut Alone)
+}
+
+/// [`detect_task`] for a column whose rows are split between processes (`c`).
+pub fn detect_task_with(col: &Column, c: &mut dyn Collective) -> Task {
     match col {
         Column::Text(_) => Task::Classify,
         Column::Numeric(v) => {
+            let mut fractional = false;
             let mut distinct: Vec<i64> = Vec::new();
             for &x in v.iter().filter(|x| !x.is_nan()) {
                 if x.fract() != 0.0 {
-                    return Task::Regress;
+                    fractional = true;
+                    break;
                 }
                 let k = x as i64;
                 if !distinct.contains(&k) {
                     distinct.push(k);
                     if distinct.len() > 20 {
-                        return Task::Regress;
+                        break;
                     }
                 }
             }
-            if distinct.len() >= 2 {
-                Task::Classify
-            } else {
-                Task::Regress
+            if total(c, usize::from(fractional)) > 0 {
+                return Task::Regress;
+            }
+            let local: Vec<String> = distinct.iter().map(i64::to_string).collect();
+            match union(c, &local).len() {
+                2..=20 => Task::Classify,
+                _ => Task::Regress,
             }
         }
     }
@@ -222,6 +233,25 @@ impl Preprocessor {
         rows: &[usize],
         opts: &PrepOptions,
     ) -> Result<(Preprocessor, PrepReport)> {
+        Preprocessor::fit_with(table, features, target, rows, opts, &mut Alone)
+    }
+
+    /// [`Preprocessor::fit`] on data split between processes: each passes its own
+    /// shard of the table and of the training rows, and all of them get the
+    /// preprocessor fitted on all training rows. Medians, quantiles, minima and maxima
+    /// are exact order statistics of the union ([`order_statistics`]), categories and
+    /// classes are unions, counts are sums; means and standard deviations are sums
+    /// over the shards, so they can differ from the one-process values in the last
+    /// bits (floating-point summation order).
+    pub fn fit_with(
+        table: &Table,
+        features: &[usize],
+        target: usize,
+        rows: &[usize],
+        opts: &PrepOptions,
+        c: &mut dyn Collective,
+    ) -> Result<(Preprocessor, PrepReport)> {
+        let n_rows = total(c, rows.len());
         let mut report = PrepReport::default();
         let mut feats = Vec::with_capacity(features.len());
         for &j in features {
@@ -231,23 +261,30 @@ impl Preprocessor {
                     let mut present: Vec<f64> =
                         rows.iter().map(|&i| v[i]).filter(|x| !x.is_nan()).collect();
                     present.sort_by(f64::total_cmp);
-                    let median = if present.is_empty() {
-                        0.0
+                    let n_present = total(c, present.len());
+                    let (median, constant) = if n_present == 0 {
+                        (0.0, true)
                     } else {
-                        let m = present.len() / 2;
-                        if present.len() % 2 == 1 {
-                            present[m]
-                        } else {
-                            0.5 * (present[m - 1] + present[m])
+                        let m = n_present / 2;
+                        // [min, max, middle (and the one below it for an even count)]
+                        let mut ks = vec![0, n_present - 1, m];
+                        if n_present % 2 != 1 {
+                            ks.push(m - 1);
                         }
+                        let o = order_statistics(c, &present, &ks);
+                        let median = if n_present % 2 == 1 {
+                            o[2]
+                        } else {
+                            0.5 * (o[3] + o[2])
+                        };
+                        (median, o[0] == o[1])
                     };
-                    let constant = present.first() == present.last();
                     if constant {
                         report.constant.push(name.clone());
                     }
-                    let mut filled = present.clone();
+                    let mut filled = present;
                     filled.resize(rows.len(), median);
-                    let scaler = Scaler::fit(opts.scale, &filled);
+                    let scaler = Scaler::fit_with(opts.scale, &mut filled, n_rows, c);
                     feats.push(Feature::Numeric {
                         name,
                         median,
@@ -268,6 +305,7 @@ impl Preprocessor {
                         .collect();
                     cats.sort();
                     cats.dedup();
+                    let cats = union(c, &cats);
                     if cats.len() == 1 {
                         report.constant.push(name.clone());
                     }
@@ -285,12 +323,13 @@ impl Preprocessor {
             .copied()
             .filter(|&i| tcol.is_missing(i))
             .collect();
-        if let Some(&i) = missing.first() {
+        let n_missing = total(c, missing.len());
+        if n_missing > 0 {
             return Err(Error::Csv {
                 path: table.source.clone(),
-                line: table.lines[i],
+                line: missing.first().map_or(1, |&i| table.lines[i]),
                 column: target + 1,
-                reason: format!("the target `{tname}` is missing in {} row(s); remove those rows or fill them in", missing.len()),
+                reason: format!("the target `{tname}` is missing in {n_missing} row(s); remove those rows or fill them in"),
             });
         }
         let target_spec = match opts.task {
@@ -318,15 +357,22 @@ impl Preprocessor {
                         }
                     });
                 }
-                let Scaler::Standard { mean, std } = Scaler::fit(ScaleKind::Standard, &t) else {
+                let Scaler::Standard { mean, std } =
+                    Scaler::fit_with(ScaleKind::Standard, &mut t, n_rows, c)
+                else {
                     unreachable!("standard scaler")
                 };
-                if t.iter().all(|&x| x == t[0]) {
+                t.sort_by(f64::total_cmp);
+                let ends = match n_rows {
+                    0 => vec![0.0, 0.0],
+                    n => order_statistics(c, &t, &[0, n - 1]),
+                };
+                if ends[0] == ends[1] {
                     return Err(Error::Csv {
                         path: table.source.clone(),
                         line: 1,
                         column: target + 1,
-                        reason: format!("the target `{tname}` has the same value ({}) in every training row; there is nothing to learn", t[0]),
+                        reason: format!("the target `{tname}` has the same value ({}) in every training row; there is nothing to learn", ends[0]),
                     });
                 }
                 Target::Regression {
@@ -338,6 +384,16 @@ impl Preprocessor {
             }
             Task::Classify => {
                 let mut classes: Vec<String> = rows.iter().map(|&i| cell_text(tcol, i)).collect();
+                match tcol {
+                    Column::Numeric(_) => classes.sort_by(|a, b| {
+                        a.parse::<f64>()
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+                    }),
+                    Column::Text(_) => classes.sort(),
+                }
+                classes.dedup();
+                let mut classes = c.gather_strings(&classes);
                 match tcol {
                     Column::Numeric(_) => classes.sort_by(|a, b| {
                         a.parse::<f64>()
@@ -596,5 +652,128 @@ mod tests {
         assert_eq!(report.imputed, vec![("x".to_string(), 1)]);
         let y = p.transform_target(&t, 2, &[0, 1, 2]).unwrap();
         assert!((p.target.inverse(y.get(1, 0) as f64) - 20.0).abs() < 1e-5);
+    }
+
+    /// A table of 300 rows: a skewed numeric column with missing cells and ties, a
+    /// text column, an integer class and a numeric target.
+    fn wide_table() -> Table {
+        let mut csv = String::from("x,c,k,y\n");
+        for i in 0..300u64 {
+            let x = if i % 17 == 0 {
+                String::new()
+            } else {
+                format!(
+                    "{}",
+                    ((i * 7919) % 101) as f64 * 0.25 - if i % 3 == 0 { 9.0 } else { 0.0 }
+                )
+            };
+            let c = ["red", "green", "blue", "teal"][(i % 4) as usize];
+            csv.push_str(&format!(
+                "{x},{c},{},{}\n",
+                i % 3,
+                (i * 31 % 97) as f64 / 7.0
+            ));
+        }
+        Table::parse(Path::new("w.csv"), csv.as_bytes(), CsvOptions::default()).unwrap()
+    }
+
+    /// Fitting on three shards of the training rows gives the one-process fit: order
+    /// statistics (medians, quantiles, min/max), categories and classes exactly, means
+    /// and standard deviations to summation order.
+    #[test]
+    fn fitting_on_shards_matches_one_process() {
+        use crate::data::collective::tests::run_sharded;
+        let t = wide_table();
+        let train: Vec<usize> = (0..300).filter(|i| i % 5 != 0).rev().collect();
+        for (scale, task, target) in [
+            (ScaleKind::Quantile, Task::Regress, 3),
+            (ScaleKind::Minmax, Task::Classify, 2),
+            (ScaleKind::Standard, Task::Regress, 3),
+        ] {
+            let opts = PrepOptions {
+                scale,
+                target_transform: TargetTransform::None,
+                task,
+            };
+            let (alone, _) = Preprocessor::fit(&t, &[0, 1], target, &train, &opts).unwrap();
+            let sharded = run_sharded(3, |rank, c| {
+                let mine: Vec<usize> = train.iter().skip(rank).step_by(3).copied().collect();
+                Preprocessor::fit_with(&t, &[0, 1], target, &mine, &opts, c)
+                    .unwrap()
+                    .0
+            });
+            for p in sharded {
+                if scale == ScaleKind::Standard {
+                    let (
+                        Feature::Numeric {
+                            scaler: Scaler::Standard { mean: m1, std: s1 },
+                            median: d1,
+                            ..
+                        },
+                        Feature::Numeric {
+                            scaler: Scaler::Standard { mean: m2, std: s2 },
+                            median: d2,
+                            ..
+                        },
+                    ) = (&p.features[0], &alone.features[0])
+                    else {
+                        panic!("standard scaler expected")
+                    };
+                    assert_eq!(d1, d2, "median");
+                    assert!(
+                        (m1 - m2).abs() < 1e-12 * m2.abs().max(1.0) && (s1 - s2).abs() < 1e-12 * s2,
+                        "{m1} {s1} vs {m2} {s2}"
+                    );
+                    assert_eq!(p.features[1], alone.features[1]);
+                    let (
+                        Target::Regression {
+                            mean: a, std: b, ..
+                        },
+                        Target::Regression {
+                            mean: c, std: d, ..
+                        },
+                    ) = (&p.target, &alone.target)
+                    else {
+                        panic!("regression")
+                    };
+                    assert!((a - c).abs() < 1e-12 * c.abs() && (b - d).abs() < 1e-12 * d);
+                } else {
+                    assert_eq!(p.features, alone.features, "{scale:?}");
+                    if task == Task::Classify {
+                        assert_eq!(p.target, alone.target);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn detecting_the_task_over_shards_sees_every_shard() {
+        use crate::data::collective::tests::run_sharded;
+        // Shard 0 holds whole numbers only, shard 1 one fraction: regression overall.
+        let got = run_sharded(2, |rank, c| {
+            let v = if rank == 0 {
+                vec![1.0, 2.0, 1.0]
+            } else {
+                vec![2.0, 2.5]
+            };
+            detect_task_with(&Column::Numeric(v), c)
+        });
+        assert_eq!(got, [Task::Regress, Task::Regress]);
+        // Three classes, but no shard sees more than two.
+        let got = run_sharded(2, |rank, c| {
+            let v = if rank == 0 {
+                vec![1.0, 2.0]
+            } else {
+                vec![2.0, 3.0]
+            };
+            detect_task_with(&Column::Numeric(v), c)
+        });
+        assert_eq!(got, [Task::Classify, Task::Classify]);
+        // Each shard sees one class; together they are two.
+        let got = run_sharded(2, |rank, c| {
+            detect_task_with(&Column::Numeric(vec![rank as f64]), c)
+        });
+        assert_eq!(got, [Task::Classify, Task::Classify]);
     }
 }

@@ -1,6 +1,7 @@
 //! Scaling of numeric features, fitted on the training rows: standard, min-max, and the
 //! quantile transform onto a normal distribution.
 
+use super::collective::{order_statistics, Collective};
 use serde::{Deserialize, Serialize};
 
 /// How numeric features are scaled.
@@ -90,6 +91,71 @@ impl Scaler {
                         let hi = pos.ceil() as usize;
                         sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
                     })
+                    .collect();
+                Scaler::Quantile { references }
+            }
+            ScaleKind::None => Scaler::None,
+        }
+    }
+
+    /// [`Scaler::fit`] to the values of all processes (`c`), each passing its own
+    /// `values` (reordered here) and all passing `n`, the number of values in all.
+    /// Alone, exactly [`Scaler::fit`]. Otherwise the mean and variance are sums over
+    /// the processes (equal to one process's up to summation order), and the minimum,
+    /// maximum and quantiles exact order statistics ([`order_statistics`]).
+    pub fn fit_with(
+        kind: ScaleKind,
+        values: &mut [f64],
+        n: usize,
+        c: &mut dyn Collective,
+    ) -> Scaler {
+        if c.is_alone() {
+            return Scaler::fit(kind, values);
+        }
+        let count = n.max(1) as f64;
+        match kind {
+            ScaleKind::Standard => {
+                let mut sum = [values.iter().sum::<f64>()];
+                c.sum_f64(&mut sum);
+                let mean = sum[0] / count;
+                let mut sq = [values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()];
+                c.sum_f64(&mut sq);
+                let std = (sq[0] / count).sqrt();
+                Scaler::Standard {
+                    mean,
+                    std: if std > 1e-12 { std } else { 1.0 },
+                }
+            }
+            ScaleKind::Minmax => {
+                if n == 0 {
+                    return Scaler::fit(kind, &[]);
+                }
+                values.sort_by(f64::total_cmp);
+                let ends = order_statistics(c, values, &[0, n - 1]);
+                let range = ends[1] - ends[0];
+                Scaler::Minmax {
+                    min: ends[0],
+                    range: if range > 1e-12 { range } else { 1.0 },
+                }
+            }
+            ScaleKind::Quantile => {
+                if n == 0 {
+                    return Scaler::fit(kind, &[]);
+                }
+                values.sort_by(f64::total_cmp);
+                let q = QUANTILES.min(n).max(2);
+                let positions: Vec<f64> = (0..q)
+                    .map(|i| i as f64 / (q - 1) as f64 * (n - 1) as f64)
+                    .collect();
+                let ks: Vec<usize> = positions
+                    .iter()
+                    .flat_map(|p| [p.floor() as usize, p.ceil() as usize])
+                    .collect();
+                let o = order_statistics(c, values, &ks);
+                let references = positions
+                    .iter()
+                    .zip(o.chunks_exact(2))
+                    .map(|(&pos, lh)| lh[0] + (lh[1] - lh[0]) * (pos - pos.floor()))
                     .collect();
                 Scaler::Quantile { references }
             }
