@@ -22,8 +22,10 @@
 //! * after training, rank 0 gathers the encoded validation and test rows of all ranks
 //!   and alone evaluates, prints and writes the run folder and checkpoints.
 //!
-//! A `--test FILE` is sharded the same way (every K-th row). Image folders and IDX files
-//! (`--example mnist`) are still loaded whole by every rank and then cut to the shard.
+//! A `--test FILE` is sharded the same way (every K-th row). An MNIST-format folder
+//! (`--example mnist`) likewise: each rank streams the IDX files, keeping every K-th of
+//! the training, validation and test images, and the per-pixel scaling comes from pixel
+//! histograms summed over the ranks (`images.rs`).
 //!
 //! A rank that fails aborts the whole job (see [`abort_on_error`] and the panic hook
 //! installed at start), so no rank is left waiting in a collective.
@@ -103,15 +105,6 @@ pub fn shard_split(s: Split) -> Split {
         valid: shard_rows(&s.valid),
         test: shard_rows(&s.test),
     }
-}
-
-/// This process's rows of a data set.
-pub fn shard_dataset(d: Dataset) -> Dataset {
-    if size() == 1 {
-        return d;
-    }
-    let all: Vec<usize> = (0..d.len()).collect();
-    d.select(&shard_rows(&all))
 }
 
 /// Sums of per-process counts over all processes (the row counts of the whole run).

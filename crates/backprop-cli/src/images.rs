@@ -64,6 +64,9 @@ pub fn load_folder(
     valid_fraction: f64,
     seed: u64,
 ) -> Result<ImageData> {
+    if crate::cluster::size() > 1 {
+        return load_folder_shard(dir, scale, valid_fraction, seed);
+    }
     let Mnist {
         train_x,
         train_y,
@@ -101,6 +104,196 @@ pub fn load_folder(
         valid,
         test,
     })
+}
+
+/// [`load_folder`] for one rank of an MPI job: the rank streams the IDX files and keeps
+/// only its shard of each set (every K-th of the training, validation and test images,
+/// in file order, starting at its rank), and the per-pixel scaling is fitted on every
+/// rank's training images from pixel histograms summed over the ranks (see
+/// `crate::cluster`).
+fn load_folder_shard(
+    dir: &Path,
+    scale: ScaleKind,
+    valid_fraction: f64,
+    seed: u64,
+) -> Result<ImageData> {
+    let files = idx::mnist_files(dir)?;
+    let [count, rows, cols] = dims3(&files[0])?;
+    let split = split_rows(count, valid_fraction, 0.0, seed)?;
+    let (mut train, mut valid) = (split.train, split.valid);
+    train.sort_unstable();
+    valid.sort_unstable();
+    let (train, valid) = (
+        crate::cluster::shard_rows(&train),
+        crate::cluster::shard_rows(&valid),
+    );
+    let mut keep: Vec<usize> = train.iter().chain(&valid).copied().collect();
+    keep.sort_unstable();
+    let (images, labels) = read_pair(&files[0], &files[1], count, &keep)?;
+    let local = |rows: &[usize]| -> Vec<usize> {
+        rows.iter()
+            .map(|r| keep.binary_search(r).expect("kept above"))
+            .collect()
+    };
+    let (train, valid) = (local(&train), local(&valid));
+
+    let [test_count, test_rows, test_cols] = dims3(&files[2])?;
+    if (test_rows, test_cols) != (rows, cols) {
+        bail!(
+            "{}: test images are {test_rows}x{test_cols} but training images ({}) are {rows}x{cols}; both sets must have the same image size",
+            files[2].display(),
+            files[0].display()
+        );
+    }
+    let own_test = crate::cluster::shard_rows(&(0..test_count).collect::<Vec<_>>());
+    let (test_images, test_labels) = read_pair(&files[2], &files[3], test_count, &own_test)?;
+
+    let prep = preprocessor_from_histograms(rows, cols, scale, &images, &train);
+    let x_all = images.to_matrix();
+    let set = |x: &Matrix, y: &[u8], rows: &[usize]| -> Result<Dataset> {
+        let mut x = x.select_rows(rows);
+        rescale(&prep, &mut x);
+        let y: Vec<usize> = rows.iter().map(|&i| usize::from(y[i])).collect();
+        Ok(Dataset::new(x, one_hot(&y, MNIST_CLASSES))?)
+    };
+    let train_set = set(&x_all, &labels, &train)?;
+    let has_valid = crate::cluster::totals([valid.len()])[0] > 0;
+    let valid_set = if has_valid {
+        Some(set(&x_all, &labels, &valid)?)
+    } else {
+        None
+    };
+    drop(x_all);
+    let all_test: Vec<usize> = (0..own_test.len()).collect();
+    let test = set(&test_images.to_matrix(), &test_labels, &all_test)?;
+    Ok(ImageData {
+        prep,
+        train: train_set,
+        valid: valid_set,
+        test,
+    })
+}
+
+/// The `[count, rows, cols]` an IDX image file's header declares.
+fn dims3(path: &Path) -> Result<[usize; 3]> {
+    let d = idx::read_dims(path, idx::IMAGES_MAGIC)?;
+    Ok([d[0], d[1], d[2]])
+}
+
+/// Images `keep` of an image file and their labels, checked against each other.
+fn read_pair(
+    images_path: &Path,
+    labels_path: &Path,
+    count: usize,
+    keep: &[usize],
+) -> Result<(IdxImages, Vec<u8>)> {
+    let images = idx::read_rows(images_path, idx::IMAGES_MAGIC, Some(keep))?.into_images();
+    let labels = idx::read_rows(labels_path, idx::LABELS_MAGIC, Some(&[]))?;
+    if labels.dims[0] != count {
+        bail!(
+            "{}: {} labels, but {} has {count} images; the two files must come from the same set (train with train, t10k with t10k)",
+            labels_path.display(),
+            labels.dims[0],
+            images_path.display()
+        );
+    }
+    let labels = idx::read_rows(labels_path, idx::LABELS_MAGIC, Some(keep))?.data;
+    if let Some(i) = labels.iter().position(|&l| usize::from(l) >= MNIST_CLASSES) {
+        bail!(
+            "{}: label {} at position {}; MNIST-format labels are the digits 0-9. For another number of classes, export the data to CSV and train with --task classify",
+            labels_path.display(),
+            labels[i],
+            keep[i]
+        );
+    }
+    Ok((images, labels))
+}
+
+/// [`preprocessor`] fitted on the training images of every rank: each rank counts the
+/// values (0-255) of every pixel over its training images, the counts are summed over
+/// the ranks, and medians, quantiles, minima and maxima are read off the summed
+/// histograms, so they are exactly those of one process. Means and standard deviations
+/// come from the histograms too (the means exactly, as the pixel sums are whole
+/// numbers; the variances up to summation order).
+fn preprocessor_from_histograms(
+    rows: usize,
+    cols: usize,
+    scale: ScaleKind,
+    images: &IdxImages,
+    train: &[usize],
+) -> Preprocessor {
+    let pixels = rows * cols;
+    let mut hist = vec![0u64; pixels * 256];
+    for &i in train {
+        for (j, &p) in images.image(i).iter().enumerate() {
+            hist[j * 256 + usize::from(p)] += 1;
+        }
+    }
+    crate::cluster::collective().sum_u64(&mut hist);
+    let mut features = Vec::with_capacity(pixels);
+    for j in 0..pixels {
+        let h = &hist[j * 256..][..256];
+        let cumulative: Vec<u64> = h
+            .iter()
+            .scan(0, |seen, &c| {
+                *seen += c;
+                Some(*seen)
+            })
+            .collect();
+        let n = cumulative[255];
+        // The k-th smallest value (0-based): the first value with more than k at or below.
+        let kth = |k: usize| cumulative.partition_point(|&seen| seen <= k as u64) as f64;
+        let scaler = match scale {
+            ScaleKind::Minmax => Scaler::Minmax {
+                min: 0.0,
+                range: 255.0,
+            },
+            _ if n == 0 => Scaler::fit(scale, &[]),
+            ScaleKind::Standard => {
+                let count = n as f64;
+                let sum: f64 = h
+                    .iter()
+                    .enumerate()
+                    .map(|(v, &c)| v as f64 * c as f64)
+                    .sum();
+                let mean = sum / count;
+                let sq: f64 = h
+                    .iter()
+                    .enumerate()
+                    .map(|(v, &c)| c as f64 * (v as f64 - mean).powi(2))
+                    .sum();
+                let std = (sq / count).sqrt();
+                Scaler::Standard {
+                    mean,
+                    std: if std > 1e-12 { std } else { 1.0 },
+                }
+            }
+            ScaleKind::Quantile => {
+                Scaler::quantile_from(n as usize, |ks| ks.iter().map(|&k| kth(k)).collect())
+            }
+            ScaleKind::None => Scaler::None,
+        };
+        let constant = n == 0 || kth(0) == kth(n as usize - 1);
+        let median = if n == 0 { 0.0 } else { kth(n as usize / 2) };
+        features.push(Feature::Numeric {
+            name: pixel_name(j / cols, j % cols),
+            median,
+            scaler,
+            constant,
+        });
+    }
+    Preprocessor {
+        features,
+        target: classes_target(),
+    }
+}
+
+/// The target of MNIST-format data: the ten digits.
+fn classes_target() -> Target {
+    Target::Classification {
+        name: TARGET.to_string(),
+        classes: (0..MNIST_CLASSES).map(|c| c.to_string()).collect(),
+    }
 }
 
 /// The preprocessor of `rows x cols` images: one numeric feature per pixel, and the
@@ -143,13 +336,9 @@ fn preprocessor(
             constant,
         });
     }
-    let classes = (0..MNIST_CLASSES).map(|c| c.to_string()).collect();
     Preprocessor {
         features,
-        target: Target::Classification {
-            name: TARGET.to_string(),
-            classes,
-        },
+        target: classes_target(),
     }
 }
 

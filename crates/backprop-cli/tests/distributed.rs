@@ -393,3 +393,55 @@ fn each_rank_reads_only_its_own_rows() {
         );
     }
 }
+
+/// An MNIST-format folder under mpirun: each rank streams the IDX files keeping only
+/// its images, and the per-pixel scaling fitted from histograms summed over the ranks
+/// is exactly the one-process fit; the weights agree as for the CSV runs.
+#[test]
+fn two_ranks_reading_their_shards_of_idx_images_match_one_process() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist_small");
+    let dir = tmp("idx");
+    let f: Vec<String> = [
+        "train",
+        "--data",
+        fixture.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "constant",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec();
+    for scale in ["quantile", "minmax"] {
+        let mut f = f.clone();
+        f.extend(["--scale".to_string(), scale.to_string()]);
+        let (single, two) = (
+            dir.join(format!("single-{scale}")),
+            dir.join(format!("two-{scale}")),
+        );
+        train(0, &single, &f);
+        train(2, &two, &f);
+        assert_eq!(
+            preprocessor(&single),
+            preprocessor(&two),
+            "{scale}: per-pixel scaling, medians and classes"
+        );
+        let d = weight_diff(&single, &two);
+        assert!(d < WEIGHT_TOL, "{scale}: weights differ by {d:e}");
+        let (m1, m2) = (metrics(&single), metrics(&two));
+        assert_eq!(m1["rows"], m2["rows"], "{scale}: global row counts");
+        let acc = |m: &serde_json::Value| m["test"]["accuracy"].as_f64().unwrap();
+        assert!((acc(&m1) - acc(&m2)).abs() < 1e-9, "{scale}: test accuracy");
+    }
+}

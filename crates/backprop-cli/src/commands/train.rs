@@ -288,13 +288,13 @@ fn prepare(s: &Settings) -> Result<Prepared> {
         let name = std::path::absolute(dir)?
             .file_name()
             .map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
-        let shard = crate::cluster::shard_dataset;
+        // Under mpirun, each rank has read only its shard (see images.rs).
         return Ok(Prepared {
             name,
             prep: d.prep,
-            train: shard(d.train),
-            valid: d.valid.map(shard),
-            test: shard(d.test),
+            train: d.train,
+            valid: d.valid,
+            test: d.test,
             dollars: None,
         });
     }

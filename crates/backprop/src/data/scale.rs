@@ -143,24 +143,31 @@ impl Scaler {
                     return Scaler::fit(kind, &[]);
                 }
                 values.sort_by(f64::total_cmp);
-                let q = QUANTILES.min(n).max(2);
-                let positions: Vec<f64> = (0..q)
-                    .map(|i| i as f64 / (q - 1) as f64 * (n - 1) as f64)
-                    .collect();
-                let ks: Vec<usize> = positions
-                    .iter()
-                    .flat_map(|p| [p.floor() as usize, p.ceil() as usize])
-                    .collect();
-                let o = order_statistics(c, values, &ks);
-                let references = positions
-                    .iter()
-                    .zip(o.chunks_exact(2))
-                    .map(|(&pos, lh)| lh[0] + (lh[1] - lh[0]) * (pos - pos.floor()))
-                    .collect();
-                Scaler::Quantile { references }
+                Scaler::quantile_from(n, |ks| order_statistics(c, values, ks))
             }
             ScaleKind::None => Scaler::None,
         }
+    }
+
+    /// The quantile scaler of `n > 0` values known through their order statistics:
+    /// `kth(ks)` returns the `ks[i]`-th smallest values (0-based). The references are
+    /// those [`Scaler::fit`] computes from the sorted values.
+    pub fn quantile_from(n: usize, kth: impl FnOnce(&[usize]) -> Vec<f64>) -> Scaler {
+        let q = QUANTILES.min(n).max(2);
+        let positions: Vec<f64> = (0..q)
+            .map(|i| i as f64 / (q - 1) as f64 * (n - 1) as f64)
+            .collect();
+        let ks: Vec<usize> = positions
+            .iter()
+            .flat_map(|p| [p.floor() as usize, p.ceil() as usize])
+            .collect();
+        let o = kth(&ks);
+        let references = positions
+            .iter()
+            .zip(o.chunks_exact(2))
+            .map(|(&pos, lh)| lh[0] + (lh[1] - lh[0]) * (pos - pos.floor()))
+            .collect();
+        Scaler::Quantile { references }
     }
 
     /// Scales one value.
