@@ -19,8 +19,10 @@
 //!   means; the integration tests compare it with the one-process fit;
 //! * trains on its shard (one all-reduce per step), computing the validation loss of
 //!   every epoch across ranks (an all-reduce of the summed loss and row count);
-//! * after training, rank 0 gathers the encoded validation and test rows of all ranks
-//!   and alone evaluates, prints and writes the run folder and checkpoints.
+//! * after training, every rank runs the network on its own validation and test rows;
+//!   rank 0 gathers the predictions and targets (a few numbers per row, never the
+//!   features) and alone computes the metrics, prints and writes the run folder and
+//!   checkpoints.
 //!
 //! A `--test FILE` is sharded the same way (every K-th row). An MNIST-format folder
 //! (`--example mnist`) likewise: each rank streams the IDX files, keeping every K-th of
@@ -30,14 +32,13 @@
 //! A rank that fails aborts the whole job (see [`abort_on_error`] and the panic hook
 //! installed at start), so no rank is left waiting in a collective.
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use anyhow::Result;
 use backprop::data::collective::{Alone, Collective};
 use backprop::data::split::Split;
 use backprop::train::{GradientReducer, LocalReducer, Shard};
-use backprop::Dataset;
+use backprop::Matrix;
 
 /// (rank, size) once [`start`] has run.
 static WORLD: OnceLock<(usize, usize)> = OnceLock::new();
@@ -140,22 +141,16 @@ pub fn reducer(local_rows: usize) -> Box<dyn GradientReducer> {
     Box::new(LocalReducer)
 }
 
-/// On rank 0, the rows of every process's `d` (rank 0's first, then rank 1's, ...);
-/// elsewhere an empty data set. One process: `d` itself.
-pub fn gather_dataset(d: &Dataset) -> Cow<'_, Dataset> {
+/// On rank 0, the rows of every process's `m` (rank 0's first, then rank 1's, ...);
+/// elsewhere an empty matrix. One process: a copy of `m`.
+pub fn gather_matrix(m: &Matrix) -> Matrix {
     #[cfg(feature = "distributed")]
     if size() > 1 {
-        let gather = |m: &backprop::Matrix| {
-            let all = crate::distributed::gather_f32(m.as_slice());
-            let rows = all.len() / m.cols().max(1);
-            backprop::Matrix::from_vec(rows, m.cols(), all).unwrap_or_default()
-        };
-        return Cow::Owned(Dataset {
-            x: gather(&d.x),
-            y: gather(&d.y),
-        });
+        let all = crate::distributed::gather_f32(m.as_slice());
+        let rows = all.len() / m.cols().max(1);
+        return Matrix::from_vec(rows, m.cols(), all).unwrap_or_default();
     }
-    Cow::Borrowed(d)
+    m.clone()
 }
 
 /// With more than one process, a failed process aborts the whole job with the CLI's

@@ -13,7 +13,7 @@ use backprop::data::split::{split_rows, Split};
 use backprop::model::{atomic_write, Model};
 use backprop::optim::Schedule;
 use backprop::{
-    Activation, BatchSize, Callback, Dataset, History, Init, Loss, Network, NetworkConfig,
+    Activation, BatchSize, Callback, Dataset, History, Init, Loss, Matrix, Network, NetworkConfig,
     OptimizerKind, TrainConfig, TrainState, Trainer,
 };
 use rand::SeedableRng;
@@ -649,24 +649,25 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         None
     };
 
-    // Under mpirun rank 0 gathers the encoded validation and test rows and alone
-    // evaluates and writes.
-    let (p_test, p_valid) = (
-        crate::cluster::gather_dataset(&p.test),
-        p.valid.as_ref().map(crate::cluster::gather_dataset),
-    );
+    // Every rank predicts its own validation and test rows; under mpirun rank 0 gathers
+    // the predictions and targets (a few numbers per row, not the features) and alone
+    // computes the metrics and writes.
+    let target = &p.prep.target;
+    let score = |net: &Network, d: &Dataset| Scored::gather(net, target, d);
+    let test_scored = score(&net, &p.test);
+    let valid_scored = p.valid.as_ref().map(|v| score(&net, v));
+    let base_scored = baseline
+        .as_ref()
+        .map(|(n, _, _)| (score(n, &p.test), p.valid.as_ref().map(|v| score(n, v))));
     if !crate::cluster::is_root() {
         return Ok(());
     }
-    let (p_test, p_valid) = (p_test.as_ref(), p_valid.as_deref());
     let model = Model::new(net, p.prep.clone(), config.clone());
-    let eval = |net: &Network, d: &Dataset| evaluate(net, &p.prep.target, d);
-    let test = eval(&model.network, p_test);
-    let valid = p_valid.map(|v| eval(&model.network, v));
-    let base_test = baseline.as_ref().map(|(n, _, _)| eval(n, p_test));
-    let base_valid = baseline
-        .as_ref()
-        .and_then(|(n, _, _)| p_valid.map(|v| eval(n, v)));
+    let eval = |s: &Scored| s.metrics(target);
+    let test = eval(&test_scored);
+    let valid = valid_scored.as_ref().map(eval);
+    let base_test = base_scored.as_ref().map(|(t, _)| eval(t));
+    let base_valid = base_scored.as_ref().and_then(|(_, v)| v.as_ref().map(eval));
     let metrics = json!({
         "task": if classify { "classify" } else { "regress" },
         "target": p.prep.target.name(),
@@ -705,7 +706,8 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             initial: &rec.initial,
             network: &model.network,
             target: &p.prep.target,
-            test: p_test,
+            test_pred: &test_scored.pred,
+            test_y: &test_scored.y,
             train_rows,
             metrics: &metrics,
             baseline: baseline.as_ref().map(|b| &b.1),
@@ -766,16 +768,43 @@ fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
 /// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy,
 /// log-loss, per-class precision/recall/F1 and the confusion matrix.
 pub fn evaluate(net: &Network, target: &Target, d: &Dataset) -> serde_json::Value {
-    let pred = predict_units(net, target, &d.x);
+    metrics_of(target, &predict_units(net, target, &d.x), &d.y)
+}
+
+/// A network's predictions (in the target's units) for some rows, with their encoded
+/// targets.
+struct Scored {
+    pred: Matrix,
+    y: Matrix,
+}
+
+impl Scored {
+    /// Predictions of `net` for this process's rows `d`; under mpirun, rank 0 gets every
+    /// rank's (a collective), the other ranks empty matrices.
+    fn gather(net: &Network, target: &Target, d: &Dataset) -> Scored {
+        let pred = predict_units(net, target, &d.x);
+        Scored {
+            pred: crate::cluster::gather_matrix(&pred),
+            y: crate::cluster::gather_matrix(&d.y),
+        }
+    }
+
+    fn metrics(&self, target: &Target) -> serde_json::Value {
+        metrics_of(target, &self.pred, &self.y)
+    }
+}
+
+/// Metrics of predictions `pred` (target units) against encoded targets `y`.
+fn metrics_of(target: &Target, pred: &Matrix, y: &Matrix) -> serde_json::Value {
     match target {
         Target::Regression { .. } => {
-            let actual = target_units(target, &d.y);
+            let actual = target_units(target, y);
             serde_json::to_value(RegressionMetrics::compute(&actual, pred.as_slice()))
                 .unwrap_or_default()
         }
         Target::Classification { classes, .. } => {
-            let actual = backprop::metrics::argmax_rows(&d.y);
-            let m = backprop::metrics::ClassificationMetrics::compute(&actual, &pred)
+            let actual = backprop::metrics::argmax_rows(y);
+            let m = backprop::metrics::ClassificationMetrics::compute(&actual, pred)
                 .with_class_names(classes);
             serde_json::to_value(m).unwrap_or_default()
         }

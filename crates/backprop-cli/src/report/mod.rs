@@ -13,10 +13,10 @@ use anyhow::Result;
 use backprop::data::prep::Target;
 use backprop::metrics::{argmax_rows, ClassificationMetrics};
 use backprop::optim::Schedule;
-use backprop::{Dataset, History, Network, NetworkConfig, ScheduleState, TrainConfig};
+use backprop::{History, Matrix, Network, NetworkConfig, ScheduleState, TrainConfig};
 use serde_json::Value;
 
-use crate::summary::{predict_units, target_units};
+use crate::summary::target_units;
 use html::{figure, log_toggle, page, table};
 use svg::{histogram, Axis, Corner, Plot, Scale, PALETTE};
 
@@ -42,8 +42,10 @@ pub struct RunReport<'a> {
     pub network: &'a Network,
     /// The target encoding (units, classes).
     pub target: &'a Target,
-    /// The test split, encoded.
-    pub test: &'a Dataset,
+    /// The network's predictions for the test rows, in the target's units.
+    pub test_pred: &'a Matrix,
+    /// The test rows' targets, encoded.
+    pub test_y: &'a Matrix,
     /// Training rows (for steps per epoch).
     pub train_rows: usize,
     /// The run's metrics.json.
@@ -590,8 +592,8 @@ fn units(r: &RunReport, name: &str) -> String {
 
 fn regression_section(r: &RunReport) -> String {
     let name = r.target.name();
-    let pred = predict_units(r.network, r.target, &r.test.x);
-    let actual = target_units(r.target, &r.test.y);
+    let pred = r.test_pred;
+    let actual = target_units(r.target, r.test_y);
     let pairs: Vec<(f64, f64)> = actual
         .iter()
         .zip(pred.as_slice())
@@ -673,9 +675,9 @@ fn thousands(v: f64) -> String {
 }
 
 fn classification_section(r: &RunReport, classes: &[String]) -> String {
-    let probs = predict_units(r.network, r.target, &r.test.x);
-    let actual = argmax_rows(&r.test.y);
-    let m = ClassificationMetrics::compute(&actual, &probs).with_class_names(classes);
+    let probs = r.test_pred;
+    let actual = argmax_rows(r.test_y);
+    let m = ClassificationMetrics::compute(&actual, probs).with_class_names(classes);
     let k = classes.len();
     let x = Axis::new("predicted class", -0.5, k as f64 - 0.5, Scale::Linear);
     let y = Axis::new("actual class", -0.5, k as f64 - 0.5, Scale::Linear);
