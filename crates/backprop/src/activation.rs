@@ -1,5 +1,6 @@
 //! Activation functions: what each perceptron applies to its weighted sum.
 
+use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
 /// Slope of leaky ReLU for negative inputs (PyTorch's default).
@@ -149,7 +150,15 @@ impl std::fmt::Display for Activation {
 }
 
 /// `x ← f(x + b)` for every row of `x` (`b` empty: `x ← f(x)`).
-#[inline]
+///
+/// The crate compiles for baseline x86-64 (SSE2), where the compiler vectorises loops
+/// 4 wide. The hot element-wise loops (this one, [`update`], the bias gradient and the
+/// one-wide matrix products) are therefore also compiled for AVX-512 and AVX2 by the
+/// `multiversion` crate, which picks the widest the CPU has at run time, as the
+/// matrix-multiply crate does for its kernels. None of them reorders a floating-point
+/// sum, and Rust never fuses a multiply and an add by itself, so every version gives
+/// the same bits: the choice changes only the speed.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
 fn map_bias(x: &mut [f32], b: &[f32], cols: usize, f: impl Fn(f32) -> f32) {
     if b.is_empty() {
         for x in x.iter_mut() {
@@ -164,8 +173,9 @@ fn map_bias(x: &mut [f32], b: &[f32], cols: usize, f: impl Fn(f32) -> f32) {
     }
 }
 
-/// `g ← d(v, g)` element by element.
-#[inline]
+/// `g ← d(v, g)` element by element (compiled for AVX-512 and AVX2 too, see
+/// [`map_bias`]).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
 fn update(v: &[f32], g: &mut [f32], d: impl Fn(f32, f32) -> f32) {
     for (g, &v) in g.iter_mut().zip(v) {
         *g = d(v, *g);

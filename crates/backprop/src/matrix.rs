@@ -17,6 +17,7 @@
 //! instead of allocating one per product, so a steady-state training step allocates no
 //! memory at all (`tests/no_alloc.rs`).
 
+use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
 /// A dense row-major `f32` matrix: `rows` observations x `cols` features.
@@ -300,7 +301,9 @@ impl OutPtr {
 /// product). `matrixmultiply` packs both operands into blocks 8 or 16 wide, so on these
 /// shapes most of its work would be padding and packing; plain loops over contiguous
 /// memory are several times faster. Returns whether it computed the product (it only
-/// takes layouts whose inner loops run over contiguous data).
+/// takes layouts whose inner loops run over contiguous data). Compiled for AVX-512 and
+/// AVX2 too (see `activation::map_bias`): the sums keep their order in every version.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
 fn gemm_thin(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) -> bool {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if k == 0 || a.row_stride < 0 || a.col_stride < 0 || b.row_stride < 0 || b.col_stride < 0 {
