@@ -83,14 +83,7 @@ pub fn gather_f32(data: &[f32]) -> Vec<f32> {
     }
     let mut counts = vec![0i32; world.size() as usize];
     root.gather_into_root(&count, &mut counts[..]);
-    let displs: Vec<i32> = counts
-        .iter()
-        .scan(0, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect();
+    let displs = displacements(&counts);
     let mut all = vec![0.0f32; counts.iter().map(|&c| c as usize).sum()];
     let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
     root.gather_varcount_into_root(data, &mut part);
@@ -187,14 +180,7 @@ impl Collective for MpiCollective {
         let mut counts = vec![0i32; self.world.size() as usize];
         self.world
             .all_gather_into(&(send.len() as i32), &mut counts[..]);
-        let displs: Vec<i32> = counts
-            .iter()
-            .scan(0, |at, &c| {
-                let d = *at;
-                *at += c;
-                Some(d)
-            })
-            .collect();
+        let displs = displacements(&counts);
         let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
         let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
         self.world.all_gather_varcount_into(&send[..], &mut part);
@@ -207,4 +193,16 @@ impl Collective for MpiCollective {
         }
         out
     }
+}
+
+/// Where each rank's part starts in a gathered buffer: the running sums of `counts`.
+fn displacements(counts: &[i32]) -> Vec<i32> {
+    counts
+        .iter()
+        .scan(0, |at, &c| {
+            let d = *at;
+            *at += c;
+            Some(d)
+        })
+        .collect()
 }

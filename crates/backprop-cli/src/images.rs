@@ -80,7 +80,14 @@ pub fn load_folder(
     let split = split_rows(train_x.rows(), valid_fraction, 0.0, seed)?;
     let mut train_rows = split.train;
     train_rows.sort_unstable();
-    let prep = preprocessor(image_rows, image_cols, scale, &train_x, &train_rows);
+    let mut hist = vec![0u64; image_rows * image_cols * 256];
+    for &i in &train_rows {
+        // The loader scales pixels to p / 255; this recovers p exactly.
+        for (j, &x) in train_x.row(i).iter().enumerate() {
+            hist[j * 256 + (x * 255.0).round() as usize] += 1;
+        }
+    }
+    let prep = preprocessor(image_cols, scale, &hist);
     let labels =
         |y: &[u8], rows: &[usize]| rows.iter().map(|&i| usize::from(y[i])).collect::<Vec<_>>();
     let set = |x: &Matrix, y: &[u8], rows: &[usize]| -> Result<Dataset> {
@@ -110,7 +117,7 @@ pub fn load_folder(
 /// only its shard of each set (every K-th of the training, validation and test images,
 /// in file order, starting at its rank), and the per-pixel scaling is fitted on every
 /// rank's training images from pixel histograms summed over the ranks (see
-/// `crate::cluster`).
+/// [`preprocessor`] and `crate::cluster`).
 fn load_folder_shard(
     dir: &Path,
     scale: ScaleKind,
@@ -148,7 +155,14 @@ fn load_folder_shard(
     let own_test = crate::cluster::shard_rows(&(0..test_count).collect::<Vec<_>>());
     let (test_images, test_labels) = read_pair(&files[2], &files[3], test_count, &own_test)?;
 
-    let prep = preprocessor_from_histograms(rows, cols, scale, &images, &train);
+    let mut hist = vec![0u64; rows * cols * 256];
+    for &i in &train {
+        for (j, &p) in images.image(i).iter().enumerate() {
+            hist[j * 256 + usize::from(p)] += 1;
+        }
+    }
+    crate::cluster::collective().sum_u64(&mut hist);
+    let prep = preprocessor(cols, scale, &hist);
     let x_all = images.to_matrix();
     let set = |x: &Matrix, y: &[u8], rows: &[usize]| -> Result<Dataset> {
         let mut x = x.select_rows(rows);
@@ -209,85 +223,6 @@ fn read_pair(
     Ok((images, labels))
 }
 
-/// [`preprocessor`] fitted on the training images of every rank: each rank counts the
-/// values (0-255) of every pixel over its training images, the counts are summed over
-/// the ranks, and medians, quantiles, minima and maxima are read off the summed
-/// histograms, so they are exactly those of one process. Means and standard deviations
-/// come from the histograms too (the means exactly, as the pixel sums are whole
-/// numbers; the variances up to summation order).
-fn preprocessor_from_histograms(
-    rows: usize,
-    cols: usize,
-    scale: ScaleKind,
-    images: &IdxImages,
-    train: &[usize],
-) -> Preprocessor {
-    let pixels = rows * cols;
-    let mut hist = vec![0u64; pixels * 256];
-    for &i in train {
-        for (j, &p) in images.image(i).iter().enumerate() {
-            hist[j * 256 + usize::from(p)] += 1;
-        }
-    }
-    crate::cluster::collective().sum_u64(&mut hist);
-    let mut features = Vec::with_capacity(pixels);
-    for j in 0..pixels {
-        let h = &hist[j * 256..][..256];
-        let cumulative: Vec<u64> = h
-            .iter()
-            .scan(0, |seen, &c| {
-                *seen += c;
-                Some(*seen)
-            })
-            .collect();
-        let n = cumulative[255];
-        // The k-th smallest value (0-based): the first value with more than k at or below.
-        let kth = |k: usize| cumulative.partition_point(|&seen| seen <= k as u64) as f64;
-        let scaler = match scale {
-            ScaleKind::Minmax => Scaler::Minmax {
-                min: 0.0,
-                range: 255.0,
-            },
-            _ if n == 0 => Scaler::fit(scale, &[]),
-            ScaleKind::Standard => {
-                let count = n as f64;
-                let sum: f64 = h
-                    .iter()
-                    .enumerate()
-                    .map(|(v, &c)| v as f64 * c as f64)
-                    .sum();
-                let mean = sum / count;
-                let sq: f64 = h
-                    .iter()
-                    .enumerate()
-                    .map(|(v, &c)| c as f64 * (v as f64 - mean).powi(2))
-                    .sum();
-                let std = (sq / count).sqrt();
-                Scaler::Standard {
-                    mean,
-                    std: if std > 1e-12 { std } else { 1.0 },
-                }
-            }
-            ScaleKind::Quantile => {
-                Scaler::quantile_from(n as usize, |ks| ks.iter().map(|&k| kth(k)).collect())
-            }
-            ScaleKind::None => Scaler::None,
-        };
-        let constant = n == 0 || kth(0) == kth(n as usize - 1);
-        let median = if n == 0 { 0.0 } else { kth(n as usize / 2) };
-        features.push(Feature::Numeric {
-            name: pixel_name(j / cols, j % cols),
-            median,
-            scaler,
-            constant,
-        });
-    }
-    Preprocessor {
-        features,
-        target: classes_target(),
-    }
-}
-
 /// The target of MNIST-format data: the ten digits.
 fn classes_target() -> Target {
     Target::Classification {
@@ -296,46 +231,67 @@ fn classes_target() -> Target {
     }
 }
 
-/// The preprocessor of `rows x cols` images: one numeric feature per pixel, and the
-/// digits as classes. `x` holds pixels as `p / 255`; `fit_rows` are the training rows.
-fn preprocessor(
-    rows: usize,
-    cols: usize,
-    scale: ScaleKind,
-    x: &Matrix,
-    fit_rows: &[usize],
-) -> Preprocessor {
-    let mut features = Vec::with_capacity(rows * cols);
-    let mut column = Vec::with_capacity(fit_rows.len());
-    for j in 0..rows * cols {
-        column.clear();
-        column.extend(
-            fit_rows
+/// The preprocessor of images `cols` pixels wide: one numeric feature per pixel, and
+/// the digits as classes, fitted from `hist`, the count of each value (0-255) of each
+/// pixel over the training images (256 counts per pixel; summed over the ranks under
+/// mpirun). Medians, quantiles, minima and maxima read off the counts are exactly
+/// those of the values themselves, and so is the mean (the pixel sums are whole
+/// numbers); the standard deviation sums squared deviations value by value.
+fn preprocessor(cols: usize, scale: ScaleKind, hist: &[u64]) -> Preprocessor {
+    let features = hist
+        .chunks_exact(256)
+        .enumerate()
+        .map(|(j, h)| {
+            let cumulative: Vec<u64> = h
                 .iter()
-                .map(|&i| (x.get(i, j) * 255.0).round() as f64),
-        );
-        let scaler = match scale {
-            ScaleKind::Minmax => Scaler::Minmax {
-                min: 0.0,
-                range: 255.0,
-            },
-            other => Scaler::fit(other, &column),
-        };
-        let constant = column.iter().all(|&v| v == column[0]);
-        // Images have no missing pixels; the median is kept for the model file's sake.
-        let mid = column.len() / 2;
-        let median = if column.is_empty() {
-            0.0
-        } else {
-            *column.select_nth_unstable_by(mid, f64::total_cmp).1
-        };
-        features.push(Feature::Numeric {
-            name: pixel_name(j / cols, j % cols),
-            median,
-            scaler,
-            constant,
-        });
-    }
+                .scan(0, |seen, &c| {
+                    *seen += c;
+                    Some(*seen)
+                })
+                .collect();
+            let n = cumulative[255];
+            // The k-th smallest value (0-based): the first with more than k at or below.
+            let kth = |k: usize| cumulative.partition_point(|&seen| seen <= k as u64) as f64;
+            let scaler = match scale {
+                ScaleKind::Minmax => Scaler::Minmax {
+                    min: 0.0,
+                    range: 255.0,
+                },
+                _ if n == 0 => Scaler::fit(scale, &[]),
+                ScaleKind::Standard => {
+                    let count = n as f64;
+                    let value = |v: usize| v as f64;
+                    let sum: f64 = h
+                        .iter()
+                        .enumerate()
+                        .map(|(v, &c)| value(v) * c as f64)
+                        .sum();
+                    let mean = sum / count;
+                    let sq: f64 = h
+                        .iter()
+                        .enumerate()
+                        .map(|(v, &c)| c as f64 * (value(v) - mean).powi(2))
+                        .sum();
+                    let std = (sq / count).sqrt();
+                    Scaler::Standard {
+                        mean,
+                        std: if std > 1e-12 { std } else { 1.0 },
+                    }
+                }
+                ScaleKind::Quantile => {
+                    Scaler::quantile_from(n as usize, |ks| ks.iter().map(|&k| kth(k)).collect())
+                }
+                ScaleKind::None => Scaler::None,
+            };
+            // Images have no missing pixels; the median is kept for the model file's sake.
+            Feature::Numeric {
+                name: pixel_name(j / cols, j % cols),
+                median: if n == 0 { 0.0 } else { kth(n as usize / 2) },
+                scaler,
+                constant: n == 0 || kth(0) == kth(n as usize - 1),
+            }
+        })
+        .collect();
     Preprocessor {
         features,
         target: classes_target(),
@@ -453,24 +409,29 @@ mod tests {
     fn pixel_scalings() {
         // Two 1x2 images: pixel 0 takes 0 and 255, pixel 1 is always 51.
         let x = Matrix::from_vec(2, 2, vec![0.0, 0.2, 1.0, 0.2]).unwrap();
-        let unit = preprocessor(1, 2, ScaleKind::Minmax, &x, &[0, 1]);
+        let mut hist = vec![0u64; 2 * 256];
+        for p in [0, 255, 256 + 51, 256 + 51] {
+            hist[p] += 1;
+        }
+        let unit = preprocessor(2, ScaleKind::Minmax, &hist);
         assert_eq!(scaled(&unit, &x), x);
         assert_eq!(unit.features[1].name(), "pixel_0_1");
-        let std = preprocessor(1, 2, ScaleKind::Standard, &x, &[0, 1]);
+        let std = preprocessor(2, ScaleKind::Standard, &hist);
         // Pixel 0: mean 127.5, std 127.5; pixel 1 is constant (std taken as 1).
         assert_eq!(scaled(&std, &x).as_slice(), &[-1.0, 0.0, 1.0, 0.0]);
         assert!(matches!(
             std.features[1],
             Feature::Numeric { constant: true, .. }
         ));
-        let none = preprocessor(1, 2, ScaleKind::None, &x, &[0, 1]);
+        let none = preprocessor(2, ScaleKind::None, &hist);
         assert_eq!(scaled(&none, &x).as_slice(), &[0.0, 51.0, 255.0, 51.0]);
     }
 
     #[test]
     fn models_only_take_images_of_their_size() {
-        let x = Matrix::from_vec(1, 4, vec![0.0; 4]).unwrap();
-        let prep = preprocessor(2, 2, ScaleKind::Minmax, &x, &[0]);
+        let mut hist = vec![0u64; 4 * 256];
+        (0..4).for_each(|j| hist[j * 256] = 1);
+        let prep = preprocessor(2, ScaleKind::Minmax, &hist);
         let ok = IdxImages {
             count: 1,
             rows: 2,
@@ -496,5 +457,48 @@ mod tests {
             e.contains("holds 1x4 images, but the model was trained on 4 input feature(s)"),
             "{e}"
         );
+    }
+
+    /// The per-pixel fit read off histograms equals the fit on the pixel values
+    /// themselves: quantiles, medians and constancy exactly, the standard scaling to
+    /// rounding.
+    #[test]
+    fn histogram_fit_matches_the_fit_on_the_values() {
+        // Three pixels over 500 images: spread out, skewed with ties, constant.
+        let values: Vec<[u8; 3]> = (0..500u32)
+            .map(|i| [((i * 7919) % 256) as u8, ((i * i) % 7) as u8 * 30, 9])
+            .collect();
+        let mut hist = vec![0u64; 3 * 256];
+        for v in &values {
+            for (j, &p) in v.iter().enumerate() {
+                hist[j * 256 + usize::from(p)] += 1;
+            }
+        }
+        for scale in [ScaleKind::Quantile, ScaleKind::Standard] {
+            let prep = preprocessor(3, scale, &hist);
+            for (j, f) in prep.features.iter().enumerate() {
+                let mut column: Vec<f64> = values.iter().map(|v| f64::from(v[j])).collect();
+                let want = Scaler::fit(scale, &column);
+                column.sort_by(f64::total_cmp);
+                let Feature::Numeric {
+                    scaler,
+                    median,
+                    constant,
+                    ..
+                } = f
+                else {
+                    panic!("pixels are numeric")
+                };
+                assert_eq!(*median, column[column.len() / 2], "pixel {j} median");
+                assert_eq!(*constant, column[0] == column[column.len() - 1]);
+                match (scaler, &want) {
+                    (Scaler::Standard { mean, std }, Scaler::Standard { mean: m, std: s }) => {
+                        assert_eq!(mean, m, "pixel {j}: means of whole numbers are exact");
+                        assert!((std - s).abs() <= 1e-12 * s, "pixel {j}: {std} vs {s}");
+                    }
+                    _ => assert_eq!(scaler, &want, "pixel {j}"),
+                }
+            }
+        }
     }
 }

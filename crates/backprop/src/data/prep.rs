@@ -383,26 +383,21 @@ impl Preprocessor {
                 }
             }
             Task::Classify => {
-                let mut classes: Vec<String> = rows.iter().map(|&i| cell_text(tcol, i)).collect();
-                match tcol {
-                    Column::Numeric(_) => classes.sort_by(|a, b| {
-                        a.parse::<f64>()
-                            .unwrap_or(0.0)
-                            .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
-                    }),
-                    Column::Text(_) => classes.sort(),
-                }
-                classes.dedup();
-                let mut classes = c.gather_strings(&classes);
-                match tcol {
-                    Column::Numeric(_) => classes.sort_by(|a, b| {
-                        a.parse::<f64>()
-                            .unwrap_or(0.0)
-                            .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
-                    }),
-                    Column::Text(_) => classes.sort(),
-                }
-                classes.dedup();
+                // Numbers in numeric order, text in text order, each class once.
+                let sorted = |mut classes: Vec<String>| {
+                    match tcol {
+                        Column::Numeric(_) => classes.sort_by(|a, b| {
+                            a.parse::<f64>()
+                                .unwrap_or(0.0)
+                                .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+                        }),
+                        Column::Text(_) => classes.sort(),
+                    }
+                    classes.dedup();
+                    classes
+                };
+                let local = sorted(rows.iter().map(|&i| cell_text(tcol, i)).collect());
+                let classes = sorted(c.gather_strings(&local));
                 if classes.len() < 2 {
                     return Err(Error::Csv { path: table.source.clone(), line: 1, column: target + 1, reason: format!("the target `{tname}` has a single class in the training rows; a classifier needs at least two") });
                 }
