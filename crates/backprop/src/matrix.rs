@@ -1,21 +1,29 @@
 //! A dense `f32` matrix (row-major, batch x features) and the matrix products that
 //! forward and backward propagation are made of.
 //!
-//! Products go through the [`matrixmultiply`] crate. We measured the candidates on the
-//! shapes this project uses (2-core AVX2/FMA machine, single precision): at 256x784x256
-//! `matrixmultiply` reaches 64/114 GFLOP/s on 1/2 threads against 61/114 for `gemm` and
-//! 77/126 for `faer`; at the small shapes of tabular networks (32x64x64) the Rust crates
-//! are within 20% of each other, while `faer`'s automatic threading makes tiny products
-//! 20x slower unless told to stay sequential. `matrixmultiply` builds in about 4 s
-//! (`gemm` 40-80 s, `faer` over 200 s), needs no system library, and takes arbitrary
-//! strides, so the transposed products of backpropagation (`dY^T X`, `X W^T`) need no
-//! copies. Threading is ours: large products are split by output rows over the current
-//! rayon pool, which keeps every output element's summation order, so results are
-//! bit-identical whatever the thread count; work is handed to threads with
-//! `rayon::join`, which allocates nothing. `matrixmultiply` is patched (vendored in
-//! `vendor/matrixmultiply`, see its `PATCHED.md`) to reuse one packing buffer per thread
-//! instead of allocating one per product, so a steady-state training step allocates no
-//! memory at all (`tests/no_alloc.rs`).
+//! Products go through the [`faer`] crate (its `matmul`, sequential). We measured the
+//! candidates on the products this project computes, with the strides it passes
+//! (`bench/gemm_crates`, one thread, on this project's 2-core AVX-512 machine):
+//!
+//! | product (m x k x n) | `matrixmultiply` 0.3 | `gemm` 0.18 | `faer` 0.24 |
+//! |---|---|---|---|
+//! | 128x784x512, `x Wᵀ` (MNIST forward) | 42-59 | 38-45 | 64-75 GFLOP/s |
+//! | 512x128x784, `dzᵀ x` (MNIST weight gradient) | 66-78 | 37-54 | 65-115 |
+//! | 512x64x64, `x Wᵀ` (tabular forward, 512-row piece) | 45-63 | 37-46 | 66-102 |
+//! | 64x512x64, `dzᵀ x` (tabular weight gradient) | 57-66 | 33-40 | 68-86 |
+//! | 512x8x64, first tabular layer | 34-40 | 24-27 | 38-51 |
+//!
+//! `faer` was the fastest on every shape but one (64x512x8, a tie), and it reuses its
+//! packing memory between calls, so a steady-state training step allocates nothing
+//! (`tests/no_alloc.rs`); `matrixmultiply` and `gemm` allocate on every call. The price
+//! is build time (about 2 minutes for `faer` on 2 cores, against seconds for
+//! `matrixmultiply`). `faer` takes arbitrary strides, so the transposed products of
+//! backpropagation (`dzᵀ x`, `x Wᵀ`) need no copies. It is always called sequentially:
+//! its own threading makes tiny products many times slower. Threading is ours: large
+//! products are split by output rows or columns over the current rayon pool, and every
+//! output element keeps its summation order, so results are bit-identical whatever the
+//! thread count (`parallel_gemm_is_bit_identical_to_serial`). Work is handed to threads
+//! with `rayon::join`, which allocates nothing.
 
 use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
@@ -278,8 +286,8 @@ fn for_each_part(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     run(0, parts, f)
 }
 
-/// Column blocks given to threads are multiples of this (the widest `matrixmultiply`
-/// kernel, AVX-512's 16 columns), so no block ends in a partly used kernel tile.
+/// Column blocks given to threads are multiples of this (16 columns: a whole number of
+/// AVX2 or AVX-512 registers), so no block ends in a partly used kernel tile.
 const SPLIT_COLUMNS_ALIGN: usize = 16;
 
 /// The output pointer handed to the threads that each write their own columns.
@@ -298,9 +306,9 @@ impl OutPtr {
 
 /// Products in which one side is a single vector: a one-row `a` (a batch of one), a
 /// one-column `b` (a layer with one output) or an inner dimension of one (an outer
-/// product). `matrixmultiply` packs both operands into blocks 8 or 16 wide, so on these
-/// shapes most of its work would be padding and packing; plain loops over contiguous
-/// memory are several times faster. Returns whether it computed the product (it only
+/// product). A blocked matrix multiply packs both operands into tiles 8 or 16 wide, so on
+/// these shapes most of its work would be padding and packing; plain loops over
+/// contiguous memory are faster. Returns whether it computed the product (it only
 /// takes layouts whose inner loops run over contiguous data). Compiled for AVX-512 and
 /// AVX2 too (see `activation::map_bias`): the sums keep their order in every version.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
@@ -411,29 +419,33 @@ fn gemm_serial(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
     unsafe { sgemm(alpha, a, b, beta, c.as_mut_ptr(), n) }
 }
 
-/// `matrixmultiply::sgemm` on views, writing `a.rows x b.cols` elements at `c` whose rows
-/// are `row_stride` apart.
+/// `c ← α a b + β c` by `faer`'s sequential `matmul` on views, writing `a.rows x b.cols`
+/// elements at `c` whose rows are `row_stride` apart.
 ///
 /// # Safety
 /// Both views must have passed `check_extent`, and `c` must be valid for writes of every
 /// element it addresses, with no other thread reading or writing them meanwhile.
 unsafe fn sgemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: *mut f32, row_stride: usize) {
-    matrixmultiply::sgemm(
-        a.rows,
-        a.cols,
-        b.cols,
-        alpha,
-        a.data.as_ptr(),
-        a.row_stride,
-        a.col_stride,
-        b.data.as_ptr(),
-        b.row_stride,
-        b.col_stride,
-        beta,
-        c,
-        row_stride as isize,
-        1,
-    );
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let lhs =
+        faer::MatRef::<f32>::from_raw_parts(a.data.as_ptr(), m, k, a.row_stride, a.col_stride);
+    let rhs =
+        faer::MatRef::<f32>::from_raw_parts(b.data.as_ptr(), k, n, b.row_stride, b.col_stride);
+    let accum = if beta == 0.0 {
+        faer::Accum::Replace
+    } else {
+        if beta != 1.0 {
+            for i in 0..m {
+                scale(
+                    std::slice::from_raw_parts_mut(c.add(i * row_stride), n),
+                    beta,
+                );
+            }
+        }
+        faer::Accum::Add
+    };
+    let dst = faer::MatMut::<f32>::from_raw_parts_mut(c, m, n, row_stride as isize, 1);
+    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, faer::Par::Seq);
 }
 
 fn check_extent(v: View<'_>) {

@@ -11,12 +11,12 @@
 //! thread, and for the threaded case the workers of its own rayon pool (the test
 //! harness allocates on its own threads meanwhile).
 //!
-//! Allocations are split by alignment. Everything this library and `std` allocate for
-//! it (`Vec<f32>`, `Vec<usize>`, ...) asks for 8-byte alignment at most; the only
-//! over-aligned requests come from `matrixmultiply`'s packing buffers (16 to 64 bytes,
-//! for its SIMD kernels). Upstream allocates one on every product; the vendored copy
-//! keeps one per thread (`vendor/matrixmultiply/PATCHED.md`), so they only show up in
-//! the warm-up epoch.
+//! Allocations are split by alignment: everything this library and `std` allocate for
+//! it (`Vec<f32>`, `Vec<usize>`, ...) asks for 8-byte alignment at most, while matrix
+//! multiply crates allocate over-aligned packing buffers for their SIMD kernels. `faer`,
+//! which computes the products, keeps its packing memory between calls, so neither kind
+//! shows up after the warm-up epoch (`matrixmultiply` and `gemm`, the alternatives, would
+//! allocate one per product: `bench/gemm_crates`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -36,7 +36,7 @@ struct Counting;
 
 /// Allocations with alignment up to 8 bytes (ours and std's).
 static ORDINARY: AtomicUsize = AtomicUsize::new(0);
-/// Over-aligned allocations (matrixmultiply's packing buffers).
+/// Over-aligned allocations (a multiply crate's packing buffers).
 static OVERALIGNED: AtomicUsize = AtomicUsize::new(0);
 static BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Held while a test counts: the counters are shared by all threads.
@@ -241,10 +241,7 @@ fn steady_state_steps_make_no_allocations_of_their_own() {
     }
 }
 
-/// The whole step, matrix products included, allocates nothing. `matrixmultiply`
-/// needs a packing buffer for every product; the vendored copy
-/// (`vendor/matrixmultiply/PATCHED.md`) keeps the last one per thread and reuses it,
-/// so after the warm-up epoch no product allocates.
+/// The whole step, matrix products included, allocates nothing.
 #[test]
 fn steady_state_steps_allocate_nothing_at_all() {
     for c in &CASES {

@@ -1,2 +1,0 @@
-#[macro_use]
-mod macros;
