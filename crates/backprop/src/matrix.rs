@@ -322,11 +322,13 @@ fn gemm_thin(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) -> 
         scale(c, beta);
         let mut p = 0;
         while p + 4 <= k {
-            let s = [0, 1, 2, 3].map(|d| alpha * a.at(0, p + d));
-            let r = [0, 1, 2, 3].map(|d| b.row(p + d));
-            // Left to right, so the sum is the same as adding one row at a time.
-            for (j, c) in c.iter_mut().enumerate() {
-                *c = *c + s[0] * r[0][j] + s[1] * r[1][j] + s[2] * r[2][j] + s[3] * r[3][j];
+            let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|d| alpha * a.at(0, p + d));
+            let [r0, r1, r2, r3] = [0, 1, 2, 3].map(|d| &b.row(p + d)[..n]);
+            // Left to right, so the sum is the same as adding one row at a time. Zipped
+            // slices of the same length leave no bounds checks, so this vectorises.
+            let rows = r0.iter().zip(r1).zip(r2).zip(r3);
+            for (c, (((&x0, &x1), &x2), &x3)) in c.iter_mut().zip(rows) {
+                *c = *c + s0 * x0 + s1 * x1 + s2 * x2 + s3 * x3;
             }
             p += 4;
         }
