@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use backprop::data::idx::{self, IdxImages, Mnist, MNIST_CLASSES};
+use backprop::data::idx::{self, IdxImages, MNIST_CLASSES};
 use backprop::data::prep::{Feature, Preprocessor, ScaleKind, Scaler, Target};
 use backprop::data::split::split_rows;
 use backprop::metrics::one_hot;
@@ -58,67 +58,13 @@ pub struct ImageData {
 /// held out for validation. `scale` decides the pixel scaling: `minmax` maps the pixel
 /// range 0-255 onto `[0, 1]` (the same for every pixel), `standard` and `quantile` are
 /// fitted per pixel on the training images, `none` keeps 0-255.
+///
+/// The files are streamed and only the images this process holds are kept: all of them
+/// for one process; under mpirun, the rank's shard of each set (every K-th of the
+/// training, validation and test images, in file order, starting at its rank), with the
+/// per-pixel scaling fitted on every rank's training images from pixel histograms
+/// summed over the ranks (see [`preprocessor`] and `crate::cluster`).
 pub fn load_folder(
-    dir: &Path,
-    scale: ScaleKind,
-    valid_fraction: f64,
-    seed: u64,
-) -> Result<ImageData> {
-    if crate::cluster::size() > 1 {
-        return load_folder_shard(dir, scale, valid_fraction, seed);
-    }
-    let Mnist {
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        image_rows,
-        image_cols,
-        ..
-    } = idx::load_mnist_dir(dir)?;
-    // The loader scales pixels to p / 255; undo that exactly to fit other scalings.
-    let split = split_rows(train_x.rows(), valid_fraction, 0.0, seed)?;
-    let mut train_rows = split.train;
-    train_rows.sort_unstable();
-    let mut hist = vec![0u64; image_rows * image_cols * 256];
-    for &i in &train_rows {
-        // The loader scales pixels to p / 255; this recovers p exactly.
-        for (j, &x) in train_x.row(i).iter().enumerate() {
-            hist[j * 256 + (x * 255.0).round() as usize] += 1;
-        }
-    }
-    let prep = preprocessor(image_cols, scale, &hist);
-    let labels =
-        |y: &[u8], rows: &[usize]| rows.iter().map(|&i| usize::from(y[i])).collect::<Vec<_>>();
-    let set = |x: &Matrix, y: &[u8], rows: &[usize]| -> Result<Dataset> {
-        let mut x = x.select_rows(rows);
-        rescale(&prep, &mut x);
-        Ok(Dataset::new(x, one_hot(&labels(y, rows), MNIST_CLASSES))?)
-    };
-    let train = set(&train_x, &train_y, &train_rows)?;
-    let valid = if split.valid.is_empty() {
-        None
-    } else {
-        let mut rows = split.valid;
-        rows.sort_unstable();
-        Some(set(&train_x, &train_y, &rows)?)
-    };
-    let all_test: Vec<usize> = (0..test_x.rows()).collect();
-    let test = set(&test_x, &test_y, &all_test)?;
-    Ok(ImageData {
-        prep,
-        train,
-        valid,
-        test,
-    })
-}
-
-/// [`load_folder`] for one rank of an MPI job: the rank streams the IDX files and keeps
-/// only its shard of each set (every K-th of the training, validation and test images,
-/// in file order, starting at its rank), and the per-pixel scaling is fitted on every
-/// rank's training images from pixel histograms summed over the ranks (see
-/// [`preprocessor`] and `crate::cluster`).
-fn load_folder_shard(
     dir: &Path,
     scale: ScaleKind,
     valid_fraction: f64,
@@ -163,23 +109,28 @@ fn load_folder_shard(
     }
     crate::cluster::collective().sum_u64(&mut hist);
     let prep = preprocessor(cols, scale, &hist);
-    let x_all = images.to_matrix();
-    let set = |x: &Matrix, y: &[u8], rows: &[usize]| -> Result<Dataset> {
-        let mut x = x.select_rows(rows);
+    // Only the selected images become f32, already scaled.
+    let set = |images: &IdxImages, y: &[u8], rows: &[usize]| -> Result<Dataset> {
+        let pixels = rows
+            .iter()
+            .flat_map(|&i| images.image(i).iter().map(|&p| f32::from(p) / 255.0))
+            .collect();
+        let mut x =
+            Matrix::from_vec(rows.len(), images.pixels_per_image(), pixels).expect("whole images");
         rescale(&prep, &mut x);
         let y: Vec<usize> = rows.iter().map(|&i| usize::from(y[i])).collect();
         Ok(Dataset::new(x, one_hot(&y, MNIST_CLASSES))?)
     };
-    let train_set = set(&x_all, &labels, &train)?;
+    let train_set = set(&images, &labels, &train)?;
     let has_valid = crate::cluster::totals([valid.len()])[0] > 0;
     let valid_set = if has_valid {
-        Some(set(&x_all, &labels, &valid)?)
+        Some(set(&images, &labels, &valid)?)
     } else {
         None
     };
-    drop(x_all);
+    drop(images);
     let all_test: Vec<usize> = (0..own_test.len()).collect();
-    let test = set(&test_images.to_matrix(), &test_labels, &all_test)?;
+    let test = set(&test_images, &test_labels, &all_test)?;
     Ok(ImageData {
         prep,
         train: train_set,
@@ -202,19 +153,19 @@ fn read_pair(
     keep: &[usize],
 ) -> Result<(IdxImages, Vec<u8>)> {
     let images = idx::read_rows(images_path, idx::IMAGES_MAGIC, Some(keep))?.into_images();
-    let labels = idx::read_rows(labels_path, idx::LABELS_MAGIC, Some(&[]))?;
-    if labels.dims[0] != count {
+    let label_count = idx::read_dims(labels_path, idx::LABELS_MAGIC)?[0];
+    if label_count != count {
         bail!(
-            "{}: {} labels, but {} has {count} images; the two files must come from the same set (train with train, t10k with t10k)",
+            "{}: {label_count} labels, but {} has {count} images; the two files must come from the same set (train with train, t10k with t10k)",
             labels_path.display(),
-            labels.dims[0],
             images_path.display()
         );
     }
     let labels = idx::read_rows(labels_path, idx::LABELS_MAGIC, Some(keep))?.data;
     if let Some(i) = labels.iter().position(|&l| usize::from(l) >= MNIST_CLASSES) {
+        let max = labels.iter().copied().max().unwrap_or(0);
         bail!(
-            "{}: label {} at position {}; MNIST-format labels are the digits 0-9. For another number of classes, export the data to CSV and train with --task classify",
+            "{}: label {} at position {} (largest label: {max}); MNIST-format labels are the digits 0-9. For another number of classes, export the data to CSV and train with --task classify",
             labels_path.display(),
             labels[i],
             keep[i]

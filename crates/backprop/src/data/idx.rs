@@ -121,13 +121,7 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
             format!("the header gives images of {rows}x{cols} pixels; an image needs at least one row and one column"),
         ));
     }
-    let pixels = body(
-        &bytes,
-        path,
-        &dims,
-        "images",
-        &format!("{rows}x{cols} pixels"),
-    )?;
+    let pixels = body(&bytes, path, &dims)?;
     Ok(IdxImages {
         count,
         rows,
@@ -141,7 +135,7 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
 pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
     let bytes = decode(bytes, path)?;
     let dims = parse_header(&bytes, path, LABELS_MAGIC)?;
-    Ok(body(&bytes, path, &dims, "labels", "1 byte")?.to_vec())
+    Ok(body(&bytes, path, &dims)?.to_vec())
 }
 
 fn format_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -195,6 +189,9 @@ fn decode<'a>(bytes: &'a [u8], path: &Path) -> Result<std::borrow::Cow<'a, [u8]>
 /// Largest IDX file (header plus data) we decompress: 4 GiB, over 50 times MNIST's
 /// training images.
 const MAX_DECLARED: u64 = 1 << 32;
+
+/// Most bytes after the declared data that a streaming read counts before reporting them.
+const MAX_EXTRA: u64 = 1 << 20;
 
 /// Longest IDX header we read: magic plus up to three dimensions.
 const MAX_HEADER: usize = 16;
@@ -274,44 +271,52 @@ fn parse_header(bytes: &[u8], path: &Path, want: u32) -> Result<Vec<usize>> {
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect())
 }
-
 /// Checks that exactly the declared number of data bytes follows the header and
 /// returns them.
-fn body<'a>(
-    bytes: &'a [u8],
-    path: &Path,
-    dims: &[usize],
-    items: &str,
-    item_size: &str,
-) -> Result<&'a [u8]> {
+fn body<'a>(bytes: &'a [u8], path: &Path, dims: &[usize]) -> Result<&'a [u8]> {
     let header = 4 + 4 * dims.len();
-    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-        format_err(path, format!("the header's dimensions {dims:?} are too large to be real; the header is corrupt"))
-    })?;
+    let expected = data_len(path, dims)?;
     let got = bytes.len() - header;
     if got != expected {
-        let problem = if got < expected {
-            format!(
-                "{} bytes are missing: the file is truncated, copy it again",
-                expected - got
-            )
-        } else {
-            format!(
-                "{} extra bytes follow: the header's count is wrong or another file was \
-                 appended",
-                got - expected
-            )
-        };
-        return Err(format_err(
-            path,
-            format!(
-                "the header declares {} {items} of {item_size}, i.e. {expected} data bytes after \
-                 the {header}-byte header, but the file has {got}; {problem}",
-                dims[0]
-            ),
-        ));
+        return Err(size_mismatch(path, dims, expected, got));
     }
     Ok(&bytes[header..])
+}
+
+/// The number of data bytes the header's dimensions declare.
+fn data_len(path: &Path, dims: &[usize]) -> Result<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
+        format_err(path, format!("the header's dimensions {dims:?} are too large to be real; the header is corrupt"))
+    })
+}
+
+/// The error for a file with `got` data bytes where its header declares `expected`.
+fn size_mismatch(path: &Path, dims: &[usize], expected: usize, got: usize) -> Error {
+    let header = 4 + 4 * dims.len();
+    let (items, item_size) = match dims {
+        [_, rows, cols] => ("images", format!("{rows}x{cols} pixels")),
+        _ => ("labels", "1 byte".to_string()),
+    };
+    let problem = if got < expected {
+        format!(
+            "{} bytes are missing: the file is truncated, copy it again",
+            expected - got
+        )
+    } else {
+        format!(
+            "{} extra bytes follow: the header's count is wrong or another file was \
+             appended",
+            got - expected
+        )
+    };
+    format_err(
+        path,
+        format!(
+            "the header declares {} {items} of {item_size}, i.e. {expected} data bytes after \
+             the {header}-byte header, but the file has {got}; {problem}",
+            dims[0]
+        ),
+    )
 }
 
 /// MNIST (or any data set in its four-file IDX layout), with pixels scaled to `[0, 1]`.
@@ -367,7 +372,7 @@ fn find_mnist_file(dir: &Path, stem: &str, idx: &str) -> Result<PathBuf> {
 }
 
 /// Checks that `labels` fit `images` and are digits.
-pub fn check_pair(
+fn check_pair(
     images: &IdxImages,
     labels: &[u8],
     images_path: &Path,
@@ -504,6 +509,7 @@ pub fn read_rows(path: impl AsRef<Path>, magic: u32, keep: Option<&[usize]>) -> 
     };
     let count = dims[0];
     let item: usize = dims[1..].iter().product();
+    let expected = data_len(path, &dims)?;
     if let Some(&last) = keep.last().filter(|&&last| last >= count) {
         return Err(format_err(
             path,
@@ -511,23 +517,39 @@ pub fn read_rows(path: impl AsRef<Path>, magic: u32, keep: Option<&[usize]>) -> 
         ));
     }
     let mut data = Vec::with_capacity(keep.len() * item);
-    let mut scratch = vec![0u8; item];
+    let mut scratch = Vec::with_capacity(item);
     let mut wanted = keep.iter().peekable();
     for i in 0..count {
-        if let Err(e) = input.read_exact(&mut scratch) {
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                return Err(damaged(e));
-            }
-            return Err(format_err(path, format!("the header declares {count} {what}, but the file ends after {i} of them; the file is truncated, copy it again")));
+        // `take` + `read_to_end`: a clean end of the data shows as a short item (the
+        // file is truncated), an error of the decompressor as an error (it is damaged).
+        scratch.clear();
+        (&mut input)
+            .take(item as u64)
+            .read_to_end(&mut scratch)
+            .map_err(damaged)?;
+        if scratch.len() < item {
+            return Err(size_mismatch(
+                path,
+                &dims,
+                expected,
+                i * item + scratch.len(),
+            ));
         }
         if wanted.peek() == Some(&&i) {
             wanted.next();
             data.extend_from_slice(&scratch);
         }
     }
-    let mut extra = [0u8; 1];
-    if input.read(&mut extra).map_err(damaged)? > 0 {
-        return Err(format_err(path, format!("more bytes follow the {count} {what} the header declares: the header's count is wrong or another file was appended")));
+    // Count what follows, up to a bound, so a hostile file cannot keep us inflating.
+    let extra =
+        std::io::copy(&mut (&mut input).take(MAX_EXTRA), &mut std::io::sink()).map_err(damaged)?;
+    if extra > 0 {
+        return Err(size_mismatch(
+            path,
+            &dims,
+            expected,
+            expected + extra as usize,
+        ));
     }
     Ok(IdxRows { dims, data })
 }
@@ -873,10 +895,10 @@ mod tests {
         let full = imgs.to_bytes();
         std::fs::write(dir.join("short"), &full[..full.len() - 1]).unwrap();
         let e = reason(read_rows(dir.join("short"), IMAGES_MAGIC, Some(&[0])).unwrap_err());
-        assert!(e.contains("ends after 6 of them"), "{e}");
+        assert!(e.contains("the file has 41; 1 bytes are missing"), "{e}");
         std::fs::write(dir.join("long"), [&full[..], &[0]].concat()).unwrap();
         let e = reason(read_rows(dir.join("long"), IMAGES_MAGIC, Some(&[0])).unwrap_err());
-        assert!(e.contains("more bytes follow"), "{e}");
+        assert!(e.contains("the file has 43; 1 extra bytes follow"), "{e}");
         let mut damaged = gzip(&full);
         let n = damaged.len();
         damaged.truncate(n / 2);

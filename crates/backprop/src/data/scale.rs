@@ -80,19 +80,12 @@ impl Scaler {
             ScaleKind::Quantile => {
                 let mut sorted = values.to_vec();
                 sorted.sort_by(f64::total_cmp);
-                let q = QUANTILES.min(sorted.len()).max(2);
-                let references = (0..q)
-                    .map(|i| {
-                        if sorted.is_empty() {
-                            return 0.0;
-                        }
-                        let pos = i as f64 / (q - 1) as f64 * (sorted.len() - 1) as f64;
-                        let lo = pos.floor() as usize;
-                        let hi = pos.ceil() as usize;
-                        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-                    })
-                    .collect();
-                Scaler::Quantile { references }
+                if sorted.is_empty() {
+                    return Scaler::Quantile {
+                        references: vec![0.0; 2],
+                    };
+                }
+                Scaler::quantile_from(sorted.len(), |ks| ks.iter().map(|&k| sorted[k]).collect())
             }
             ScaleKind::None => Scaler::None,
         }
