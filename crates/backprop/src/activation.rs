@@ -88,20 +88,72 @@ impl Activation {
     /// [`Activation::backward`] overwriting `da` with `dz`. `z` is read only when
     /// [`Activation::needs_z`] (it may be empty otherwise).
     pub fn backward_in_place(self, z: &[f32], a: &[f32], g: &mut [f32], cols: usize) {
+        self.backward_with(z, a, g, None, cols);
+    }
+
+    /// [`Activation::backward_in_place`] fused with the bias gradient: `g ← dL/dz` and
+    /// `gb ← gb + Σ_rows dL/dz` (`gb` is `cols` long) in one pass over the batch instead
+    /// of two. Each column's sum runs over the rows in order, as a separate pass would.
+    pub fn backward_bias_in_place(
+        self,
+        z: &[f32],
+        a: &[f32],
+        g: &mut [f32],
+        gb: &mut [f32],
+        cols: usize,
+    ) {
+        assert_eq!(gb.len(), cols, "activation backward: bias gradient length");
+        self.backward_with(z, a, g, Some(gb), cols);
+    }
+
+    fn backward_with(
+        self,
+        z: &[f32],
+        a: &[f32],
+        g: &mut [f32],
+        gb: Option<&mut [f32]>,
+        cols: usize,
+    ) {
         assert_eq!(a.len(), g.len(), "activation backward: a vs da length");
         match self {
-            Activation::Identity => {}
-            Activation::Sigmoid => update(a, g, |a, g| g * a * (1.0 - a)),
-            Activation::Tanh => update(a, g, |a, g| g * (1.0 - a * a)),
+            Activation::Identity => {
+                if let Some(gb) = gb {
+                    add_rows(gb, g);
+                }
+            }
+            Activation::Sigmoid => update(a, g, gb, cols, |a, g| g * a * (1.0 - a)),
+            Activation::Tanh => update(a, g, gb, cols, |a, g| g * (1.0 - a * a)),
             // a > 0 exactly when z > 0, for ReLU, leaky ReLU and ELU alike.
-            Activation::Relu => update(a, g, |a, g| if a > 0.0 { g } else { 0.0 }),
-            Activation::LeakyRelu => update(a, g, |a, g| if a > 0.0 { g } else { LEAKY_SLOPE * g }),
+            Activation::Relu => update(a, g, gb, cols, |a, g| if a > 0.0 { g } else { 0.0 }),
+            Activation::LeakyRelu => {
+                update(
+                    a,
+                    g,
+                    gb,
+                    cols,
+                    |a, g| {
+                        if a > 0.0 {
+                            g
+                        } else {
+                            LEAKY_SLOPE * g
+                        }
+                    },
+                )
+            }
             // For z <= 0, f'(z) = α e^z = a + α.
-            Activation::Elu => update(a, g, |a, g| if a > 0.0 { g } else { g * (a + ELU_ALPHA) }),
+            Activation::Elu => update(a, g, gb, cols, |a, g| {
+                if a > 0.0 {
+                    g
+                } else {
+                    g * (a + ELU_ALPHA)
+                }
+            }),
             // d/dz [z Φ(z)] = Φ(z) + z φ(z).
             Activation::Gelu => {
                 assert_eq!(z.len(), g.len(), "activation backward: GELU needs z");
-                update(z, g, |z, g| g * (std_normal_cdf(z) + z * std_normal_pdf(z)));
+                update(z, g, gb, cols, |z, g| {
+                    g * (std_normal_cdf(z) + z * std_normal_pdf(z))
+                });
             }
             Activation::Softmax => {
                 for (ar, gr) in a.chunks_exact(cols).zip(g.chunks_exact_mut(cols)) {
@@ -109,6 +161,9 @@ impl Activation {
                     for (g, &a) in gr.iter_mut().zip(ar) {
                         *g = a * (*g - dot);
                     }
+                }
+                if let Some(gb) = gb {
+                    add_rows(gb, g);
                 }
             }
         }
@@ -173,12 +228,42 @@ fn map_bias(x: &mut [f32], b: &[f32], cols: usize, f: impl Fn(f32) -> f32) {
     }
 }
 
-/// `g ← d(v, g)` element by element (compiled for AVX-512 and AVX2 too, see
-/// [`map_bias`]).
+/// `g ← d(v, g)` element by element and, when `gb` is given, `gb ← gb + Σ rows of g`
+/// in the same pass (compiled for AVX-512 and AVX2 too, see [`map_bias`]).
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
-fn update(v: &[f32], g: &mut [f32], d: impl Fn(f32, f32) -> f32) {
-    for (g, &v) in g.iter_mut().zip(v) {
-        *g = d(v, *g);
+fn update(
+    v: &[f32],
+    g: &mut [f32],
+    gb: Option<&mut [f32]>,
+    cols: usize,
+    d: impl Fn(f32, f32) -> f32,
+) {
+    match gb {
+        None => {
+            for (g, &v) in g.iter_mut().zip(v) {
+                *g = d(v, *g);
+            }
+        }
+        Some(gb) => {
+            for (gr, vr) in g.chunks_exact_mut(cols).zip(v.chunks_exact(cols)) {
+                for ((g, &v), b) in gr.iter_mut().zip(vr).zip(gb.iter_mut()) {
+                    *g = d(v, *g);
+                    *b += *g;
+                }
+            }
+        }
+    }
+}
+
+/// `g ← g + Σ rows of dz` (`dz` row-major with `g.len()` columns): the bias gradient.
+/// Compiled for AVX-512 and AVX2 too (see [`map_bias`]); each column's sum runs over
+/// the rows in order in every version.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
+pub(crate) fn add_rows(g: &mut [f32], dz: &[f32]) {
+    for row in dz.chunks_exact(g.len()) {
+        for (g, &d) in g.iter_mut().zip(row) {
+            *g += d;
+        }
     }
 }
 
@@ -221,4 +306,50 @@ fn std_normal_cdf(x: f32) -> f32 {
 fn std_normal_pdf(x: f32) -> f32 {
     // 1/sqrt(2π)
     0.398_942_3 * (-0.5 * x * x).exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Activation; 8] = [
+        Activation::Identity,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Elu,
+        Activation::Gelu,
+        Activation::Softmax,
+    ];
+
+    /// The fused derivative + bias gradient gives the same bits as the two passes it
+    /// replaces, overwriting and adding to a bias gradient that already holds values.
+    #[test]
+    fn fused_bias_gradient_matches_two_passes() {
+        let (rows, cols) = (37, 19);
+        let z: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let da: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 104_729) % 997) as f32 / 500.0 - 1.0)
+            .collect();
+        for act in ALL {
+            let mut a = vec![0.0; z.len()];
+            act.forward(&z, &mut a, cols);
+            let start: Vec<f32> = (0..cols).map(|j| j as f32 * 0.25 - 1.0).collect();
+
+            let mut want = da.clone();
+            act.backward_in_place(&z, &a, &mut want, cols);
+            let mut want_gb = start.clone();
+            add_rows(&mut want_gb, &want);
+
+            let mut got = da.clone();
+            let mut got_gb = start.clone();
+            act.backward_bias_in_place(&z, &a, &mut got, &mut got_gb, cols);
+            assert_eq!(got, want, "{act}: dz");
+            assert_eq!(got_gb, want_gb, "{act}: bias gradient");
+            assert_ne!(got_gb, start, "{act}: the bias gradient was not added to");
+        }
+    }
 }

@@ -1,9 +1,8 @@
 //! The fully connected layer: `y = f(x Wᵀ + b)`.
 
-use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
-use crate::activation::Activation;
+use crate::activation::{add_rows, Activation};
 use crate::matrix::{gemm, View};
 
 /// Shape and activation of one fully connected layer. Its parameters live in the
@@ -69,6 +68,34 @@ impl Dense {
         );
     }
 
+    /// Backward through the whole layer, given `g = dL/da` for its output `a` (and its
+    /// pre-activation `z` where [`Activation::needs_z`]): overwrites `g` with `dL/dz`,
+    /// writes (or, when `accumulate`, adds) `dW` and `db` into `grads`, this layer's
+    /// slice, and `dx = dz W` when `dx` is given. The activation's derivative and the
+    /// bias gradient take one pass over the batch together. `scratch` is working memory
+    /// kept between calls (see [`Dense::backward_products`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        (z, a): (&[f32], &[f32]),
+        g: &mut [f32],
+        grads: &mut [f32],
+        dx: Option<&mut [f32]>,
+        accumulate: bool,
+        scratch: &mut Vec<f32>,
+    ) {
+        let (gw, gb) = self.split_mut(grads);
+        if !accumulate {
+            gb.fill(0.0);
+        }
+        self.activation
+            .backward_bias_in_place(z, a, g, gb, self.outputs);
+        self.backward_products(params, x, batch, g, gw, dx, accumulate, Some(scratch));
+    }
+
     /// Backward through the affine part, given `dz = dL/dz` (`batch x outputs`):
     /// `dW = dzᵀ x`, `db = Σ_rows dz` (written into `grads`, this layer's slice) and,
     /// when `dx` is given, `dx = dz W`.
@@ -97,29 +124,133 @@ impl Dense {
         dx: Option<&mut [f32]>,
         accumulate: bool,
     ) {
-        let (w, _) = self.split(params);
         let (gw, gb) = self.split_mut(grads);
-        let dzv = View::new(dz, batch, self.outputs);
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        gemm(1.0, dzv.t(), View::new(x, batch, self.inputs), beta, gw);
         if !accumulate {
             gb.fill(0.0);
         }
         add_rows(gb, dz);
+        self.backward_products(params, x, batch, dz, gw, dx, accumulate, None);
+    }
+
+    /// The products of backward: `gw (+)= dzᵀ x` and `dx = dz W`.
+    ///
+    /// A layer with fewer than 16 inputs (one AVX-512 register) and more outputs, such
+    /// as the first layer of a tabular network, has a weight gradient whose rows are
+    /// too short for the multiply kernel, which runs along the output's contiguous
+    /// side and would pad every 8-wide row to 16. Given `scratch`, such a layer computes
+    /// the transpose `xᵀ dz` there, rows `outputs` long, and adds it into `gw`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_products(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        dz: &[f32],
+        gw: &mut [f32],
+        dx: Option<&mut [f32]>,
+        accumulate: bool,
+        scratch: Option<&mut Vec<f32>>,
+    ) {
+        let (w, _) = self.split(params);
+        let dzv = View::new(dz, batch, self.outputs);
+        let xv = View::new(x, batch, self.inputs);
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        match scratch {
+            Some(t) if self.inputs < 16 && self.outputs > self.inputs && batch > 1 => {
+                t.resize(self.inputs * self.outputs, 0.0);
+                gemm(1.0, xv.t(), dzv, 0.0, t);
+                for (i, row) in t.chunks_exact(self.outputs).enumerate() {
+                    for (o, &v) in row.iter().enumerate() {
+                        let g = &mut gw[o * self.inputs + i];
+                        *g = if accumulate { *g + v } else { v };
+                    }
+                }
+            }
+            _ => gemm(1.0, dzv.t(), xv, beta, gw),
+        }
         if let Some(dx) = dx {
             gemm(1.0, dzv, View::new(w, self.outputs, self.inputs), 0.0, dx);
         }
     }
 }
 
-/// `g ← g + Σ rows of dz` (`dz` row-major with `g.len()` columns): the bias gradient.
-/// Compiled for AVX-512 and AVX2 too (see `activation::map_bias`); each column's sum
-/// runs over the rows in order in every version.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
-fn add_rows(g: &mut [f32], dz: &[f32]) {
-    for row in dz.chunks_exact(g.len()) {
-        for (g, &d) in g.iter_mut().zip(row) {
-            *g += d;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|x| ((x * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// `Dense::backward` (derivative and bias gradient fused; for narrow layers the
+    /// weight gradient through its transpose in scratch memory) against the activation's
+    /// `backward` followed by `backward_affine_add`, overwriting and accumulating.
+    #[test]
+    fn fused_backward_matches_separate_passes() {
+        for (inputs, outputs, act) in [
+            (8, 64, Activation::Relu),
+            (3, 5, Activation::Tanh),
+            (20, 7, Activation::Sigmoid),
+            (15, 16, Activation::Identity),
+        ] {
+            let layer = Dense {
+                inputs,
+                outputs,
+                activation: act,
+            };
+            let batch = 33;
+            let params = data(layer.num_params(), 1);
+            let x = data(batch * inputs, 2);
+            let da = data(batch * outputs, 3);
+            let (mut z, mut a) = (vec![0.0; batch * outputs], vec![0.0; batch * outputs]);
+            layer.forward(&params, &x, batch, &mut z, &mut a);
+            let mut scratch = Vec::new();
+            for accumulate in [false, true] {
+                let start = if accumulate {
+                    data(layer.num_params(), 4)
+                } else {
+                    vec![f32::NAN; layer.num_params()]
+                };
+                let mut dz = vec![0.0; da.len()];
+                act.backward(&z, &a, &da, &mut dz, outputs);
+                let mut want = start.clone();
+                let mut want_dx = vec![f32::NAN; x.len()];
+                layer.backward_affine_add(
+                    &params,
+                    &x,
+                    batch,
+                    &dz,
+                    &mut want,
+                    Some(&mut want_dx),
+                    accumulate,
+                );
+
+                let mut g = da.clone();
+                let mut got = start.clone();
+                let mut got_dx = vec![f32::NAN; x.len()];
+                layer.backward(
+                    &params,
+                    &x,
+                    batch,
+                    (&z, &a),
+                    &mut g,
+                    &mut got,
+                    Some(&mut got_dx),
+                    accumulate,
+                    &mut scratch,
+                );
+                assert_eq!(g, dz, "{inputs}x{outputs} {act}: dz");
+                for (name, got, want) in [("grads", &got, &want), ("dx", &got_dx, &want_dx)] {
+                    for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                            "{inputs}x{outputs} {act} accumulate {accumulate}: {name}[{i}] {g} vs {w}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

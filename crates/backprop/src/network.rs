@@ -279,13 +279,10 @@ impl Network {
         for i in (0..=last).rev() {
             let layer = self.layers[i];
             let params = &self.params[self.offsets[i]..self.offsets[i + 1]];
-            let Trace { z, a, da } = trace;
+            let Trace { z, a, da, scratch } = trace;
             let (da_prev, da_rest) = da.split_at_mut(i);
             // dz = da ⊙ f'(z), overwriting da.
             let dz = da_rest[0].as_mut_slice();
-            layer
-                .activation
-                .backward_in_place(z[i].as_slice(), a[i].as_slice(), dz, layer.outputs);
             let input = if i == 0 {
                 x.as_slice()
             } else {
@@ -293,7 +290,8 @@ impl Network {
             };
             let g = &mut grads[self.offsets[i]..self.offsets[i + 1]];
             let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
-            layer.backward_affine_add(params, input, batch, dz, g, dx, accumulate);
+            let za = (z[i].as_slice(), a[i].as_slice());
+            layer.backward(params, input, batch, za, dz, g, dx, accumulate, scratch);
         }
     }
 }
@@ -309,6 +307,8 @@ pub struct Trace {
     a: Vec<Matrix>,
     /// `dL/da` per layer, overwritten in place by `dL/dz` during backward.
     da: Vec<Matrix>,
+    /// Working memory of a layer's backward products (see `Dense::backward`).
+    scratch: Vec<f32>,
 }
 
 impl Trace {
