@@ -51,29 +51,13 @@ impl Activation {
             b.is_empty() || b.len() == cols,
             "activation forward: bias length vs {cols} columns"
         );
-        match self {
-            Activation::Identity => map_bias(x, b, cols, |x| x),
-            Activation::Sigmoid => map_bias(x, b, cols, sigmoid),
-            Activation::Tanh => map_bias(x, b, cols, f32::tanh),
-            Activation::Relu => map_bias(x, b, cols, |x| if x > 0.0 { x } else { 0.0 }),
-            Activation::LeakyRelu => {
-                map_bias(x, b, cols, |x| if x > 0.0 { x } else { LEAKY_SLOPE * x })
+        if self == Activation::Softmax {
+            map_bias(x, b, cols, |x| x);
+            for row in x.chunks_exact_mut(cols) {
+                softmax_row_in_place(row);
             }
-            Activation::Elu => {
-                map_bias(
-                    x,
-                    b,
-                    cols,
-                    |x| if x > 0.0 { x } else { ELU_ALPHA * x.exp_m1() },
-                )
-            }
-            Activation::Gelu => map_bias(x, b, cols, |x| x * std_normal_cdf(x)),
-            Activation::Softmax => {
-                map_bias(x, b, cols, |x| x);
-                for row in x.chunks_exact_mut(cols) {
-                    softmax_row_in_place(row);
-                }
-            }
+        } else {
+            self.with_function(MapBias { x, b, cols });
         }
     }
 
@@ -121,40 +105,6 @@ impl Activation {
                     add_rows(gb, g);
                 }
             }
-            Activation::Sigmoid => update(a, g, gb, cols, |a, g| g * a * (1.0 - a)),
-            Activation::Tanh => update(a, g, gb, cols, |a, g| g * (1.0 - a * a)),
-            // a > 0 exactly when z > 0, for ReLU, leaky ReLU and ELU alike.
-            Activation::Relu => update(a, g, gb, cols, |a, g| if a > 0.0 { g } else { 0.0 }),
-            Activation::LeakyRelu => {
-                update(
-                    a,
-                    g,
-                    gb,
-                    cols,
-                    |a, g| {
-                        if a > 0.0 {
-                            g
-                        } else {
-                            LEAKY_SLOPE * g
-                        }
-                    },
-                )
-            }
-            // For z <= 0, f'(z) = α e^z = a + α.
-            Activation::Elu => update(a, g, gb, cols, |a, g| {
-                if a > 0.0 {
-                    g
-                } else {
-                    g * (a + ELU_ALPHA)
-                }
-            }),
-            // d/dz [z Φ(z)] = Φ(z) + z φ(z).
-            Activation::Gelu => {
-                assert_eq!(z.len(), g.len(), "activation backward: GELU needs z");
-                update(z, g, gb, cols, |z, g| {
-                    g * (std_normal_cdf(z) + z * std_normal_pdf(z))
-                });
-            }
             Activation::Softmax => {
                 for (ar, gr) in a.chunks_exact(cols).zip(g.chunks_exact_mut(cols)) {
                     let dot: f32 = ar.iter().zip(gr.iter()).map(|(a, g)| a * g).sum();
@@ -166,7 +116,49 @@ impl Activation {
                     add_rows(gb, g);
                 }
             }
+            _ => {
+                let v = if self.needs_z() {
+                    assert_eq!(z.len(), g.len(), "activation backward: {self} needs z");
+                    z
+                } else {
+                    a
+                };
+                self.with_derivative(Update { v, g, gb, cols });
+            }
         }
+    }
+
+    /// Runs `k` with this activation's element function `f`, so that `k`'s loop is
+    /// compiled for (and inlines) that function; `None` for softmax, which is row-wise.
+    pub(crate) fn with_function<K: WithFunction>(self, k: K) -> Option<K::Output> {
+        Some(match self {
+            Activation::Identity => k.apply(|x| x),
+            Activation::Sigmoid => k.apply(sigmoid),
+            Activation::Tanh => k.apply(f32::tanh),
+            Activation::Relu => k.apply(|x| if x > 0.0 { x } else { 0.0 }),
+            Activation::LeakyRelu => k.apply(|x| if x > 0.0 { x } else { LEAKY_SLOPE * x }),
+            Activation::Elu => k.apply(|x| if x > 0.0 { x } else { ELU_ALPHA * x.exp_m1() }),
+            Activation::Gelu => k.apply(|x| x * std_normal_cdf(x)),
+            Activation::Softmax => return None,
+        })
+    }
+
+    /// Runs `k` with this activation's derivative as `d(v, g) = g f'(z)`, where `v` is
+    /// the output `a`, or `z` when [`Activation::needs_z`]; `None` for softmax.
+    pub(crate) fn with_derivative<K: WithDerivative>(self, k: K) -> Option<K::Output> {
+        Some(match self {
+            Activation::Identity => k.apply(|_, g| g),
+            Activation::Sigmoid => k.apply(|a, g| g * a * (1.0 - a)),
+            Activation::Tanh => k.apply(|a, g| g * (1.0 - a * a)),
+            // a > 0 exactly when z > 0, for ReLU, leaky ReLU and ELU alike.
+            Activation::Relu => k.apply(|a, g| if a > 0.0 { g } else { 0.0 }),
+            Activation::LeakyRelu => k.apply(|a, g| if a > 0.0 { g } else { LEAKY_SLOPE * g }),
+            // For z <= 0, f'(z) = α e^z = a + α.
+            Activation::Elu => k.apply(|a, g| if a > 0.0 { g } else { g * (a + ELU_ALPHA) }),
+            // d/dz [z Φ(z)] = Φ(z) + z φ(z).
+            Activation::Gelu => k.apply(|z, g| g * (std_normal_cdf(z) + z * std_normal_pdf(z))),
+            Activation::Softmax => return None,
+        })
     }
 
     /// Whether backward needs the pre-activation `z`. Every other derivative is a
@@ -201,6 +193,52 @@ impl Activation {
 impl std::fmt::Display for Activation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// A loop over a batch to run with an activation's element function:
+/// [`Activation::with_function`] calls `apply` with that function as a concrete closure,
+/// so the loop is compiled, inlined and vectorised for each activation.
+pub(crate) trait WithFunction {
+    /// What the loop returns.
+    type Output;
+    /// Runs the loop with `f`.
+    fn apply(self, f: impl Fn(f32) -> f32 + Copy) -> Self::Output;
+}
+
+/// A loop over a batch to run with an activation's derivative (see
+/// [`Activation::with_derivative`]).
+pub(crate) trait WithDerivative {
+    /// What the loop returns.
+    type Output;
+    /// Runs the loop with `d(v, g) = g f'(z)`.
+    fn apply(self, d: impl Fn(f32, f32) -> f32 + Copy) -> Self::Output;
+}
+
+struct MapBias<'a> {
+    x: &'a mut [f32],
+    b: &'a [f32],
+    cols: usize,
+}
+
+impl WithFunction for MapBias<'_> {
+    type Output = ();
+    fn apply(self, f: impl Fn(f32) -> f32 + Copy) {
+        map_bias(self.x, self.b, self.cols, f)
+    }
+}
+
+struct Update<'a> {
+    v: &'a [f32],
+    g: &'a mut [f32],
+    gb: Option<&'a mut [f32]>,
+    cols: usize,
+}
+
+impl WithDerivative for Update<'_> {
+    type Output = ();
+    fn apply(self, d: impl Fn(f32, f32) -> f32 + Copy) {
+        update(self.v, self.g, self.gb, self.cols, d)
     }
 }
 

@@ -57,7 +57,7 @@ impl Dense {
     }
 
     /// `out = x Wᵀ`, without the bias.
-    fn product(&self, params: &[f32], x: &[f32], batch: usize, out: &mut [f32]) {
+    pub(crate) fn product(&self, params: &[f32], x: &[f32], batch: usize, out: &mut [f32]) {
         let (w, _) = self.split(params);
         gemm(
             1.0,
@@ -140,7 +140,7 @@ impl Dense {
     /// side and would pad every 8-wide row to 16. Given `scratch`, such a layer computes
     /// the transpose `xᵀ dz` there, rows `outputs` long, and adds it into `gw`.
     #[allow(clippy::too_many_arguments)]
-    fn backward_products(
+    pub(crate) fn backward_products(
         &self,
         params: &[f32],
         x: &[f32],

@@ -48,6 +48,7 @@ pub mod data;
 pub mod error;
 pub mod explain;
 pub mod gradcheck;
+mod head;
 pub mod init;
 pub mod layer;
 pub mod loss;

@@ -400,7 +400,7 @@ fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
 /// waits on the previous addition at every step, so on x86-64 with AVX this takes four
 /// rows at a time in 8-wide registers, whose sums are independent; the additions of
 /// each row are the same as in [`dot`], so the bits are too.
-fn dots(alpha: f32, rows: View<'_>, v: &[f32], beta: f32, c: &mut [f32]) {
+pub(crate) fn dots(alpha: f32, rows: View<'_>, v: &[f32], beta: f32, c: &mut [f32]) {
     debug_assert_eq!(rows.cols, v.len());
     debug_assert_eq!(rows.rows, c.len());
     let mut done = 0;

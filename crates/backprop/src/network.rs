@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
+use crate::head;
 use crate::init::Init;
 use crate::layer::Dense;
 use crate::matrix::Matrix;
@@ -234,20 +235,58 @@ impl Network {
         );
         let batch = x.rows();
         trace.prepare(&self.layers, batch);
-        for (i, layer) in self.layers.iter().enumerate() {
+        let mut i = 0;
+        while i < self.layers.len() {
+            let layer = self.layers[i];
             let (before, rest) = trace.a.split_at_mut(i);
             let input = if i == 0 {
                 x.as_slice()
             } else {
                 before[i - 1].as_slice()
             };
+            let params = self.layer_params(i);
+            if self.fuses_head(i) {
+                // This layer's bias and activation, and the one-output layer's product,
+                // in one pass; then that layer's bias and activation on its column.
+                let (a, next) = rest.split_at_mut(1);
+                let a = a[0].as_mut_slice();
+                layer.product(params, input, batch, a);
+                let head = self.layers[i + 1];
+                let (w, b) = head.split(self.layer_params(i + 1));
+                let out = next[0].as_mut_slice();
+                let pass = head::Forward {
+                    x: a,
+                    b: layer.split(params).1,
+                    w,
+                    out: &mut *out,
+                };
+                layer.activation.with_function(pass);
+                head.activation.forward_bias_in_place(out, b, 1);
+                i += 2;
+                continue;
+            }
             let a = rest[0].as_mut_slice();
-            let params = &self.params[self.offsets[i]..self.offsets[i + 1]];
             if layer.activation.needs_z() {
                 layer.forward(params, input, batch, trace.z[i].as_mut_slice(), a);
             } else {
                 layer.forward_in_place(params, input, batch, a);
             }
+            i += 1;
+        }
+    }
+
+    /// Whether layer `i` and the layer after it, which has one output, are computed in
+    /// fused passes (see the `head` module): both keep no pre-activation, and layer `i`'s
+    /// activation is element-wise.
+    fn fuses_head(&self, i: usize) -> bool {
+        match (self.layers.get(i), self.layers.get(i + 1)) {
+            (Some(layer), Some(head)) => {
+                head.outputs == 1
+                    && !layer.activation.needs_z()
+                    && !head.activation.needs_z()
+                    && layer.activation != Activation::Softmax
+            }
+            _ => false,
         }
     }
 
@@ -276,22 +315,74 @@ impl Network {
         let batch = x.rows();
         let last = self.layers.len() - 1;
         trace.da[last].as_mut_slice().copy_from_slice(d_output);
-        for i in (0..=last).rev() {
+        let Trace { z, a, da, scratch } = trace;
+        let mut i = last + 1;
+        while i > 0 {
+            i -= 1;
             let layer = self.layers[i];
-            let params = &self.params[self.offsets[i]..self.offsets[i + 1]];
-            let Trace { z, a, da, scratch } = trace;
+            let params = self.layer_params(i);
+            let input = |i: usize| {
+                if i == 0 {
+                    x.as_slice()
+                } else {
+                    a[i - 1].as_slice()
+                }
+            };
+            if i > 0 && self.fuses_head(i - 1) {
+                // Layer i has one output: its derivative and bias gradient on its column,
+                // then its products fused with layer i-1's derivative pass, then layer
+                // i-1's own products.
+                let below = self.layers[i - 1];
+                let (g_below, g_head) = grads.split_at_mut(self.offsets[i]);
+                let g_below = &mut g_below[self.offsets[i - 1]..];
+                let g_head = &mut g_head[..self.offsets[i + 1] - self.offsets[i]];
+                let (gw, gb) = layer.split_mut(g_head);
+                if !accumulate {
+                    gb.fill(0.0);
+                }
+                let (da_below, da_head) = da.split_at_mut(i);
+                let (da_below, da_prev) = da_below.split_last_mut().expect("i > 0");
+                let s = da_head[0].as_mut_slice();
+                layer
+                    .activation
+                    .backward_bias_in_place(z[i].as_slice(), a[i].as_slice(), s, gb, 1);
+                let (gw_below, gb_below) = below.split_mut(g_below);
+                if !accumulate {
+                    gb_below.fill(0.0);
+                }
+                let dz = da_below.as_mut_slice();
+                let pass = head::Backward {
+                    a: a[i - 1].as_slice(),
+                    s,
+                    w: layer.split(params).0,
+                    g: &mut *dz,
+                    gb: gb_below,
+                    gw,
+                    accumulate,
+                };
+                below.activation.with_derivative(pass);
+                let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
+                let params_below = self.layer_params(i - 1);
+                below.backward_products(
+                    params_below,
+                    input(i - 1),
+                    batch,
+                    dz,
+                    gw_below,
+                    dx,
+                    accumulate,
+                    Some(scratch),
+                );
+                i -= 1;
+                continue;
+            }
             let (da_prev, da_rest) = da.split_at_mut(i);
             // dz = da ⊙ f'(z), overwriting da.
             let dz = da_rest[0].as_mut_slice();
-            let input = if i == 0 {
-                x.as_slice()
-            } else {
-                a[i - 1].as_slice()
-            };
             let g = &mut grads[self.offsets[i]..self.offsets[i + 1]];
             let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
             let za = (z[i].as_slice(), a[i].as_slice());
-            layer.backward(params, input, batch, za, dz, g, dx, accumulate, scratch);
+            layer.backward(params, input(i), batch, za, dz, g, dx, accumulate, scratch);
         }
     }
 }
@@ -332,5 +423,99 @@ impl Trace {
     /// Activations of layer `i` from the last forward pass.
     pub fn activations(&self, i: usize) -> &Matrix {
         &self.a[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|x| ((x * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// A network ending in one output takes the fused passes of the `head` module;
+    /// computed layer by layer with `Dense`'s own forward and backward instead, the
+    /// output and every gradient are the same bits, for batches with and without a
+    /// remainder after groups of four rows, overwriting and accumulating.
+    #[test]
+    fn fused_head_matches_layer_by_layer() {
+        for (sizes, act, out_act) in [
+            (vec![8, 64, 64, 1], Activation::Relu, Activation::Identity),
+            (vec![5, 9, 1], Activation::Tanh, Activation::Sigmoid),
+            (vec![3, 16, 7, 1], Activation::Elu, Activation::Identity),
+            (vec![4, 1], Activation::Relu, Activation::Identity),
+        ] {
+            let config = NetworkConfig {
+                inputs: sizes[0],
+                hidden: sizes[1..sizes.len() - 1].to_vec(),
+                outputs: 1,
+                activation: act,
+                output_activation: out_act,
+                init: Init::Auto,
+            };
+            let layers = config.layers();
+            let net = Network::from_params(
+                layers.clone(),
+                data(Network::zeros(layers.clone()).num_params(), 1),
+            )
+            .unwrap();
+            assert_eq!(net.fuses_head(sizes.len() - 3), sizes.len() > 2);
+            for batch in [1, 3, 4, 13, 64] {
+                let x = Matrix::from_vec(batch, sizes[0], data(batch * sizes[0], 2)).unwrap();
+                let d_out = data(batch, 3);
+                let mut trace = Trace::default();
+                net.forward_train(&x, &mut trace);
+
+                // Layer by layer.
+                let mut acts = vec![x.as_slice().to_vec()];
+                for (i, l) in layers.iter().enumerate() {
+                    let mut a = vec![0.0; batch * l.outputs];
+                    l.forward_in_place(net.layer_params(i), &acts[i], batch, &mut a);
+                    acts.push(a);
+                }
+                assert_eq!(
+                    trace.output().as_slice(),
+                    &acts[layers.len()][..],
+                    "{sizes:?} batch {batch}: output"
+                );
+                for accumulate in [false, true] {
+                    let start = if accumulate {
+                        data(net.num_params(), 4)
+                    } else {
+                        vec![f32::NAN; net.num_params()]
+                    };
+                    let mut want = start.clone();
+                    let mut g = d_out.clone();
+                    let mut scratch = Vec::new();
+                    for i in (0..layers.len()).rev() {
+                        let l = layers[i];
+                        let mut dx = vec![0.0; batch * l.inputs];
+                        let r = net.layer_range(i);
+                        l.backward(
+                            net.layer_params(i),
+                            &acts[i],
+                            batch,
+                            (&[], &acts[i + 1]),
+                            &mut g,
+                            &mut want[r],
+                            (i > 0).then_some(&mut dx[..]),
+                            accumulate,
+                            &mut scratch,
+                        );
+                        g = dx;
+                    }
+                    let mut got = start.clone();
+                    net.forward_train(&x, &mut trace);
+                    net.backward_add(&x, &mut trace, &d_out, &mut got, accumulate);
+                    assert_eq!(
+                        got, want,
+                        "{sizes:?} batch {batch} accumulate {accumulate}: gradients"
+                    );
+                }
+            }
+        }
     }
 }

@@ -440,6 +440,38 @@ fn networks_with_squashing_outputs_and_other_depths_match() {
             Activation::Identity,
             Loss::CrossEntropy,
         ),
+        // One output, as every regression network: the last two layers go through
+        // the fused passes of the library's `head` module (not with GELU below).
+        (
+            vec![3, 5, 4, 1],
+            Activation::Relu,
+            Activation::Identity,
+            Loss::Mse,
+        ),
+        (
+            vec![4, 6, 1],
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Loss::Mse,
+        ),
+        (
+            vec![3, 5, 1],
+            Activation::LeakyRelu,
+            Activation::Identity,
+            Loss::Huber,
+        ),
+        (
+            vec![3, 5, 1],
+            Activation::Elu,
+            Activation::Identity,
+            Loss::Mae,
+        ),
+        (
+            vec![3, 4, 1],
+            Activation::Gelu,
+            Activation::Identity,
+            Loss::Mse,
+        ),
         // Deeper and wider.
         (
             vec![2, 7, 6, 5, 3],
