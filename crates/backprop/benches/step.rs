@@ -8,16 +8,21 @@
 //! * `fit_epoch/*`: `Trainer::fit` over one epoch of 100 steps (shuffling, the epoch's
 //!   statistics and history included), reported per step through the throughput.
 //!
+//! * `full_batch_piece/*`: forward and backward (with gradient accumulation) of one
+//!   `train::PIECE_ROWS`-row piece of a full batch, as full-batch descent runs them, next
+//!   to the same network's matrix products alone: the difference is everything else
+//!   (bias, activation, derivative, bias gradient, the one-output layer).
+//!
 //! Run: `cargo bench -p backprop --bench step` (add `-- --quick` for a short run).
 
 use std::hint::black_box;
 
 use backprop::activation::Activation;
 use backprop::loss::Loss;
-use backprop::matrix::Matrix;
+use backprop::matrix::{gemm, Matrix, View};
 use backprop::network::{Network, NetworkConfig, Trace};
 use backprop::optim::{Optimizer, OptimizerKind};
-use backprop::train::{BatchSize, Dataset, TrainConfig, Trainer};
+use backprop::train::{BatchSize, Dataset, TrainConfig, Trainer, PIECE_ROWS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -149,6 +154,49 @@ fn bench_fit(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_piece(c: &mut Criterion) {
+    let mut group = c.benchmark_group("full_batch_piece");
+    let rows = PIECE_ROWS;
+    let net = network();
+    let data = dataset(rows);
+    let mut trace = Trace::default();
+    let d_out: Vec<f32> = (0..rows).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+    let mut grads = vec![0.0; net.num_params()];
+    // Multiply-adds of forward and backward: 8x64, 64x64 and 64x1 forward, their weight
+    // gradients, and the input gradients of the two upper layers.
+    let flops = 2 * rows * (8 * 64 * 2 + 64 * 64 * 3 + 64 * 3);
+    group.throughput(Throughput::Elements(flops as u64));
+    group.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            net.forward_train(&data.x, &mut trace);
+            net.backward_add(&data.x, &mut trace, black_box(&d_out), &mut grads, true);
+        })
+    });
+    // The same products on the same shapes, nothing else.
+    let (h, mut out) = (vec![0.5f32; rows * 64], vec![0.0f32; rows * 64]);
+    let (w, mut gw) = (vec![0.25f32; 64 * 64], vec![0.0f32; 64 * 64]);
+    let (w1, mut gw1) = (vec![0.25f32; 64 * 8], vec![0.0f32; 64 * 8]);
+    let x = data.x.as_slice();
+    group.bench_function("products_alone", |b| {
+        b.iter(|| {
+            let hv = View::new(&h, rows, 64);
+            gemm(
+                1.0,
+                View::new(x, rows, 8),
+                View::new(&w1, 64, 8).t(),
+                0.0,
+                &mut out,
+            );
+            gemm(1.0, hv, View::new(&w, 64, 64).t(), 0.0, &mut out);
+            gemm(1.0, hv.t(), View::new(&out, rows, 64), 1.0, &mut gw);
+            gemm(1.0, hv, View::new(&w, 64, 64), 0.0, &mut out);
+            gemm(1.0, View::new(x, rows, 8).t(), hv, 1.0, &mut gw1);
+            black_box(&gw1);
+        })
+    });
+    group.finish();
+}
+
 fn one_thread() -> Criterion {
     // The target is single-threaded; at these sizes `matrix::gemm` stays on the calling
     // thread anyway, but pin it so the measurement cannot depend on the machine.
@@ -158,5 +206,5 @@ fn one_thread() -> Criterion {
     Criterion::default()
 }
 
-criterion_group! { name = benches; config = one_thread(); targets = bench_step, bench_fit }
+criterion_group! { name = benches; config = one_thread(); targets = bench_step, bench_fit, bench_piece }
 criterion_main!(benches);

@@ -233,17 +233,24 @@ impl Network {
             self.inputs(),
             "forward: input width vs network inputs"
         );
-        let batch = x.rows();
+        self.forward_rows(x.as_slice(), x.rows(), trace);
+    }
+
+    /// [`Network::forward_train`] on `batch` rows stored row-major in `x` (for example a
+    /// range of a larger matrix's rows, without copying them).
+    pub fn forward_rows(&self, x: &[f32], batch: usize, trace: &mut Trace) {
+        assert_eq!(
+            x.len(),
+            batch * self.inputs(),
+            "forward: input length vs {batch} rows of {} inputs",
+            self.inputs()
+        );
         trace.prepare(&self.layers, batch);
         let mut i = 0;
         while i < self.layers.len() {
             let layer = self.layers[i];
             let (before, rest) = trace.a.split_at_mut(i);
-            let input = if i == 0 {
-                x.as_slice()
-            } else {
-                before[i - 1].as_slice()
-            };
+            let input = if i == 0 { x } else { before[i - 1].as_slice() };
             let params = self.layer_params(i);
             if self.fuses_head(i) {
                 // This layer's bias and activation, and the one-output layer's product,
@@ -307,12 +314,26 @@ impl Network {
         grads: &mut [f32],
         accumulate: bool,
     ) {
+        self.backward_rows(x.as_slice(), x.rows(), trace, d_output, grads, accumulate);
+    }
+
+    /// [`Network::backward_add`] for the `batch` rows `x` (row-major) traced by the
+    /// last [`Network::forward_rows`].
+    pub fn backward_rows(
+        &self,
+        x: &[f32],
+        batch: usize,
+        trace: &mut Trace,
+        d_output: &[f32],
+        grads: &mut [f32],
+        accumulate: bool,
+    ) {
         assert_eq!(
             grads.len(),
             self.params.len(),
             "backward: gradient buffer vs parameters"
         );
-        let batch = x.rows();
+        assert_eq!(x.len(), batch * self.inputs(), "backward: input length");
         let last = self.layers.len() - 1;
         trace.da[last].as_mut_slice().copy_from_slice(d_output);
         let Trace { z, a, da, scratch } = trace;
@@ -321,13 +342,7 @@ impl Network {
             i -= 1;
             let layer = self.layers[i];
             let params = self.layer_params(i);
-            let input = |i: usize| {
-                if i == 0 {
-                    x.as_slice()
-                } else {
-                    a[i - 1].as_slice()
-                }
-            };
+            let input = |i: usize| if i == 0 { x } else { a[i - 1].as_slice() };
             if i > 0 && self.fuses_head(i - 1) {
                 // Layer i has one output: its derivative and bias gradient on its column,
                 // then its products fused with layer i-1's derivative pass, then layer

@@ -560,8 +560,7 @@ impl Trainer {
             loss = piece_gradient(
                 net,
                 c.loss,
-                x,
-                y,
+                (x.as_slice(), y.as_slice(), rows),
                 &mut ws.trace,
                 &mut ws.d_out,
                 &mut ws.grads,
@@ -571,15 +570,26 @@ impl Trainer {
             // The batch's mean gradient is the sum of the pieces' mean gradients, each
             // weighted by its share of the rows.
             let mut sum = 0.0f64;
+            let (xc, yc) = (train.x.cols(), train.y.cols());
             for (i, piece) in idx.chunks(PIECE_ROWS).enumerate() {
-                ws.x.gather_rows(&train.x, piece);
-                ws.y.gather_rows(&train.y, piece);
+                // Consecutive rows (a full batch, which is never shuffled) are used
+                // where they lie; others are gathered.
+                let (x, y) = match consecutive(piece) {
+                    Some(r) => (
+                        &train.x.as_slice()[r.start * xc..r.end * xc],
+                        &train.y.as_slice()[r.start * yc..r.end * yc],
+                    ),
+                    None => {
+                        ws.x.gather_rows(&train.x, piece);
+                        ws.y.gather_rows(&train.y, piece);
+                        (ws.x.as_slice(), ws.y.as_slice())
+                    }
+                };
                 let share = piece.len() as f32 / rows as f32;
                 let l = piece_gradient(
                     net,
                     c.loss,
-                    &ws.x,
-                    &ws.y,
+                    (x, y, piece.len()),
                     &mut ws.trace,
                     &mut ws.d_out,
                     &mut ws.grads,
@@ -629,24 +639,23 @@ impl Trainer {
 /// `BENCHMARKS.md`.
 pub const PIECE_ROWS: usize = 512;
 
-/// Forward, loss and backward on one batch (or piece of one), returning its mean loss.
-/// With `piece = Some((share, accumulate))` the gradient is scaled by `share`, the
-/// piece's fraction of the batch's rows, and added to `grads` when `accumulate`.
-#[allow(clippy::too_many_arguments)]
+/// Forward, loss and backward on one batch (or piece of one), the `rows` rows of
+/// `x` and `y` (row-major), returning its mean loss. With `piece = Some((share,
+/// accumulate))` the gradient is scaled by `share`, the piece's fraction of the batch's
+/// rows, and added to `grads` when `accumulate`.
 fn piece_gradient(
     net: &Network,
     loss: Loss,
-    x: &Matrix,
-    y: &Matrix,
+    (x, y, rows): (&[f32], &[f32], usize),
     trace: &mut Trace,
     d_out: &mut Vec<f32>,
     grads: &mut [f32],
     piece: Option<(f32, bool)>,
 ) -> f32 {
-    net.forward_train(x, trace);
+    net.forward_rows(x, rows, trace);
     let out = trace.output();
     d_out.resize(out.as_slice().len(), 0.0);
-    let value = loss.gradient(out.as_slice(), y.as_slice(), out.cols(), d_out);
+    let value = loss.gradient(out.as_slice(), y, out.cols(), d_out);
     let accumulate = match piece {
         Some((share, accumulate)) => {
             d_out.iter_mut().for_each(|g| *g *= share);
@@ -654,8 +663,15 @@ fn piece_gradient(
         }
         None => false,
     };
-    net.backward_add(x, trace, d_out, grads, accumulate);
+    net.backward_rows(x, rows, trace, d_out, grads, accumulate);
     value
+}
+
+/// The range `piece` covers when it lists consecutive rows in order.
+fn consecutive(piece: &[usize]) -> Option<std::ops::Range<usize>> {
+    let first = *piece.first()?;
+    let in_order = piece.iter().enumerate().all(|(k, &r)| r == first + k);
+    in_order.then(|| first..first + piece.len())
 }
 
 fn check_shapes(net: &Network, d: &Dataset, loss: Loss) -> Result<()> {
@@ -767,8 +783,7 @@ mod tests {
         let whole_loss = piece_gradient(
             &net,
             Loss::Mse,
-            &x,
-            &y,
+            (x.as_slice(), y.as_slice(), rows),
             &mut trace,
             &mut d_out,
             &mut whole,
@@ -787,8 +802,7 @@ mod tests {
                 * piece_gradient(
                     &net,
                     Loss::Mse,
-                    &xp,
-                    &yp,
+                    (xp.as_slice(), yp.as_slice(), piece.len()),
                     &mut trace,
                     &mut d_out,
                     &mut summed,
