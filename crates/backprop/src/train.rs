@@ -753,6 +753,17 @@ mod tests {
     use crate::{Activation, NetworkConfig};
     use rand::Rng;
 
+    /// Only rows listed consecutively and in order are read in place.
+    #[test]
+    fn consecutive_rows_are_recognised() {
+        assert_eq!(consecutive(&[3, 4, 5]), Some(3..6));
+        assert_eq!(consecutive(&[7]), Some(7..8));
+        assert_eq!(consecutive(&[]), None);
+        assert_eq!(consecutive(&[3, 5, 6]), None);
+        assert_eq!(consecutive(&[4, 3]), None);
+        assert_eq!(consecutive(&[0, 1, 2, 2]), None);
+    }
+
     /// A batch processed in pieces has the gradient and loss of the whole batch at once.
     #[test]
     fn pieces_sum_to_the_whole_batch_gradient() {
