@@ -250,13 +250,15 @@ fn steady_state_steps_allocate_nothing_at_all() {
 }
 
 /// A network large enough that `matrix::gemm` splits its products over two threads
-/// (MNIST-like: 196-256-128-10, softmax cross-entropy, batch 128): nothing allocates on
+/// (MNIST-like: 392-512-256-10, softmax cross-entropy, batch 128; its two large layers'
+/// products are 16.8M and 25.7M multiply-adds, above `matrix::gemm`'s 8.4M limit for
+/// splitting): nothing allocates on
 /// the training thread nor on the pool's worker threads, which each keep their own
 /// packing buffer.
 #[test]
 fn threaded_steps_allocate_nothing_at_all() {
     let c = Case {
-        what: "196-256-128-10 relu, sgd+momentum, cross-entropy, batch 128, 2 threads",
+        what: "392-512-256-10 relu, sgd+momentum, cross-entropy, batch 128, 2 threads",
         activation: Activation::Relu,
         outputs: 10,
         loss: Loss::CrossEntropy,
@@ -270,7 +272,7 @@ fn threaded_steps_allocate_nothing_at_all() {
         .start_handler(|_| COUNTING.with(|c| c.set(true)))
         .build()
         .unwrap();
-    let steps = pool.install(|| measure_with(&c, 196, &[256, 128], 1024));
+    let steps = pool.install(|| measure_with(&c, 392, &[512, 256], 1024));
     assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
 }
 
