@@ -102,7 +102,17 @@ fn backward(k: Backward<'_>, d: impl Fn(f32, f32) -> f32) {
             *c = *c + s4[0] * x0 + s4[1] * x1 + s4[2] * x2 + s4[3] * x3;
         }
         for ((ar, gr), &s) in a4.chunks_exact(cols).zip(g4.chunks_exact_mut(cols)).zip(s4) {
-            derivative_row(ar, gr, gb, w, s, &d);
+            for ((g, &a), &w) in gr.iter_mut().zip(ar).zip(w) {
+                *g = d(a, s * w);
+            }
+        }
+        // The bias gradient adds the four rows in order, loading and storing it once.
+        let (g01, g23) = g4.split_at(2 * cols);
+        let (g0, g1) = g01.split_at(cols);
+        let (g2, g3) = g23.split_at(cols);
+        let rows4 = g0.iter().zip(g1).zip(g2).zip(g3);
+        for (b, (((&x0, &x1), &x2), &x3)) in gb.iter_mut().zip(rows4) {
+            *b = *b + x0 + x1 + x2 + x3;
         }
         rows += 4;
     }
