@@ -50,7 +50,8 @@ fn forward(x: &mut [f32], b: &[f32], w: &[f32], out: &mut [f32], f: impl Fn(f32)
 /// `w`: its weight gradient `gw (+)= Σ_r s_r a_r` (`a` the layer below's output, its
 /// input), and for the layer below `g_r = d(v_r, s_r w)` (the derivative applied to the
 /// gradient passed down, the outer product `s wᵀ`, with `v = a`) and its bias gradient
-/// `gb += Σ_r g_r`. `g` is only written.
+/// `gb += Σ_r g_r`; with `head_bias`, also the single-output layer's own bias gradient
+/// `+= Σ_r s_r` (an identity output, whose `dz` is `s`). `g` is only written.
 pub(crate) struct Backward<'a> {
     pub a: &'a [f32],
     pub s: &'a [f32],
@@ -58,6 +59,7 @@ pub(crate) struct Backward<'a> {
     pub g: &'a mut [f32],
     pub gb: &'a mut [f32],
     pub gw: &'a mut [f32],
+    pub head_bias: Option<&'a mut f32>,
     pub accumulate: bool,
 }
 
@@ -77,6 +79,7 @@ fn backward(k: Backward<'_>, d: impl Fn(f32, f32) -> f32) {
         g,
         gb,
         gw,
+        mut head_bias,
         accumulate,
     } = k;
     let cols = w.len();
@@ -114,9 +117,15 @@ fn backward(k: Backward<'_>, d: impl Fn(f32, f32) -> f32) {
         for (b, (((&x0, &x1), &x2), &x3)) in gb.iter_mut().zip(rows4) {
             *b = *b + x0 + x1 + x2 + x3;
         }
+        if let Some(hb) = head_bias.as_deref_mut() {
+            *hb = *hb + s4[0] + s4[1] + s4[2] + s4[3];
+        }
         rows += 4;
     }
     for r in rows..s.len() {
+        if let Some(hb) = head_bias.as_deref_mut() {
+            *hb += s[r];
+        }
         let ar = &a[r * cols..][..cols];
         for (c, &x) in gw.iter_mut().zip(ar) {
             *c += s[r] * x;

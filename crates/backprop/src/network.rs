@@ -358,9 +358,20 @@ impl Network {
                 let (da_below, da_head) = da.split_at_mut(i);
                 let (da_below, da_prev) = da_below.split_last_mut().expect("i > 0");
                 let s = da_head[0].as_mut_slice();
-                layer
-                    .activation
-                    .backward_bias_in_place(z[i].as_slice(), a[i].as_slice(), s, gb, 1);
+                // An identity output's bias gradient (the sum of `s`) is added in the
+                // fused pass; any other activation's derivative comes first.
+                let head_bias = if layer.activation == Activation::Identity {
+                    Some(&mut gb[0])
+                } else {
+                    layer.activation.backward_bias_in_place(
+                        z[i].as_slice(),
+                        a[i].as_slice(),
+                        s,
+                        gb,
+                        1,
+                    );
+                    None
+                };
                 let (gw_below, gb_below) = below.split_mut(g_below);
                 if !accumulate {
                     gb_below.fill(0.0);
@@ -373,6 +384,7 @@ impl Network {
                     g: &mut *dz,
                     gb: gb_below,
                     gw,
+                    head_bias,
                     accumulate,
                 };
                 below.activation.with_derivative(pass);
