@@ -36,6 +36,18 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Every activation, in the order declared.
+    pub const ALL: [Activation; 8] = [
+        Activation::Identity,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Elu,
+        Activation::Gelu,
+        Activation::Softmax,
+    ];
+
     /// Applies the activation: `a = f(z)`; `cols` is the number of units per row.
     pub fn forward(self, z: &[f32], a: &mut [f32], cols: usize) {
         assert_eq!(z.len(), a.len(), "activation forward: z vs a length");
@@ -350,17 +362,6 @@ fn std_normal_pdf(x: f32) -> f32 {
 mod tests {
     use super::*;
 
-    const ALL: [Activation; 8] = [
-        Activation::Identity,
-        Activation::Sigmoid,
-        Activation::Tanh,
-        Activation::Relu,
-        Activation::LeakyRelu,
-        Activation::Elu,
-        Activation::Gelu,
-        Activation::Softmax,
-    ];
-
     /// The fused derivative + bias gradient gives the same bits as the two passes it
     /// replaces, overwriting and adding to a bias gradient that already holds values.
     #[test]
@@ -372,7 +373,7 @@ mod tests {
         let da: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 104_729) % 997) as f32 / 500.0 - 1.0)
             .collect();
-        for act in ALL {
+        for act in Activation::ALL {
             let mut a = vec![0.0; z.len()];
             act.forward(&z, &mut a, cols);
             let start: Vec<f32> = (0..cols).map(|j| j as f32 * 0.25 - 1.0).collect();

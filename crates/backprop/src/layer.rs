@@ -177,12 +177,7 @@ impl Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|x| ((x * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
+    use crate::test_util::grid as data;
 
     /// `Dense::backward` (derivative and bias gradient fused; for narrow layers the
     /// weight gradient through its transpose in scratch memory) against the activation's

@@ -57,6 +57,8 @@ pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod optim;
+#[cfg(test)]
+mod test_util;
 pub mod train;
 
 pub use activation::Activation;

@@ -456,12 +456,7 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|x| ((x * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
+    use crate::test_util::grid as data;
 
     /// A network ending in one output takes the fused passes of the `head` module;
     /// computed layer by layer with `Dense`'s own forward and backward instead, the
