@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::activation::{add_rows, Activation};
+use crate::columns::InputColumns;
 use crate::matrix::{gemm, View};
 
 /// Shape and activation of one fully connected layer. Its parameters live in the
@@ -36,7 +37,23 @@ impl Dense {
 
     /// Forward: `z = x Wᵀ + b` then `a = f(z)`, for `x` of `batch x inputs`.
     pub fn forward(&self, params: &[f32], x: &[f32], batch: usize, z: &mut [f32], a: &mut [f32]) {
-        self.affine(params, x, batch, z);
+        self.forward_with(params, x, batch, z, a, None);
+    }
+
+    /// [`Dense::forward`], its product over the input columns `cols` selected (when
+    /// given) instead of the whole of `x`.
+    pub(crate) fn forward_with(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        z: &mut [f32],
+        a: &mut [f32],
+        cols: Option<&mut InputColumns>,
+    ) {
+        self.product_with(params, x, batch, z, cols);
+        let (_, b) = self.split(params);
+        Activation::Identity.forward_bias_in_place(z, b, self.outputs);
         self.activation.forward(z, a, self.outputs);
     }
 
@@ -44,7 +61,19 @@ impl Dense {
     /// in one pass after the product. Enough for backward unless
     /// [`Activation::needs_z`].
     pub fn forward_in_place(&self, params: &[f32], x: &[f32], batch: usize, a: &mut [f32]) {
-        self.product(params, x, batch, a);
+        self.forward_in_place_with(params, x, batch, a, None);
+    }
+
+    /// [`Dense::forward_in_place`] over the input columns `cols` selected, when given.
+    pub(crate) fn forward_in_place_with(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        a: &mut [f32],
+        cols: Option<&mut InputColumns>,
+    ) {
+        self.product_with(params, x, batch, a, cols);
         let (_, b) = self.split(params);
         self.activation.forward_bias_in_place(a, b, self.outputs);
     }
@@ -54,6 +83,23 @@ impl Dense {
         self.product(params, x, batch, z);
         let (_, b) = self.split(params);
         Activation::Identity.forward_bias_in_place(z, b, self.outputs);
+    }
+
+    /// `out = x Wᵀ` over the input columns `cols` selected when given (see the
+    /// `columns` module; they were selected from this `x` and this layer's weight),
+    /// otherwise over all of `x`.
+    pub(crate) fn product_with(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        out: &mut [f32],
+        cols: Option<&mut InputColumns>,
+    ) {
+        match cols {
+            Some(c) => c.product(self.split(params).0, out),
+            None => self.product(params, x, batch, out),
+        }
     }
 
     /// `out = x Wᵀ`, without the bias.
@@ -87,13 +133,44 @@ impl Dense {
         accumulate: bool,
         scratch: &mut Vec<f32>,
     ) {
+        self.backward_with(
+            params,
+            x,
+            batch,
+            (z, a),
+            g,
+            grads,
+            dx,
+            accumulate,
+            scratch,
+            None,
+        );
+    }
+
+    /// [`Dense::backward`] for a forward pass that used the input columns `cols`
+    /// selected, when given.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_with(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        (z, a): (&[f32], &[f32]),
+        g: &mut [f32],
+        grads: &mut [f32],
+        dx: Option<&mut [f32]>,
+        accumulate: bool,
+        scratch: &mut Vec<f32>,
+        cols: Option<&mut InputColumns>,
+    ) {
         let (gw, gb) = self.split_mut(grads);
         if !accumulate {
             gb.fill(0.0);
         }
         self.activation
             .backward_bias_in_place(z, a, g, gb, self.outputs);
-        self.backward_products(params, x, batch, g, gw, dx, accumulate, Some(scratch));
+        let scratch = Some(scratch);
+        self.backward_products(params, x, batch, g, gw, dx, accumulate, scratch, cols);
     }
 
     /// Backward through the affine part, given `dz = dL/dz` (`batch x outputs`):
@@ -129,7 +206,7 @@ impl Dense {
             gb.fill(0.0);
         }
         add_rows(gb, dz);
-        self.backward_products(params, x, batch, dz, gw, dx, accumulate, None);
+        self.backward_products(params, x, batch, dz, gw, dx, accumulate, None, None);
     }
 
     /// The products of backward: `gw (+)= dzᵀ x` and `dx = dz W`.
@@ -138,7 +215,9 @@ impl Dense {
     /// as the first layer of a tabular network, has a weight gradient whose rows are
     /// too short for the multiply kernel, which runs along the output's contiguous
     /// side and would pad every 8-wide row to 16. Given `scratch`, such a layer computes
-    /// the transpose `xᵀ dz` there, rows `outputs` long, and adds it into `gw`.
+    /// the transpose `xᵀ dz` there, rows `outputs` long, and adds it into `gw`. Given
+    /// `cols`, the input columns the forward pass used, the weight gradient is taken
+    /// over those (zero in the others).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward_products(
         &self,
@@ -150,13 +229,15 @@ impl Dense {
         dx: Option<&mut [f32]>,
         accumulate: bool,
         scratch: Option<&mut Vec<f32>>,
+        cols: Option<&mut InputColumns>,
     ) {
         let (w, _) = self.split(params);
         let dzv = View::new(dz, batch, self.outputs);
         let xv = View::new(x, batch, self.inputs);
         let beta = if accumulate { 1.0 } else { 0.0 };
-        match scratch {
-            Some(t) if self.inputs < 16 && self.outputs > self.inputs && batch > 1 => {
+        match (cols, scratch) {
+            (Some(c), _) => c.weight_gradient(dz, gw, accumulate),
+            (None, Some(t)) if self.inputs < 16 && self.outputs > self.inputs && batch > 1 => {
                 t.resize(self.inputs * self.outputs, 0.0);
                 gemm(1.0, xv.t(), dzv, 0.0, t);
                 for (i, row) in t.chunks_exact(self.outputs).enumerate() {

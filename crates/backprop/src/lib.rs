@@ -44,6 +44,7 @@
 
 pub mod activation;
 pub mod checkpoint;
+mod columns;
 pub mod data;
 pub mod error;
 pub mod explain;

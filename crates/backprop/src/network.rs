@@ -4,6 +4,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
+use crate::columns::InputColumns;
 use crate::error::{Error, Result};
 use crate::head;
 use crate::init::Init;
@@ -246,18 +247,24 @@ impl Network {
             self.inputs()
         );
         trace.prepare(&self.layers, batch);
+        // The first layer leaves out input columns that are zero throughout the batch.
+        let first = self.layers[0];
+        let (w, _) = first.split(self.layer_params(0));
+        let selected = trace.columns.select(x, batch, w, first.outputs);
+        let mut cols = selected.then_some(&mut trace.columns);
         let mut i = 0;
         while i < self.layers.len() {
             let layer = self.layers[i];
             let (before, rest) = trace.a.split_at_mut(i);
             let input = if i == 0 { x } else { before[i - 1].as_slice() };
+            let cols = if i == 0 { cols.take() } else { None };
             let params = self.layer_params(i);
             if self.fuses_head(i) {
                 // This layer's bias and activation, and the one-output layer's product,
                 // in one pass; then that layer's bias and activation on its column.
                 let (a, next) = rest.split_at_mut(1);
                 let a = a[0].as_mut_slice();
-                layer.product(params, input, batch, a);
+                layer.product_with(params, input, batch, a, cols);
                 let head = self.layers[i + 1];
                 let (w, b) = head.split(self.layer_params(i + 1));
                 let out = next[0].as_mut_slice();
@@ -274,9 +281,10 @@ impl Network {
             }
             let a = rest[0].as_mut_slice();
             if layer.activation.needs_z() {
-                layer.forward(params, input, batch, trace.z[i].as_mut_slice(), a);
+                let z = trace.z[i].as_mut_slice();
+                layer.forward_with(params, input, batch, z, a, cols);
             } else {
-                layer.forward_in_place(params, input, batch, a);
+                layer.forward_in_place_with(params, input, batch, a, cols);
             }
             i += 1;
         }
@@ -336,7 +344,13 @@ impl Network {
         assert_eq!(x.len(), batch * self.inputs(), "backward: input length");
         let last = self.layers.len() - 1;
         trace.da[last].as_mut_slice().copy_from_slice(d_output);
-        let Trace { z, a, da, scratch } = trace;
+        let Trace {
+            z,
+            a,
+            da,
+            scratch,
+            columns,
+        } = trace;
         let mut i = last + 1;
         while i > 0 {
             i -= 1;
@@ -390,6 +404,7 @@ impl Network {
                 below.activation.with_derivative(pass);
                 let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
                 let params_below = self.layer_params(i - 1);
+                let cols = (i == 1 && columns.in_use()).then_some(&mut *columns);
                 below.backward_products(
                     params_below,
                     input(i - 1),
@@ -399,6 +414,7 @@ impl Network {
                     dx,
                     accumulate,
                     Some(scratch),
+                    cols,
                 );
                 i -= 1;
                 continue;
@@ -409,7 +425,9 @@ impl Network {
             let g = &mut grads[self.offsets[i]..self.offsets[i + 1]];
             let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
             let za = (z[i].as_slice(), a[i].as_slice());
-            layer.backward(params, input(i), batch, za, dz, g, dx, accumulate, scratch);
+            let cols = (i == 0 && columns.in_use()).then_some(&mut *columns);
+            let x = input(i);
+            layer.backward_with(params, x, batch, za, dz, g, dx, accumulate, scratch, cols);
         }
     }
 }
@@ -427,6 +445,9 @@ pub struct Trace {
     da: Vec<Matrix>,
     /// Working memory of a layer's backward products (see `Dense::backward`).
     scratch: Vec<f32>,
+    /// The first layer's input columns that are not zero throughout the batch, when
+    /// the forward pass left the others out (see the `columns` module).
+    columns: InputColumns,
 }
 
 impl Trace {
@@ -537,6 +558,91 @@ mod tests {
                         "{sizes:?} batch {batch} accumulate {accumulate}: gradients"
                     );
                 }
+            }
+        }
+    }
+
+    /// A batch whose input has columns that are zero in every row: the first layer
+    /// leaves them out of its products (see the `columns` module), for a layer that
+    /// keeps its pre-activation (GELU), one that does not, and one fused with a
+    /// one-output head. Outputs and gradients against layer by layer over whole inputs.
+    #[test]
+    fn zero_input_columns_are_left_out_with_the_same_results() {
+        for (sizes, act) in [
+            (vec![48, 32, 3], Activation::Gelu),
+            (vec![48, 32, 16, 4], Activation::Relu),
+            (vec![48, 32, 1], Activation::Relu),
+        ] {
+            let config = NetworkConfig {
+                inputs: sizes[0],
+                hidden: sizes[1..sizes.len() - 1].to_vec(),
+                outputs: sizes[sizes.len() - 1],
+                activation: act,
+                output_activation: Activation::Identity,
+                init: Init::Auto,
+            };
+            let layers = config.layers();
+            let n = Network::zeros(layers.clone()).num_params();
+            let net = Network::from_params(layers.clone(), data(n, 1)).unwrap();
+            let (batch, inputs) = (64, sizes[0]);
+            let mut x = data(batch * inputs, 2);
+            for (i, v) in x.iter_mut().enumerate() {
+                if (i % inputs) % 4 != 1 || (i % inputs) > 40 {
+                    *v = 0.0;
+                }
+            }
+            let d_out = data(batch * config.outputs, 3);
+            let mut trace = Trace::default();
+            net.forward_rows(&x, batch, &mut trace);
+            assert!(trace.columns.in_use(), "{sizes:?}: columns left out");
+
+            let mut acts = vec![x.clone()];
+            let mut zs = vec![];
+            for (i, l) in layers.iter().enumerate() {
+                let mut z = vec![0.0; batch * l.outputs];
+                let mut a = vec![0.0; batch * l.outputs];
+                l.forward(net.layer_params(i), &acts[i], batch, &mut z, &mut a);
+                acts.push(a);
+                zs.push(z);
+            }
+            let close = |got: &[f32], want: &[f32], what: &str| {
+                assert_eq!(got.len(), want.len());
+                for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                    let ok = (g - w).abs() <= 1e-5 * (1.0 + w.abs());
+                    assert!(ok, "{sizes:?} {what}[{i}]: {g} vs {w}");
+                }
+            };
+            close(trace.output().as_slice(), &acts[layers.len()], "output");
+            for accumulate in [false, true] {
+                let start = if accumulate {
+                    data(n, 4)
+                } else {
+                    vec![f32::NAN; n]
+                };
+                let mut want = start.clone();
+                let mut g = d_out.clone();
+                let mut scratch = Vec::new();
+                for i in (0..layers.len()).rev() {
+                    let l = layers[i];
+                    let mut dx = vec![0.0; batch * l.inputs];
+                    let r = net.layer_range(i);
+                    l.backward(
+                        net.layer_params(i),
+                        &acts[i],
+                        batch,
+                        (&zs[i], &acts[i + 1]),
+                        &mut g,
+                        &mut want[r],
+                        (i > 0).then_some(&mut dx[..]),
+                        accumulate,
+                        &mut scratch,
+                    );
+                    g = dx;
+                }
+                let mut got = start.clone();
+                net.forward_rows(&x, batch, &mut trace);
+                net.backward_rows(&x, batch, &mut trace, &d_out, &mut got, accumulate);
+                close(&got, &want, "gradient");
             }
         }
     }

@@ -1,0 +1,384 @@
+//! Input columns that are zero in every row of a batch, left out of the first layer's
+//! products.
+//!
+//! Images and one-hot encoded tables have many inputs that are zero throughout a batch:
+//! MNIST's border pixels (67 are zero in all 60,000 training images, and a third of the
+//! 784 are zero in a typical batch of 128), a category that no row of the batch has.
+//! Such a column adds nothing to the first layer's weighted sums (`0 · w`) and its
+//! weights get a zero gradient (`Σ_rows dz · 0`). The first layer is usually the widest
+//! product of all (784 inputs against 512 perceptrons in MNIST's network: two thirds
+//! of a training step's arithmetic), so leaving those columns out saves as much as it
+//! saves there. The columns that remain, and the same columns of the weight, are
+//! copied together in runs (active columns lie next to each other: the middle of each
+//! image row), and the products run on the narrower copies with the same multiply
+//! kernel as always. The weight gradient's left-out columns are written as zeros.
+//!
+//! The results are the same sums less terms that are exactly zero; the order in which
+//! the product kernel adds the remaining terms may differ, so the last bit of a
+//! weighted sum can differ from the full product's.
+
+/// Fewer inputs than this are always used whole: tabular networks with a handful of
+/// features have no zero columns to speak of, and their products are too small to gain.
+const MIN_INPUTS: usize = 32;
+
+/// Products smaller than this many multiply-adds are computed whole: copying the
+/// operands would cost about what the columns save.
+const MIN_WORK: usize = 1 << 16;
+
+/// Columns are left out only when at most this share of them (in tenths) remains:
+/// near the full width the copies cost more than the products save.
+const MAX_ACTIVE_TENTHS: usize = 9;
+
+/// Zero columns between two runs shorter than this are kept (they add exact zeros) so
+/// that copies go in longer runs.
+const MERGE_GAP: usize = 4;
+
+/// The first layer's active input columns for the batch of the last forward pass, with
+/// copies of the batch and the weight restricted to them. Kept in a
+/// [`crate::Trace`] and reused, so it allocates only while its buffers grow.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InputColumns {
+    /// Per input column, the OR of its values' bits without the sign: zero when the
+    /// column is `±0.0` in every row.
+    bits: Vec<u32>,
+    /// Runs of kept columns, `(first, len)`, in order.
+    runs: Vec<(usize, usize)>,
+    /// Kept columns in all.
+    active: usize,
+    /// The batch restricted to the kept columns (`batch x active`).
+    x: Vec<f32>,
+    /// The weight restricted to the kept columns (`outputs x active`).
+    w: Vec<f32>,
+    /// The weight gradient of the kept columns (`outputs x active`).
+    g: Vec<f32>,
+    /// Outputs of the layer whose input was selected.
+    outputs: usize,
+    /// Rows of the last batch selected; 0 when the last forward pass used the whole
+    /// input.
+    batch: usize,
+}
+
+impl InputColumns {
+    /// Looks at the batch `x` (`batch x inputs`) of a layer whose weight `w` is
+    /// `outputs x inputs` and, when enough of its columns are zero throughout, keeps
+    /// copies of both restricted to the others and returns `true`. Returns `false`
+    /// (the layer is to use its whole input) otherwise.
+    pub(crate) fn select(&mut self, x: &[f32], batch: usize, w: &[f32], outputs: usize) -> bool {
+        self.batch = 0;
+        let inputs = w.len() / outputs.max(1);
+        if inputs < MIN_INPUTS || batch * inputs * outputs < MIN_WORK {
+            return false;
+        }
+        debug_assert_eq!(x.len(), batch * inputs);
+        self.bits.clear();
+        self.bits.resize(inputs, 0);
+        for row in x.chunks_exact(inputs) {
+            for (b, &v) in self.bits.iter_mut().zip(row) {
+                *b |= v.to_bits() & 0x7fff_ffff;
+            }
+        }
+        self.runs.clear();
+        for (j, &b) in self.bits.iter().enumerate() {
+            if b == 0 {
+                continue;
+            }
+            match self.runs.last_mut() {
+                Some((first, len)) if j - (*first + *len) < MERGE_GAP => *len = j + 1 - *first,
+                _ => self.runs.push((j, 1)),
+            }
+        }
+        self.active = self.runs.iter().map(|&(_, len)| len).sum();
+        if self.active == 0 || self.active * 10 > inputs * MAX_ACTIVE_TENTHS {
+            return false;
+        }
+        fit(&mut self.x, batch * self.active, batch * inputs);
+        gather(1, &mut self.x, x, inputs, &self.runs);
+        self.outputs = outputs;
+        self.batch = batch;
+        true
+    }
+
+    /// Whether the last forward pass used the selected columns.
+    pub(crate) fn in_use(&self) -> bool {
+        self.batch > 0
+    }
+
+    /// `out = x Wᵀ` over the selected columns (`batch x outputs`), for the weight `w`
+    /// (`outputs x inputs`) given to [`InputColumns::select`].
+    pub(crate) fn product(&mut self, w: &[f32], out: &mut [f32]) {
+        let outputs = self.outputs;
+        let inputs = w.len() / outputs;
+        fit(&mut self.w, outputs * self.active, outputs * inputs);
+        gather(parts(w.len()), &mut self.w, w, inputs, &self.runs);
+        crate::matrix::gemm(
+            1.0,
+            crate::matrix::View::new(&self.x, self.batch, self.active),
+            crate::matrix::View::new(&self.w, outputs, self.active).t(),
+            0.0,
+            out,
+        );
+    }
+
+    /// The weight gradient `gw (+)= dzᵀ x` (`outputs x inputs`) of the batch selected,
+    /// given `dz` (`batch x outputs`): the selected columns' products, zeros (or
+    /// nothing added) in the others.
+    pub(crate) fn weight_gradient(&mut self, dz: &[f32], gw: &mut [f32], accumulate: bool) {
+        let outputs = self.outputs;
+        let inputs = gw.len() / outputs;
+        fit(&mut self.g, outputs * self.active, outputs * inputs);
+        crate::matrix::gemm(
+            1.0,
+            crate::matrix::View::new(dz, self.batch, outputs).t(),
+            crate::matrix::View::new(&self.x, self.batch, self.active),
+            0.0,
+            &mut self.g,
+        );
+        let runs = &self.runs[..];
+        in_parts(
+            parts(gw.len()),
+            (gw, inputs),
+            (&self.g, self.active),
+            &|dst, src| {
+                for (dst, src) in dst
+                    .chunks_exact_mut(inputs)
+                    .zip(src.chunks_exact(self.active))
+                {
+                    scatter_row(dst, src, runs, accumulate);
+                }
+            },
+        );
+    }
+}
+
+/// Copies row `src` (the selected columns, run after run) into `dst` (all columns),
+/// writing zeros in the columns left out or, when `accumulate`, adding to `dst` and
+/// leaving those columns as they are.
+fn scatter_row(dst: &mut [f32], src: &[f32], runs: &[(usize, usize)], accumulate: bool) {
+    let (mut to, mut from) = (0, 0);
+    for &(first, len) in runs {
+        let s = &src[from..from + len];
+        if accumulate {
+            for (d, &s) in dst[first..first + len].iter_mut().zip(s) {
+                *d += s;
+            }
+        } else {
+            fill_short(&mut dst[to..first]);
+            copy_short(&mut dst[first..first + len], s);
+        }
+        (to, from) = (first + len, from + len);
+    }
+    if !accumulate {
+        fill_short(&mut dst[to..]);
+    }
+}
+
+/// Threads to copy a weight of `len` values with: the pool's when it is large enough
+/// (MNIST's first layer, 401,408 weights, copies in about 100 µs on one thread).
+fn parts(len: usize) -> usize {
+    if len >= 1 << 16 {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
+/// Runs `f` on blocks of whole rows of `dst` (rows `dst.1` long) and the same rows of
+/// `src` (rows `src.1` long), in `parts` blocks on the current rayon pool. Each thread
+/// then copies the rows of the weight that it updated in the optimizer step (split the
+/// same way), which are in its core's cache.
+fn in_parts(
+    parts: usize,
+    (dst, dst_cols): (&mut [f32], usize),
+    (src, src_cols): (&[f32], usize),
+    f: &(dyn Fn(&mut [f32], &[f32]) + Sync),
+) {
+    let rows = dst.len() / dst_cols;
+    if parts < 2 || rows < 2 {
+        f(dst, src);
+        return;
+    }
+    let left = parts / 2;
+    let mid = rows * left / parts;
+    let (d0, d1) = dst.split_at_mut(mid * dst_cols);
+    let (s0, s1) = src.split_at(mid * src_cols);
+    rayon::join(
+        || in_parts(left, (d0, dst_cols), (s0, src_cols), f),
+        || in_parts(parts - left, (d1, dst_cols), (s1, src_cols), f),
+    );
+}
+
+/// Copies the runs of columns of each row of `src` (rows `cols` long) into the rows of
+/// `dst`, one run after another, in `parts` blocks of rows.
+fn gather(parts: usize, dst: &mut [f32], src: &[f32], cols: usize, runs: &[(usize, usize)]) {
+    let len: usize = runs.iter().map(|&(_, len)| len).sum();
+    in_parts(parts, (dst, len), (src, cols), &|dst, src| {
+        for (out, row) in dst.chunks_exact_mut(len).zip(src.chunks_exact(cols)) {
+            let mut to = 0;
+            for &(first, len) in runs {
+                copy_short(&mut out[to..to + len], &row[first..first + len]);
+                to += len;
+            }
+        }
+    });
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of columns (a few dozen values) copied
+/// here, in pieces of fixed size that the compiler copies inline: a call to `memcpy`
+/// per run cost more than the copy itself.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    let (mut d, mut s) = (d.into_remainder(), s.remainder());
+    for size in [8, 4, 2, 1] {
+        if d.len() >= size {
+            let (dh, dt) = d.split_at_mut(size);
+            let (sh, st) = s.split_at(size);
+            dh.copy_from_slice(sh);
+            (d, s) = (dt, st);
+        }
+    }
+}
+
+/// `dst.fill(0.0)` for short slices, inline (see [`copy_short`]).
+#[inline(always)]
+fn fill_short(dst: &mut [f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    for d in &mut d {
+        d.copy_from_slice(&[0.0; 16]);
+    }
+    for v in d.into_remainder() {
+        *v = 0.0;
+    }
+}
+
+/// Sets `v` to `len` elements (their values to be overwritten), with room for `max`.
+fn fit(v: &mut Vec<f32>, len: usize, max: usize) {
+    v.clear();
+    v.reserve(max);
+    v.resize(len, 0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::grid;
+
+    /// A `rows x cols` batch whose columns in `zero` are 0 (some as -0.0) in every row.
+    fn batch_with_zero_columns(rows: usize, cols: usize, zero: &[usize]) -> Vec<f32> {
+        let mut x = grid(rows * cols, 5);
+        for r in 0..rows {
+            for &c in zero {
+                x[r * cols + c] = if (r + c) % 3 == 0 { -0.0 } else { 0.0 };
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn runs_cover_the_nonzero_columns_and_bridge_short_gaps() {
+        let (rows, cols, outputs) = (40, 64, 32);
+        // Zero: 0..10, 20, 21 (a gap of 2, bridged), 40..50 (not bridged), 63.
+        let zero: Vec<usize> = (0..10).chain([20, 21]).chain(40..50).chain([63]).collect();
+        let x = batch_with_zero_columns(rows, cols, &zero);
+        let w = grid(outputs * cols, 6);
+        let mut c = InputColumns::default();
+        assert!(c.select(&x, rows, &w, outputs));
+        assert_eq!(c.runs, vec![(10, 30), (50, 13)]);
+        assert_eq!(c.active, 43);
+        assert_eq!(c.x[..30], x[10..40]);
+        let mut out = vec![0.0; rows * outputs];
+        c.product(&w, &mut out);
+        assert_eq!(c.w[30..43], w[50..63]);
+    }
+
+    #[test]
+    fn whole_input_is_used_when_few_columns_are_zero_or_the_layer_is_small() {
+        let mut c = InputColumns::default();
+        let (rows, cols, outputs) = (40, 64, 32);
+        let w = grid(outputs * cols, 6);
+        // 4 of 64 columns zero: 94% remain.
+        let x = batch_with_zero_columns(rows, cols, &[1, 2, 3, 4]);
+        assert!(!c.select(&x, rows, &w, outputs));
+        assert!(!c.in_use());
+        // Every column zero: nothing to multiply.
+        let x = vec![0.0; rows * cols];
+        assert!(!c.select(&x, rows, &w, outputs));
+        // Eight inputs (a tabular network).
+        let x = batch_with_zero_columns(rows, 8, &[0, 1, 2, 3, 4]);
+        assert!(!c.select(&x, rows, &w[..outputs * 8], outputs));
+        // A NaN is not zero.
+        let mut x = batch_with_zero_columns(rows, cols, &(0..32).collect::<Vec<_>>());
+        x[7 * cols + 5] = f32::NAN;
+        assert!(c.select(&x, rows, &w, outputs));
+        assert_eq!(c.runs, vec![(5, 1), (32, 32)]);
+    }
+
+    /// The products over the selected columns against the whole products, on one
+    /// thread and (with a weight large enough to be copied in parts) on 2 and 3.
+    #[test]
+    fn products_match_the_whole_input() {
+        for (rows, cols, outputs, threads) in
+            [(70, 100, 48, 1), (33, 300, 260, 2), (33, 300, 260, 3)]
+        {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| products_match(rows, cols, outputs));
+        }
+    }
+
+    fn products_match(rows: usize, cols: usize, outputs: usize) {
+        use crate::matrix::{gemm, View};
+        let zero: Vec<usize> = (0..cols)
+            .filter(|c| c % 7 < 3 || (30..60).contains(c) || *c == cols - 1)
+            .collect();
+        let x = batch_with_zero_columns(rows, cols, &zero);
+        let w = grid(outputs * cols, 7);
+        let dz = grid(rows * outputs, 8);
+        let mut c = InputColumns::default();
+        assert!(c.select(&x, rows, &w, outputs));
+
+        let mut want = vec![0.0; rows * outputs];
+        let xv = View::new(&x, rows, cols);
+        gemm(1.0, xv, View::new(&w, outputs, cols).t(), 0.0, &mut want);
+        let mut got = vec![f32::NAN; rows * outputs];
+        c.product(&w, &mut got);
+        close(&got, &want, "product");
+
+        for accumulate in [false, true] {
+            let start = grid(outputs * cols, 9);
+            let mut want = start.clone();
+            let beta = if accumulate { 1.0 } else { 0.0 };
+            gemm(1.0, View::new(&dz, rows, outputs).t(), xv, beta, &mut want);
+            let mut got = if accumulate {
+                start.clone()
+            } else {
+                vec![f32::NAN; outputs * cols]
+            };
+            c.weight_gradient(&dz, &mut got, accumulate);
+            close(&got, &want, "weight gradient");
+            for o in 0..outputs {
+                for &z in &zero {
+                    let left = if accumulate { start[o * cols + z] } else { 0.0 };
+                    assert_eq!(got[o * cols + z], left, "column {z} left out");
+                }
+            }
+        }
+    }
+
+    fn close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "{what}[{i}]: {g} vs {w}"
+            );
+        }
+    }
+}
