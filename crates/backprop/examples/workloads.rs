@@ -125,9 +125,11 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    rayon::ThreadPoolBuilder::new()
+    // The training loop runs on one of the pool's threads, as in `backprop train`: a
+    // product split from outside the pool would hand both halves to the pool and wait.
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
-        .build_global()?;
+        .build()?;
     let (batch_size, epochs, lr) = args.workload.schedule();
     let epochs = args.epochs.unwrap_or(epochs);
     let lr = args.lr.unwrap_or(lr);
@@ -166,7 +168,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let started = Instant::now();
-    let history = trainer.fit(&mut net, &train, None, &mut [])?;
+    let history = pool.install(|| trainer.fit(&mut net, &train, None, &mut []))?;
     let seconds = started.elapsed().as_secs_f64();
 
     let steps = epochs * train.len().div_ceil(batch_size.rows(train.len()));

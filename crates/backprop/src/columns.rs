@@ -17,6 +17,11 @@
 //! the product kernel adds the remaining terms may differ, so the last bit of a
 //! weighted sum can differ from the full product's.
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+use crate::matrix::PARALLEL_MIN_FLOPS;
+
 /// Fewer inputs than this are always used whole: tabular networks with a handful of
 /// features have no zero columns to speak of, and their products are too small to gain.
 const MIN_INPUTS: usize = 32;
@@ -92,7 +97,7 @@ impl InputColumns {
             return false;
         }
         fit(&mut self.x, batch * self.active, batch * inputs);
-        gather(1, &mut self.x, x, inputs, &self.runs);
+        gather(&mut self.x, x, inputs, &self.runs);
         self.outputs = outputs;
         self.batch = batch;
         true
@@ -106,47 +111,106 @@ impl InputColumns {
     /// `out = x Wᵀ` over the selected columns (`batch x outputs`), for the weight `w`
     /// (`outputs x inputs`) given to [`InputColumns::select`].
     pub(crate) fn product(&mut self, w: &[f32], out: &mut [f32]) {
-        let outputs = self.outputs;
+        let (batch, active, outputs) = (self.batch, self.active, self.outputs);
         let inputs = w.len() / outputs;
-        fit(&mut self.w, outputs * self.active, outputs * inputs);
-        gather(parts(w.len()), &mut self.w, w, inputs, &self.runs);
-        crate::matrix::gemm(
-            1.0,
-            crate::matrix::View::new(&self.x, self.batch, self.active),
-            crate::matrix::View::new(&self.w, outputs, self.active).t(),
-            0.0,
-            out,
-        );
+        fit(&mut self.w, outputs * active, outputs * inputs);
+        let x = MatRef::from_row_major_slice(&self.x, batch, active);
+        let out = MatMut::from_row_major_slice_mut(out, batch, outputs);
+        let parts = parts(batch * active * outputs);
+        let runs = &self.runs[..];
+        product_parts(parts, x, out, (&mut self.w, w, inputs), runs);
     }
 
     /// The weight gradient `gw (+)= dzᵀ x` (`outputs x inputs`) of the batch selected,
     /// given `dz` (`batch x outputs`): the selected columns' products, zeros (or
     /// nothing added) in the others.
     pub(crate) fn weight_gradient(&mut self, dz: &[f32], gw: &mut [f32], accumulate: bool) {
-        let outputs = self.outputs;
+        let (batch, active, outputs) = (self.batch, self.active, self.outputs);
         let inputs = gw.len() / outputs;
-        fit(&mut self.g, outputs * self.active, outputs * inputs);
-        crate::matrix::gemm(
-            1.0,
-            crate::matrix::View::new(dz, self.batch, outputs).t(),
-            crate::matrix::View::new(&self.x, self.batch, self.active),
-            0.0,
-            &mut self.g,
-        );
+        fit(&mut self.g, outputs * active, outputs * inputs);
+        let x = MatRef::from_row_major_slice(&self.x, batch, active);
+        let dz_t = MatRef::from_row_major_slice(dz, batch, outputs).transpose();
+        let parts = parts(batch * active * outputs);
         let runs = &self.runs[..];
-        in_parts(
-            parts(gw.len()),
-            (gw, inputs),
-            (&self.g, self.active),
-            &|dst, src| {
-                for (dst, src) in dst
-                    .chunks_exact_mut(inputs)
-                    .zip(src.chunks_exact(self.active))
-                {
-                    scatter_row(dst, src, runs, accumulate);
-                }
-            },
+        gradient_parts(parts, dz_t, x, (&mut self.g, gw, inputs), runs, accumulate);
+    }
+}
+
+/// Threads for a product of `work` multiply-adds: as in `matrix::gemm`.
+fn parts(work: usize) -> usize {
+    if work >= PARALLEL_MIN_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
+/// Outputs (perceptrons) given to each thread are multiples of this, as in
+/// `matrix::gemm`.
+const ALIGN: usize = 16;
+
+/// `out = x Wᵀ` in `parts` blocks of the layer's outputs (columns of `out`, rows of the
+/// weight `w`, whose rows are `inputs` long) on the current rayon pool. Each block
+/// copies the selected columns of its rows of `w` into its rows of `wc` and multiplies
+/// by them: the copy runs on the thread that uses it, in parallel, and without a
+/// separate handing of work to the threads. The products are `faer`'s, as in
+/// `matrix::gemm`, which splits a product over threads the same way.
+fn product_parts(
+    parts: usize,
+    x: MatRef<'_, f32>,
+    out: MatMut<'_, f32>,
+    (wc, w, inputs): (&mut [f32], &[f32], usize),
+    runs: &[(usize, usize)],
+) {
+    let outputs = out.ncols();
+    if parts >= 2 && outputs >= 2 * ALIGN {
+        let left = parts / 2;
+        let mid = (outputs * left / parts)
+            .next_multiple_of(ALIGN)
+            .min(outputs);
+        let (out0, out1) = out.split_at_col_mut(mid);
+        let (wc0, wc1) = wc.split_at_mut(mid * x.ncols());
+        let (w0, w1) = w.split_at(mid * inputs);
+        rayon::join(
+            || product_parts(left, x, out0, (wc0, w0, inputs), runs),
+            || product_parts(parts - left, x, out1, (wc1, w1, inputs), runs),
         );
+        return;
+    }
+    gather(wc, w, inputs, runs);
+    let wc = MatRef::from_row_major_slice(wc, outputs, x.ncols());
+    matmul(out, Accum::Replace, x, wc.transpose(), 1.0, Par::Seq);
+}
+
+/// The weight gradient in `parts` blocks of the layer's outputs: each block computes its
+/// rows of `g = dzᵀ x` (selected columns) and writes them into its rows of `gw`.
+fn gradient_parts(
+    parts: usize,
+    dz_t: MatRef<'_, f32>,
+    x: MatRef<'_, f32>,
+    (g, gw, inputs): (&mut [f32], &mut [f32], usize),
+    runs: &[(usize, usize)],
+    accumulate: bool,
+) {
+    let (outputs, active) = (dz_t.nrows(), x.ncols());
+    if parts >= 2 && outputs >= 2 * ALIGN {
+        let left = parts / 2;
+        let mid = (outputs * left / parts)
+            .next_multiple_of(ALIGN)
+            .min(outputs);
+        let (dz0, dz1) = dz_t.split_at_row(mid);
+        let (g0, g1) = g.split_at_mut(mid * active);
+        let (gw0, gw1) = gw.split_at_mut(mid * inputs);
+        rayon::join(
+            || gradient_parts(left, dz0, x, (g0, gw0, inputs), runs, accumulate),
+            || gradient_parts(parts - left, dz1, x, (g1, gw1, inputs), runs, accumulate),
+        );
+        return;
+    }
+    let gm = MatMut::from_row_major_slice_mut(g, outputs, active);
+    matmul(gm, Accum::Replace, dz_t, x, 1.0, Par::Seq);
+    for (dst, src) in gw.chunks_exact_mut(inputs).zip(g.chunks_exact(active)) {
+        scatter_row(dst, src, runs, accumulate);
     }
 }
 
@@ -172,54 +236,17 @@ fn scatter_row(dst: &mut [f32], src: &[f32], runs: &[(usize, usize)], accumulate
     }
 }
 
-/// Threads to copy a weight of `len` values with: the pool's when it is large enough
-/// (MNIST's first layer, 401,408 weights, copies in about 100 µs on one thread).
-fn parts(len: usize) -> usize {
-    if len >= 1 << 16 {
-        rayon::current_num_threads()
-    } else {
-        1
-    }
-}
-
-/// Runs `f` on blocks of whole rows of `dst` (rows `dst.1` long) and the same rows of
-/// `src` (rows `src.1` long), in `parts` blocks on the current rayon pool. Each thread
-/// then copies the rows of the weight that it updated in the optimizer step (split the
-/// same way), which are in its core's cache.
-fn in_parts(
-    parts: usize,
-    (dst, dst_cols): (&mut [f32], usize),
-    (src, src_cols): (&[f32], usize),
-    f: &(dyn Fn(&mut [f32], &[f32]) + Sync),
-) {
-    let rows = dst.len() / dst_cols;
-    if parts < 2 || rows < 2 {
-        f(dst, src);
-        return;
-    }
-    let left = parts / 2;
-    let mid = rows * left / parts;
-    let (d0, d1) = dst.split_at_mut(mid * dst_cols);
-    let (s0, s1) = src.split_at(mid * src_cols);
-    rayon::join(
-        || in_parts(left, (d0, dst_cols), (s0, src_cols), f),
-        || in_parts(parts - left, (d1, dst_cols), (s1, src_cols), f),
-    );
-}
-
 /// Copies the runs of columns of each row of `src` (rows `cols` long) into the rows of
-/// `dst`, one run after another, in `parts` blocks of rows.
-fn gather(parts: usize, dst: &mut [f32], src: &[f32], cols: usize, runs: &[(usize, usize)]) {
+/// `dst`, one run after another.
+fn gather(dst: &mut [f32], src: &[f32], cols: usize, runs: &[(usize, usize)]) {
     let len: usize = runs.iter().map(|&(_, len)| len).sum();
-    in_parts(parts, (dst, len), (src, cols), &|dst, src| {
-        for (out, row) in dst.chunks_exact_mut(len).zip(src.chunks_exact(cols)) {
-            let mut to = 0;
-            for &(first, len) in runs {
-                copy_short(&mut out[to..to + len], &row[first..first + len]);
-                to += len;
-            }
+    for (out, row) in dst.chunks_exact_mut(len).zip(src.chunks_exact(cols)) {
+        let mut to = 0;
+        for &(first, len) in runs {
+            copy_short(&mut out[to..to + len], &row[first..first + len]);
+            to += len;
         }
-    });
+    }
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of columns (a few dozen values) copied
@@ -319,11 +346,12 @@ mod tests {
     }
 
     /// The products over the selected columns against the whole products, on one
-    /// thread and (with a weight large enough to be copied in parts) on 2 and 3.
+    /// thread and (with products above `PARALLEL_MIN_FLOPS`, split over the layer's
+    /// outputs) on 2 and 3.
     #[test]
     fn products_match_the_whole_input() {
         for (rows, cols, outputs, threads) in
-            [(70, 100, 48, 1), (33, 300, 260, 2), (33, 300, 260, 3)]
+            [(70, 100, 48, 1), (200, 400, 300, 2), (200, 400, 300, 3)]
         {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -336,13 +364,19 @@ mod tests {
     fn products_match(rows: usize, cols: usize, outputs: usize) {
         use crate::matrix::{gemm, View};
         let zero: Vec<usize> = (0..cols)
-            .filter(|c| c % 7 < 3 || (30..60).contains(c) || *c == cols - 1)
+            .filter(|c| c % 7 < 4 || (30..60).contains(c) || *c == cols - 1)
             .collect();
         let x = batch_with_zero_columns(rows, cols, &zero);
         let w = grid(outputs * cols, 7);
         let dz = grid(rows * outputs, 8);
         let mut c = InputColumns::default();
         assert!(c.select(&x, rows, &w, outputs));
+        let split = parts(rows * c.active * outputs) > 1;
+        assert_eq!(
+            split,
+            rayon::current_num_threads() > 1,
+            "{rows}x{cols}x{outputs}"
+        );
 
         let mut want = vec![0.0; rows * outputs];
         let xv = View::new(&x, rows, cols);

@@ -230,7 +230,7 @@ impl Matrix {
 /// (512-row pieces) ran 1.5x slower on 2 threads than on 1. At 2^23 (8.4M, 100-160
 /// µs of work on one thread) those pieces stay on one thread, while MNIST's products
 /// (16.8M and 51.4M) are still split.
-const PARALLEL_MIN_FLOPS: usize = 1 << 23;
+pub(crate) const PARALLEL_MIN_FLOPS: usize = 1 << 23;
 
 /// `c = alpha * a b + beta * c`, with `c` row-major `a.rows x b.cols`.
 ///

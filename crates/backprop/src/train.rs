@@ -344,6 +344,12 @@ impl Trainer {
 
     /// Trains `net` on `train` for the configured epochs, evaluating on `valid` after
     /// every epoch. Returns the history.
+    ///
+    /// Large products and optimizer steps are split over the threads of the current
+    /// rayon pool. Call this inside that pool (`pool.install(|| trainer.fit(..))`, as
+    /// `backprop train` does) when it has more than one thread: from outside, every
+    /// split hands both halves to the pool's threads and waits for them. On MNIST
+    /// (784-512-256-10, batch 128, 2 threads) an epoch took about 6% longer that way.
     pub fn fit(
         &self,
         net: &mut Network,
