@@ -13,6 +13,10 @@
 //!   to the same network's matrix products alone: the difference is everything else
 //!   (bias, activation, derivative, bias gradient, the one-output layer).
 //!
+//! * `sparse_input/*`: forward and backward of MNIST's 784-512-256-10 network on real
+//!   batches, whose input columns that are zero throughout a batch the first layer
+//!   leaves out, next to the same batches with no zero columns.
+//!
 //! Run: `cargo bench -p backprop --bench step` (add `-- --quick` for a short run).
 
 use std::hint::black_box;
@@ -197,6 +201,62 @@ fn bench_piece(c: &mut Criterion) {
     group.finish();
 }
 
+/// Forward and backward of MNIST's 784-512-256-10 network on batches of 128 real
+/// training images (`data/mnist`), whose border pixels are zero in every image of a
+/// batch (a third of the 784, see the `columns` module), next to the same batches with
+/// those zeros replaced by 1e-20, which leaves no column out. Throughput counts the
+/// whole products' multiply-adds in both.
+fn bench_sparse_input(c: &mut Criterion) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/mnist/train-images-idx3-ubyte.gz"
+    );
+    let images = backprop::data::idx::read_images(path)
+        .expect("data/mnist")
+        .to_matrix();
+    let (batch, batches) = (128, 8);
+    let columns: Vec<Matrix> = (0..batches)
+        .map(|b| images.select_rows(&(b * batch..(b + 1) * batch).collect::<Vec<_>>()))
+        .collect();
+    let whole: Vec<Matrix> = columns
+        .iter()
+        .map(|m| {
+            let x = m
+                .as_slice()
+                .iter()
+                .map(|&v| if v == 0.0 { 1e-20 } else { v });
+            Matrix::from_vec(m.rows(), m.cols(), x.collect()).unwrap()
+        })
+        .collect();
+    let config = NetworkConfig {
+        inputs: 784,
+        hidden: vec![512, 256],
+        outputs: 10,
+        activation: Activation::Relu,
+        ..Default::default()
+    };
+    let net = config.init(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let mut trace = Trace::default();
+    let d_out: Vec<f32> = (0..batch * 10)
+        .map(|i| (i % 7) as f32 / 7.0 - 0.5)
+        .collect();
+    let mut grads = vec![0.0; net.num_params()];
+    let mut group = c.benchmark_group("sparse_input");
+    let flops = 2 * batch * (784 * 512 * 2 + 512 * 256 * 3 + 256 * 10 * 3);
+    group.throughput(Throughput::Elements((flops * batches) as u64));
+    for (name, set) in [("columns_left_out", &columns), ("whole", &whole)] {
+        group.bench_function(format!("mnist_784_512_256_10@128/{name}"), |b| {
+            b.iter(|| {
+                for x in set.iter() {
+                    net.forward_train(x, &mut trace);
+                    net.backward(x, &mut trace, black_box(&d_out), &mut grads);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 fn one_thread() -> Criterion {
     // The target is single-threaded; at these sizes `matrix::gemm` stays on the calling
     // thread anyway, but pin it so the measurement cannot depend on the machine.
@@ -206,5 +266,5 @@ fn one_thread() -> Criterion {
     Criterion::default()
 }
 
-criterion_group! { name = benches; config = one_thread(); targets = bench_step, bench_fit, bench_piece }
+criterion_group! { name = benches; config = one_thread(); targets = bench_step, bench_fit, bench_piece, bench_sparse_input }
 criterion_main!(benches);

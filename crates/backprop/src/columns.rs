@@ -96,6 +96,18 @@ impl InputColumns {
         if self.active == 0 || self.active * 10 > inputs * MAX_ACTIVE_TENTHS {
             return false;
         }
+        // Whole multiples of 16 columns fill the product kernel's registers: take in
+        // zero columns after the last run (or before the first) up to the next one.
+        let pad = self.active.next_multiple_of(16) - self.active;
+        let (first, len) = self.runs[self.runs.len() - 1];
+        if first + len + pad <= inputs {
+            self.runs.last_mut().expect("a run").1 += pad;
+            self.active += pad;
+        } else if self.runs[0].0 >= pad {
+            self.runs[0].0 -= pad;
+            self.runs[0].1 += pad;
+            self.active += pad;
+        }
         fit(&mut self.x, batch * self.active, batch * inputs);
         gather(&mut self.x, x, inputs, &self.runs);
         self.outputs = outputs;
@@ -284,9 +296,10 @@ fn fill_short(dst: &mut [f32]) {
 }
 
 /// Sets `v` to `len` elements (their values to be overwritten), with room for `max`.
+/// Only elements beyond its present length are written (zeroing all of a weight-sized
+/// buffer on every step cost more than the copy into it).
 fn fit(v: &mut Vec<f32>, len: usize, max: usize) {
-    v.clear();
-    v.reserve(max);
+    v.reserve(max.saturating_sub(v.len()));
     v.resize(len, 0.0);
 }
 
@@ -315,12 +328,19 @@ mod tests {
         let w = grid(outputs * cols, 6);
         let mut c = InputColumns::default();
         assert!(c.select(&x, rows, &w, outputs));
-        assert_eq!(c.runs, vec![(10, 30), (50, 13)]);
-        assert_eq!(c.active, 43);
-        assert_eq!(c.x[..30], x[10..40]);
+        // 43 columns, padded to 48 with the zero columns before the first run (after
+        // the last there are too few).
+        assert_eq!(c.runs, vec![(5, 35), (50, 13)]);
+        assert_eq!(c.active, 48);
+        assert_eq!(c.x[..35], x[5..40]);
+        assert_eq!(c.x[35..48], x[50..63]);
         let mut out = vec![0.0; rows * outputs];
         c.product(&w, &mut out);
-        assert_eq!(c.w[30..43], w[50..63]);
+        assert_eq!(c.w[35..48], w[50..63]);
+        // Zero columns after the last run when there are enough.
+        let x = batch_with_zero_columns(rows, cols, &(40..64).collect::<Vec<_>>());
+        assert!(c.select(&x, rows, &w, outputs));
+        assert_eq!((c.runs.clone(), c.active), (vec![(0, 48)], 48));
     }
 
     #[test]
