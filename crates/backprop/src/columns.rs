@@ -19,6 +19,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use multiversion::multiversion;
 
 use crate::matrix::PARALLEL_MIN_FLOPS;
 
@@ -77,11 +78,7 @@ impl InputColumns {
         debug_assert_eq!(x.len(), batch * inputs);
         self.bits.clear();
         self.bits.resize(inputs, 0);
-        for row in x.chunks_exact(inputs) {
-            for (b, &v) in self.bits.iter_mut().zip(row) {
-                *b |= v.to_bits() & 0x7fff_ffff;
-            }
-        }
+        or_rows(&mut self.bits, x);
         self.runs.clear();
         for (j, &b) in self.bits.iter().enumerate() {
             if b == 0 {
@@ -223,6 +220,18 @@ fn gradient_parts(
     matmul(gm, Accum::Replace, dz_t, x, 1.0, Par::Seq);
     for (dst, src) in gw.chunks_exact_mut(inputs).zip(g.chunks_exact(active)) {
         scatter_row(dst, src, runs, accumulate);
+    }
+}
+
+/// `bits[j] |= |x[i][j]|`'s bits for every row `x[i]` (rows `bits.len()` long): zero
+/// exactly for the columns that are `±0.0` in every row. Compiled for AVX-512 and AVX2
+/// too (see `activation::map_bias`).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
+fn or_rows(bits: &mut [u32], x: &[f32]) {
+    for row in x.chunks_exact(bits.len()) {
+        for (b, &v) in bits.iter_mut().zip(row) {
+            *b |= v.to_bits() & 0x7fff_ffff;
+        }
     }
 }
 
