@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::activation::{add_rows, Activation};
+use multiversion::multiversion;
+
+use crate::activation::{add_rows, Activation, WithFunction};
 use crate::columns::InputColumns;
 use crate::matrix::{gemm, View};
 
@@ -73,9 +75,44 @@ impl Dense {
         a: &mut [f32],
         cols: Option<&mut InputColumns>,
     ) {
+        let (w, b) = self.split(params);
+        if cols.is_none() && self.narrow_forward(w, b, x, batch, a) {
+            return;
+        }
         self.product_with(params, x, batch, a, cols);
-        let (_, b) = self.split(params);
         self.activation.forward_bias_in_place(a, b, self.outputs);
+    }
+
+    /// `a = f(x Wᵀ + b)` in one pass for a layer with at most 16 inputs and 16, 32, 48
+    /// or 64 outputs (the first layer of a tabular network), on CPUs with fused
+    /// multiply-add. Returns `false`, having written nothing, otherwise.
+    ///
+    /// With so few inputs the multiply kernel spends more time storing its output than
+    /// computing it (8 multiply-adds per stored value for 8 inputs), and the bias and
+    /// activation then take another pass. Here two rows' weighted sums stay in registers
+    /// while their 8 inputs are added in, and are stored once, activated. Each sum adds
+    /// its terms in the kernel's order, one multiply-add at a time from zero, then the
+    /// bias, so the results are the same bits as the kernel and the separate pass
+    /// (`narrow_forward_matches_product_and_pass`).
+    fn narrow_forward(&self, w: &[f32], b: &[f32], x: &[f32], batch: usize, a: &mut [f32]) -> bool {
+        let (k, n) = (self.inputs, self.outputs);
+        if k > NARROW_MAX_INPUTS || n % 16 != 0 || !(16..=64).contains(&n) || batch < 2 || !fma() {
+            return false;
+        }
+        let mut wt = [0.0f32; NARROW_MAX_INPUTS * 64];
+        for (o, row) in w.chunks_exact(k).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                wt[i * n + o] = v;
+            }
+        }
+        let pass = NarrowForward {
+            x,
+            k,
+            wt: &wt[..k * n],
+            b,
+            out: a,
+        };
+        self.activation.with_function(pass).is_some()
     }
 
     /// The affine part alone: `z = x Wᵀ + b`.
@@ -255,10 +292,139 @@ impl Dense {
     }
 }
 
+/// Layers with at most this many inputs take [`Dense::narrow_forward`].
+const NARROW_MAX_INPUTS: usize = 16;
+
+/// Whether this CPU has fused multiply-add, which [`narrow_forward`] needs to match
+/// the multiply kernel's rounding (and to be fast).
+fn fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The loop of [`Dense::narrow_forward`], run with the activation's function.
+struct NarrowForward<'a> {
+    x: &'a [f32],
+    k: usize,
+    wt: &'a [f32],
+    b: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithFunction for NarrowForward<'_> {
+    type Output = ();
+    fn apply(self, f: impl Fn(f32) -> f32 + Copy) {
+        match self.b.len() {
+            16 => narrow_forward::<16>(self.x, self.k, self.wt, self.b, self.out, f),
+            32 => narrow_forward::<32>(self.x, self.k, self.wt, self.b, self.out, f),
+            48 => narrow_forward::<48>(self.x, self.k, self.wt, self.b, self.out, f),
+            _ => narrow_forward::<64>(self.x, self.k, self.wt, self.b, self.out, f),
+        }
+    }
+}
+
+/// `out = f(x wt + b)` for `x` (`rows x k`), `wt` (`k x N`, the weight transposed) and
+/// `b` (`N`), four rows at a time. Compiled for AVX-512 and AVX2 with FMA (only called
+/// where FMA exists: `mul_add` is one instruction there).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
+fn narrow_forward<const N: usize>(
+    x: &[f32],
+    k: usize,
+    wt: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    f: impl Fn(f32) -> f32,
+) {
+    let b: &[f32; N] = b.try_into().expect("narrow forward: bias of N");
+    assert_eq!(wt.len(), k * N, "narrow forward: weight vs {k}x{N}");
+    assert_eq!(
+        x.len() / k * N,
+        out.len(),
+        "narrow forward: rows of x vs out"
+    );
+    let one = |x: &[f32], out: &mut [f32]| {
+        let mut acc = [0.0f32; N];
+        for (&s, w) in x.iter().zip(wt.chunks_exact(N)) {
+            for (a, &w) in acc.iter_mut().zip(w) {
+                *a = s.mul_add(w, *a);
+            }
+        }
+        for ((o, &a), &b) in out.iter_mut().zip(&acc).zip(b) {
+            *o = f(a + b);
+        }
+    };
+    // Four rows at a time: four independent chains of multiply-adds per register
+    // column, enough to keep both multiply-add units busy.
+    let mut quads = x.chunks_exact(4 * k).zip(out.chunks_exact_mut(4 * N));
+    for (x4, out4) in &mut quads {
+        let mut acc = [[0.0f32; N]; 4];
+        for (i, w) in wt.chunks_exact(N).enumerate() {
+            let s = [x4[i], x4[k + i], x4[2 * k + i], x4[3 * k + i]];
+            for (acc, s) in acc.iter_mut().zip(s) {
+                for (a, &w) in acc.iter_mut().zip(w) {
+                    *a = s.mul_add(w, *a);
+                }
+            }
+        }
+        for (o, acc) in out4.chunks_exact_mut(N).zip(&acc) {
+            for ((o, &a), &b) in o.iter_mut().zip(acc).zip(b) {
+                *o = f(a + b);
+            }
+        }
+    }
+    let done = x.len() / k / 4 * 4;
+    for (x, out) in x[done * k..]
+        .chunks_exact(k)
+        .zip(out[done * N..].chunks_exact_mut(N))
+    {
+        one(x, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_util::grid as data;
+
+    /// The one-pass forward of narrow layers against the multiply kernel followed by the
+    /// bias and activation pass: the same bits, for every width it takes, row counts
+    /// with every remainder after groups of four, and each element-wise activation; and
+    /// layers it does not take (too many inputs, an unsupported width, softmax) left to
+    /// the kernel.
+    #[test]
+    fn narrow_forward_matches_product_and_pass() {
+        for (inputs, outputs) in [(8, 64), (3, 16), (16, 48), (1, 32), (17, 64), (8, 40)] {
+            for act in Activation::ALL {
+                let layer = Dense {
+                    inputs,
+                    outputs,
+                    activation: act,
+                };
+                let params = data(layer.num_params(), 1);
+                let (w, b) = layer.split(&params);
+                for batch in [2, 5, 6, 7, 8, 33] {
+                    let x = data(batch * inputs, 2);
+                    let mut want = vec![0.0; batch * outputs];
+                    layer.product(&params, &x, batch, &mut want);
+                    act.forward_bias_in_place(&mut want, b, outputs);
+                    let mut got = vec![f32::NAN; batch * outputs];
+                    layer.forward_in_place(&params, &x, batch, &mut got);
+                    let what = format!("{inputs}x{outputs} {act} batch {batch}");
+                    assert_eq!(got, want, "{what}");
+                    let mut scratch = vec![f32::NAN; batch * outputs];
+                    let taken = layer.narrow_forward(w, b, &x, batch, &mut scratch);
+                    let takes = inputs <= 16 && outputs % 16 == 0 && act != Activation::Softmax;
+                    assert_eq!(taken, takes && fma(), "{what}: taken");
+                }
+            }
+        }
+    }
 
     /// `Dense::backward` (derivative and bias gradient fused; for narrow layers the
     /// weight gradient through its transpose in scratch memory) against the activation's
