@@ -156,7 +156,7 @@ impl Dense {
     /// writes (or, when `accumulate`, adds) `dW` and `db` into `grads`, this layer's
     /// slice, and `dx = dz W` when `dx` is given. The activation's derivative and the
     /// bias gradient take one pass over the batch together. `scratch` is working memory
-    /// kept between calls (see [`Dense::backward_products`]).
+    /// kept between calls (see `Dense::backward_products`).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
