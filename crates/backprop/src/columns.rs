@@ -67,13 +67,18 @@ pub(crate) struct InputColumns {
 }
 
 impl InputColumns {
-    /// Looks at the batch `x` (`batch x inputs`) of a layer whose weight `w` is
-    /// `outputs x inputs` and, when enough of its columns are zero throughout, keeps
-    /// copies of both restricted to the others and returns `true`. Returns `false`
-    /// (the layer is to use its whole input) otherwise.
-    pub(crate) fn select(&mut self, x: &[f32], batch: usize, w: &[f32], outputs: usize) -> bool {
+    /// Looks at the batch `x` (`batch x inputs`) of a layer with `outputs` perceptrons
+    /// and, when enough of its columns are zero throughout, keeps a copy of it
+    /// restricted to the others and returns `true`. Returns `false` (the layer is to use
+    /// its whole input) otherwise.
+    pub(crate) fn select(
+        &mut self,
+        x: &[f32],
+        batch: usize,
+        inputs: usize,
+        outputs: usize,
+    ) -> bool {
         self.batch = 0;
-        let inputs = w.len() / outputs.max(1);
         if inputs < MIN_INPUTS || batch * inputs * outputs < MIN_WORK {
             return false;
         }
@@ -120,7 +125,7 @@ impl InputColumns {
     }
 
     /// `out = x Wᵀ` over the selected columns (`batch x outputs`), for the weight `w`
-    /// (`outputs x inputs`) given to [`InputColumns::select`].
+    /// (`outputs x inputs`) of the layer given to [`InputColumns::select`].
     pub(crate) fn product(&mut self, w: &[f32], out: &mut [f32]) {
         let (batch, active, outputs) = (self.batch, self.active, self.outputs);
         let inputs = w.len() / outputs;
@@ -156,9 +161,20 @@ fn parts(work: usize) -> usize {
     }
 }
 
-/// Outputs (perceptrons) given to each thread are multiples of this, as in
-/// `matrix::gemm`.
-const ALIGN: usize = 16;
+/// Where `parts` threads split a layer's `outputs` (perceptrons): `(threads for the
+/// first block, outputs in it)`, in multiples of 16 as in `matrix::gemm`; `None` to
+/// keep them on one thread.
+fn split(parts: usize, outputs: usize) -> Option<(usize, usize)> {
+    const ALIGN: usize = 16;
+    if parts < 2 || outputs < 2 * ALIGN {
+        return None;
+    }
+    let left = parts / 2;
+    let mid = (outputs * left / parts)
+        .next_multiple_of(ALIGN)
+        .min(outputs);
+    Some((left, mid))
+}
 
 /// `out = x Wᵀ` in `parts` blocks of the layer's outputs (columns of `out`, rows of the
 /// weight `w`, whose rows are `inputs` long) on the current rayon pool. Each block
@@ -174,11 +190,7 @@ fn product_parts(
     runs: &[(usize, usize)],
 ) {
     let outputs = out.ncols();
-    if parts >= 2 && outputs >= 2 * ALIGN {
-        let left = parts / 2;
-        let mid = (outputs * left / parts)
-            .next_multiple_of(ALIGN)
-            .min(outputs);
+    if let Some((left, mid)) = split(parts, outputs) {
         let (out0, out1) = out.split_at_col_mut(mid);
         let (wc0, wc1) = wc.split_at_mut(mid * x.ncols());
         let (w0, w1) = w.split_at(mid * inputs);
@@ -204,11 +216,7 @@ fn gradient_parts(
     accumulate: bool,
 ) {
     let (outputs, active) = (dz_t.nrows(), x.ncols());
-    if parts >= 2 && outputs >= 2 * ALIGN {
-        let left = parts / 2;
-        let mid = (outputs * left / parts)
-            .next_multiple_of(ALIGN)
-            .min(outputs);
+    if let Some((left, mid)) = split(parts, outputs) {
         let (dz0, dz1) = dz_t.split_at_row(mid);
         let (g0, g1) = g.split_at_mut(mid * active);
         let (gw0, gw1) = gw.split_at_mut(mid * inputs);
@@ -317,7 +325,7 @@ fn fit(v: &mut Vec<f32>, len: usize, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::grid;
+    use crate::test_util::{assert_close, grid};
 
     /// A `rows x cols` batch whose columns in `zero` are 0 (some as -0.0) in every row.
     fn batch_with_zero_columns(rows: usize, cols: usize, zero: &[usize]) -> Vec<f32> {
@@ -338,7 +346,7 @@ mod tests {
         let x = batch_with_zero_columns(rows, cols, &zero);
         let w = grid(outputs * cols, 6);
         let mut c = InputColumns::default();
-        assert!(c.select(&x, rows, &w, outputs));
+        assert!(c.select(&x, rows, cols, outputs));
         // 43 columns, padded to 48 with the zero columns before the first run (after
         // the last there are too few).
         assert_eq!(c.runs, vec![(5, 35), (50, 13)]);
@@ -350,7 +358,7 @@ mod tests {
         assert_eq!(c.w[35..48], w[50..63]);
         // Zero columns after the last run when there are enough.
         let x = batch_with_zero_columns(rows, cols, &(40..64).collect::<Vec<_>>());
-        assert!(c.select(&x, rows, &w, outputs));
+        assert!(c.select(&x, rows, cols, outputs));
         assert_eq!((c.runs.clone(), c.active), (vec![(0, 48)], 48));
     }
 
@@ -358,21 +366,20 @@ mod tests {
     fn whole_input_is_used_when_few_columns_are_zero_or_the_layer_is_small() {
         let mut c = InputColumns::default();
         let (rows, cols, outputs) = (40, 64, 32);
-        let w = grid(outputs * cols, 6);
         // 4 of 64 columns zero: 94% remain.
         let x = batch_with_zero_columns(rows, cols, &[1, 2, 3, 4]);
-        assert!(!c.select(&x, rows, &w, outputs));
+        assert!(!c.select(&x, rows, cols, outputs));
         assert!(!c.in_use());
         // Every column zero: nothing to multiply.
         let x = vec![0.0; rows * cols];
-        assert!(!c.select(&x, rows, &w, outputs));
+        assert!(!c.select(&x, rows, cols, outputs));
         // Eight inputs (a tabular network).
         let x = batch_with_zero_columns(rows, 8, &[0, 1, 2, 3, 4]);
-        assert!(!c.select(&x, rows, &w[..outputs * 8], outputs));
+        assert!(!c.select(&x, rows, 8, outputs));
         // A NaN is not zero.
         let mut x = batch_with_zero_columns(rows, cols, &(0..32).collect::<Vec<_>>());
         x[7 * cols + 5] = f32::NAN;
-        assert!(c.select(&x, rows, &w, outputs));
+        assert!(c.select(&x, rows, cols, outputs));
         assert_eq!(c.runs, vec![(5, 1), (32, 32)]);
     }
 
@@ -401,7 +408,7 @@ mod tests {
         let w = grid(outputs * cols, 7);
         let dz = grid(rows * outputs, 8);
         let mut c = InputColumns::default();
-        assert!(c.select(&x, rows, &w, outputs));
+        assert!(c.select(&x, rows, cols, outputs));
         let split = parts(rows * c.active * outputs) > 1;
         assert_eq!(
             split,
@@ -414,7 +421,7 @@ mod tests {
         gemm(1.0, xv, View::new(&w, outputs, cols).t(), 0.0, &mut want);
         let mut got = vec![f32::NAN; rows * outputs];
         c.product(&w, &mut got);
-        close(&got, &want, "product");
+        assert_close(&got, &want, "product");
 
         for accumulate in [false, true] {
             let start = grid(outputs * cols, 9);
@@ -427,23 +434,13 @@ mod tests {
                 vec![f32::NAN; outputs * cols]
             };
             c.weight_gradient(&dz, &mut got, accumulate);
-            close(&got, &want, "weight gradient");
+            assert_close(&got, &want, "weight gradient");
             for o in 0..outputs {
                 for &z in &zero {
                     let left = if accumulate { start[o * cols + z] } else { 0.0 };
                     assert_eq!(got[o * cols + z], left, "column {z} left out");
                 }
             }
-        }
-    }
-
-    fn close(got: &[f32], want: &[f32], what: &str) {
-        assert_eq!(got.len(), want.len());
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                "{what}[{i}]: {g} vs {w}"
-            );
         }
     }
 }

@@ -390,7 +390,7 @@ fn narrow_forward<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::grid as data;
+    use crate::test_util::{assert_close, grid as data};
 
     /// The one-pass forward of narrow layers against the multiply kernel followed by the
     /// bias and activation pass: the same bits, for every width it takes, row counts
@@ -485,12 +485,8 @@ mod tests {
                 );
                 assert_eq!(g, dz, "{inputs}x{outputs} {act}: dz");
                 for (name, got, want) in [("grads", &got, &want), ("dx", &got_dx, &want_dx)] {
-                    for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
-                        assert!(
-                            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                            "{inputs}x{outputs} {act} accumulate {accumulate}: {name}[{i}] {g} vs {w}"
-                        );
-                    }
+                    let what = format!("{inputs}x{outputs} {act} accumulate {accumulate}: {name}");
+                    assert_close(got, want, &what);
                 }
             }
         }

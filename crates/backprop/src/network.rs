@@ -249,8 +249,7 @@ impl Network {
         trace.prepare(&self.layers, batch);
         // The first layer leaves out input columns that are zero throughout the batch.
         let first = self.layers[0];
-        let (w, _) = first.split(self.layer_params(0));
-        let selected = trace.columns.select(x, batch, w, first.outputs);
+        let selected = trace.columns.select(x, batch, first.inputs, first.outputs);
         let mut cols = selected.then_some(&mut trace.columns);
         let mut i = 0;
         while i < self.layers.len() {
@@ -477,7 +476,7 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::grid as data;
+    use crate::test_util::{assert_close, grid as data};
 
     /// A network ending in one output takes the fused passes of the `head` module;
     /// computed layer by layer with `Dense`'s own forward and backward instead, the
@@ -525,31 +524,15 @@ mod tests {
                     "{sizes:?} batch {batch}: output"
                 );
                 for accumulate in [false, true] {
-                    let start = if accumulate {
-                        data(net.num_params(), 4)
-                    } else {
-                        vec![f32::NAN; net.num_params()]
-                    };
-                    let mut want = start.clone();
-                    let mut g = d_out.clone();
-                    let mut scratch = Vec::new();
-                    for i in (0..layers.len()).rev() {
-                        let l = layers[i];
-                        let mut dx = vec![0.0; batch * l.inputs];
-                        let r = net.layer_range(i);
-                        l.backward(
-                            net.layer_params(i),
-                            &acts[i],
-                            batch,
-                            (&[], &acts[i + 1]),
-                            &mut g,
-                            &mut want[r],
-                            (i > 0).then_some(&mut dx[..]),
-                            accumulate,
-                            &mut scratch,
-                        );
-                        g = dx;
-                    }
+                    let start = start_gradient(net.num_params(), accumulate);
+                    let want = layer_by_layer_gradients(
+                        &net,
+                        (&acts, None),
+                        batch,
+                        &d_out,
+                        &start,
+                        accumulate,
+                    );
                     let mut got = start.clone();
                     net.forward_train(&x, &mut trace);
                     net.backward_add(&x, &mut trace, &d_out, &mut got, accumulate);
@@ -605,45 +588,61 @@ mod tests {
                 acts.push(a);
                 zs.push(z);
             }
-            let close = |got: &[f32], want: &[f32], what: &str| {
-                assert_eq!(got.len(), want.len());
-                for (i, (g, w)) in got.iter().zip(want).enumerate() {
-                    let ok = (g - w).abs() <= 1e-5 * (1.0 + w.abs());
-                    assert!(ok, "{sizes:?} {what}[{i}]: {g} vs {w}");
-                }
-            };
-            close(trace.output().as_slice(), &acts[layers.len()], "output");
+            let what = format!("{sizes:?} output");
+            assert_close(trace.output().as_slice(), &acts[layers.len()], &what);
             for accumulate in [false, true] {
-                let start = if accumulate {
-                    data(n, 4)
-                } else {
-                    vec![f32::NAN; n]
-                };
-                let mut want = start.clone();
-                let mut g = d_out.clone();
-                let mut scratch = Vec::new();
-                for i in (0..layers.len()).rev() {
-                    let l = layers[i];
-                    let mut dx = vec![0.0; batch * l.inputs];
-                    let r = net.layer_range(i);
-                    l.backward(
-                        net.layer_params(i),
-                        &acts[i],
-                        batch,
-                        (&zs[i], &acts[i + 1]),
-                        &mut g,
-                        &mut want[r],
-                        (i > 0).then_some(&mut dx[..]),
-                        accumulate,
-                        &mut scratch,
-                    );
-                    g = dx;
-                }
+                let start = start_gradient(n, accumulate);
+                let layers_out = (&acts[..], Some(&zs[..]));
+                let want =
+                    layer_by_layer_gradients(&net, layers_out, batch, &d_out, &start, accumulate);
                 let mut got = start.clone();
                 net.forward_rows(&x, batch, &mut trace);
                 net.backward_rows(&x, batch, &mut trace, &d_out, &mut got, accumulate);
-                close(&got, &want, "gradient");
+                assert_close(&got, &want, &format!("{sizes:?} gradient"));
             }
         }
+    }
+
+    /// A gradient buffer to start from: NaN where it is to be overwritten (so that
+    /// anything not written shows), values to add to when accumulating.
+    fn start_gradient(n: usize, accumulate: bool) -> Vec<f32> {
+        if accumulate {
+            data(n, 4)
+        } else {
+            vec![f32::NAN; n]
+        }
+    }
+
+    /// Backpropagation layer by layer with `Dense::backward` from `d_out`, given each
+    /// layer's input and output (`acts`, the network's input first) and, when given,
+    /// pre-activations `zs`; starting from `start` as in `Network::backward_add`.
+    fn layer_by_layer_gradients(
+        net: &Network,
+        (acts, zs): (&[Vec<f32>], Option<&[Vec<f32>]>),
+        batch: usize,
+        d_out: &[f32],
+        start: &[f32],
+        accumulate: bool,
+    ) -> Vec<f32> {
+        let mut want = start.to_vec();
+        let mut g = d_out.to_vec();
+        let mut scratch = Vec::new();
+        for (i, l) in net.layers().iter().enumerate().rev() {
+            let mut dx = vec![0.0; batch * l.inputs];
+            let z = zs.map_or(&[][..], |zs| &zs[i][..]);
+            l.backward(
+                net.layer_params(i),
+                &acts[i],
+                batch,
+                (z, &acts[i + 1]),
+                &mut g,
+                &mut want[net.layer_range(i)],
+                (i > 0).then_some(&mut dx[..]),
+                accumulate,
+                &mut scratch,
+            );
+            g = dx;
+        }
+        want
     }
 }
