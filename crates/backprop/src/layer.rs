@@ -53,9 +53,7 @@ impl Dense {
         a: &mut [f32],
         cols: Option<&mut InputColumns>,
     ) {
-        self.product_with(params, x, batch, z, cols);
-        let (_, b) = self.split(params);
-        Activation::Identity.forward_bias_in_place(z, b, self.outputs);
+        self.affine_with(params, x, batch, z, cols);
         self.activation.forward(z, a, self.outputs);
     }
 
@@ -89,8 +87,8 @@ impl Dense {
     ///
     /// With so few inputs the multiply kernel spends more time storing its output than
     /// computing it (8 multiply-adds per stored value for 8 inputs), and the bias and
-    /// activation then take another pass. Here two rows' weighted sums stay in registers
-    /// while their 8 inputs are added in, and are stored once, activated. Each sum adds
+    /// activation then take another pass. Here four rows' weighted sums stay in
+    /// registers while their inputs are added in, and are stored once, activated. Each sum adds
     /// its terms in the kernel's order, one multiply-add at a time from zero, then the
     /// bias, so the results are the same bits as the kernel and the separate pass
     /// (`narrow_forward_matches_product_and_pass`).
@@ -117,14 +115,26 @@ impl Dense {
 
     /// The affine part alone: `z = x Wᵀ + b`.
     pub fn affine(&self, params: &[f32], x: &[f32], batch: usize, z: &mut [f32]) {
-        self.product(params, x, batch, z);
+        self.affine_with(params, x, batch, z, None);
+    }
+
+    /// [`Dense::affine`], its product as in [`Dense::product_with`].
+    fn affine_with(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        batch: usize,
+        z: &mut [f32],
+        cols: Option<&mut InputColumns>,
+    ) {
+        self.product_with(params, x, batch, z, cols);
         let (_, b) = self.split(params);
         Activation::Identity.forward_bias_in_place(z, b, self.outputs);
     }
 
     /// `out = x Wᵀ` over the input columns `cols` selected when given (see the
-    /// `columns` module; they were selected from this `x` and this layer's weight),
-    /// otherwise over all of `x`.
+    /// `columns` module; they were selected from this `x` for this layer), otherwise
+    /// over all of `x`.
     pub(crate) fn product_with(
         &self,
         params: &[f32],
