@@ -294,13 +294,39 @@ fn update(
                 *g = d(v, *g);
             }
         }
-        Some(gb) => {
-            for (gr, vr) in g.chunks_exact_mut(cols).zip(v.chunks_exact(cols)) {
-                for ((g, &v), b) in gr.iter_mut().zip(vr).zip(gb.iter_mut()) {
-                    *g = d(v, *g);
-                    *b += *g;
-                }
-            }
+        // Narrow layers' bias gradient stays in registers for the whole batch.
+        Some(gb) => match cols {
+            16 => update_fixed::<16>(v, g, gb, &d),
+            32 => update_fixed::<32>(v, g, gb, &d),
+            48 => update_fixed::<48>(v, g, gb, &d),
+            64 => update_fixed::<64>(v, g, gb, &d),
+            _ => update_rows(v, g, gb, &d),
+        },
+    }
+}
+
+/// [`update_rows`] with the bias gradient in a local array of `N`, which the compiler
+/// keeps in registers.
+#[inline(always)]
+fn update_fixed<const N: usize>(
+    v: &[f32],
+    g: &mut [f32],
+    gb: &mut [f32],
+    d: &impl Fn(f32, f32) -> f32,
+) {
+    let mut local: [f32; N] = (&*gb).try_into().expect("bias gradient of N");
+    update_rows(v, g, &mut local, d);
+    gb.copy_from_slice(&local);
+}
+
+/// `g ← d(v, g)` and `gb ← gb + Σ rows of g`, row by row.
+#[inline(always)]
+fn update_rows(v: &[f32], g: &mut [f32], gb: &mut [f32], d: &impl Fn(f32, f32) -> f32) {
+    let cols = gb.len();
+    for (gr, vr) in g.chunks_exact_mut(cols).zip(v.chunks_exact(cols)) {
+        for ((g, &v), b) in gr.iter_mut().zip(vr).zip(gb.iter_mut()) {
+            *g = d(v, *g);
+            *b += *g;
         }
     }
 }
@@ -363,32 +389,37 @@ mod tests {
     use super::*;
 
     /// The fused derivative + bias gradient gives the same bits as the two passes it
-    /// replaces, overwriting and adding to a bias gradient that already holds values.
+    /// replaces, overwriting and adding to a bias gradient that already holds values,
+    /// for a width kept in memory (19) and widths kept in registers (16 and 64).
     #[test]
     fn fused_bias_gradient_matches_two_passes() {
-        let (rows, cols) = (37, 19);
-        let z: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
-            .collect();
-        let da: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i * 104_729) % 997) as f32 / 500.0 - 1.0)
-            .collect();
-        for act in Activation::ALL {
-            let mut a = vec![0.0; z.len()];
-            act.forward(&z, &mut a, cols);
-            let start: Vec<f32> = (0..cols).map(|j| j as f32 * 0.25 - 1.0).collect();
+        for (rows, cols) in [(37, 19), (37, 16), (9, 64)] {
+            let z: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+                .collect();
+            let da: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i * 104_729) % 997) as f32 / 500.0 - 1.0)
+                .collect();
+            for act in Activation::ALL {
+                let mut a = vec![0.0; z.len()];
+                act.forward(&z, &mut a, cols);
+                let start: Vec<f32> = (0..cols).map(|j| j as f32 * 0.25 - 1.0).collect();
 
-            let mut want = da.clone();
-            act.backward_in_place(&z, &a, &mut want, cols);
-            let mut want_gb = start.clone();
-            add_rows(&mut want_gb, &want);
+                let mut want = da.clone();
+                act.backward_in_place(&z, &a, &mut want, cols);
+                let mut want_gb = start.clone();
+                add_rows(&mut want_gb, &want);
 
-            let mut got = da.clone();
-            let mut got_gb = start.clone();
-            act.backward_bias_in_place(&z, &a, &mut got, &mut got_gb, cols);
-            assert_eq!(got, want, "{act}: dz");
-            assert_eq!(got_gb, want_gb, "{act}: bias gradient");
-            assert_ne!(got_gb, start, "{act}: the bias gradient was not added to");
+                let mut got = da.clone();
+                let mut got_gb = start.clone();
+                act.backward_bias_in_place(&z, &a, &mut got, &mut got_gb, cols);
+                assert_eq!(got, want, "{act} x {cols}: dz");
+                assert_eq!(got_gb, want_gb, "{act} x {cols}: bias gradient");
+                assert_ne!(
+                    got_gb, start,
+                    "{act} x {cols}: the bias gradient was not added to"
+                );
+            }
         }
     }
 }

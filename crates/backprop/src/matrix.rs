@@ -405,9 +405,9 @@ fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
 /// output or a batch of one.
 ///
 /// Each dot product is [`dot`]'s, with its order of additions. One running sum per row
-/// waits on the previous addition at every step, so on x86-64 with AVX this takes four
-/// rows at a time in 8-wide registers, whose sums are independent; the additions of
-/// each row are the same as in [`dot`], so the bits are too.
+/// waits on the previous addition at every step, so on x86-64 with AVX this takes eight
+/// rows at a time (then four) in 8-wide registers, whose sums are independent; the
+/// additions of each row are the same as in [`dot`], so the bits are too.
 pub(crate) fn dots(alpha: f32, rows: View<'_>, v: &[f32], beta: f32, c: &mut [f32]) {
     debug_assert_eq!(rows.cols, v.len());
     debug_assert_eq!(rows.rows, c.len());
@@ -417,61 +417,88 @@ pub(crate) fn dots(alpha: f32, rows: View<'_>, v: &[f32], beta: f32, c: &mut [f3
         check_extent(rows);
         assert_eq!(rows.col_stride, 1, "dots: rows must be contiguous");
         // SAFETY: AVX is present; `check_extent` proved every row lies in `rows.data`.
-        done = unsafe { dots4_avx(alpha, rows, v, beta, c) };
+        done = unsafe { dots_avx(alpha, rows, v, beta, c) };
     }
     for (i, c) in c.iter_mut().enumerate().skip(done) {
         *c = blend(alpha * dot(rows.row(i), v), beta, *c);
     }
 }
 
-/// [`dots`] for the rows in groups of four; returns how many rows it did.
+/// [`dots`] for the rows in groups of eight, then of four; returns how many rows it did.
 ///
 /// # Safety
 /// The CPU must have AVX, `rows` must have contiguous rows (`col_stride == 1`) and
 /// pass `check_extent`, and `c` must hold `rows.rows` elements.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn dots4_avx(alpha: f32, rows: View<'_>, v: &[f32], beta: f32, c: &mut [f32]) -> usize {
+unsafe fn dots_avx(alpha: f32, rows: View<'_>, v: &[f32], beta: f32, c: &mut [f32]) -> usize {
+    let eights = rows.rows / 8 * 8;
+    dots_group_avx::<8>(alpha, rows, v, beta, &mut c[..eights]);
+    let fours = rows.rows / 4 * 4;
+    if fours > eights {
+        let rest = View {
+            data: &rows.data[eights * rows.row_stride as usize..],
+            rows: fours - eights,
+            ..rows
+        };
+        dots_group_avx::<4>(alpha, rest, v, beta, &mut c[eights..fours]);
+    }
+    fours
+}
+
+/// [`dots`] for the first `c.len()` rows (a multiple of `R`), `R` at a time: their
+/// running sums are independent, so `R` of them are in flight at once.
+///
+/// # Safety
+/// As [`dots_avx`], and `c.len()` is a multiple of `R` at most `rows.rows`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn dots_group_avx<const R: usize>(
+    alpha: f32,
+    rows: View<'_>,
+    v: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
     use std::arch::x86_64::*;
     let k = v.len();
     let whole = k / 8 * 8;
     let stride = rows.row_stride as usize;
-    let groups = rows.rows / 4;
-    for g in 0..groups {
-        let first = rows.data.as_ptr().add(4 * g * stride);
-        let r = [
-            first,
-            first.add(stride),
-            first.add(2 * stride),
-            first.add(3 * stride),
-        ];
-        let mut acc = [_mm256_setzero_ps(); 4];
+    debug_assert!(c.len() / R * R == c.len() && c.len() <= rows.rows);
+    for (g, cs) in c.chunks_exact_mut(R).enumerate() {
+        let first = rows.data.as_ptr().add(R * g * stride);
+        let r: [*const f32; R] = std::array::from_fn(|d| first.add(d * stride));
+        let mut acc = [_mm256_setzero_ps(); R];
         let mut p = 0;
         while p < whole {
             let y = _mm256_loadu_ps(v.as_ptr().add(p));
-            for d in 0..4 {
+            for d in 0..R {
                 let x = _mm256_loadu_ps(r[d].add(p));
                 acc[d] = _mm256_add_ps(acc[d], _mm256_mul_ps(x, y));
             }
             p += 8;
         }
         // Per row: s_l = acc_l + acc_{l+4}, then (s_0 + s_1) + (s_2 + s_3), as `dot`.
-        let s = acc.map(|a| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1)));
-        let sums = _mm_hadd_ps(_mm_hadd_ps(s[0], s[1]), _mm_hadd_ps(s[2], s[3]));
-        let mut out = [0.0f32; 4];
-        _mm_storeu_ps(out.as_mut_ptr(), sums);
-        for d in 0..4 {
-            let row = std::slice::from_raw_parts(r[d], k);
-            let tail: f32 = row[whole..]
-                .iter()
-                .zip(&v[whole..])
-                .map(|(a, b)| a * b)
-                .sum();
-            let c = &mut c[4 * g + d];
-            *c = blend(alpha * (out[d] + tail), beta, *c);
+        for (q, cs) in cs.chunks_exact_mut(4).enumerate() {
+            let s: [__m128; 4] = std::array::from_fn(|d| {
+                let a = acc[4 * q + d];
+                _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1))
+            });
+            let sums = _mm_hadd_ps(_mm_hadd_ps(s[0], s[1]), _mm_hadd_ps(s[2], s[3]));
+            let mut out = [0.0f32; 4];
+            _mm_storeu_ps(out.as_mut_ptr(), sums);
+            for (d, c) in cs.iter_mut().enumerate() {
+                let row = std::slice::from_raw_parts(r[4 * q + d], k);
+                let tail: f32 = row[whole..]
+                    .iter()
+                    .zip(&v[whole..])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                *c = blend(alpha * (out[d] + tail), beta, *c);
+            }
         }
     }
-    groups * 4
 }
 
 /// `x · y` with eight partial sums, so it vectorises (the order of a float sum is fixed
@@ -637,7 +664,7 @@ mod tests {
         }
     }
 
-    /// The many-dots kernel (four rows at a time where the CPU has AVX) gives each row
+    /// The many-dots kernel (eight and four rows at a time where the CPU has AVX) gives each row
     /// the same bits as the plain `dot`, for lengths with and without a tail and row
     /// counts with and without a remainder, through a padded row stride.
     #[test]

@@ -489,6 +489,8 @@ mod tests {
             (vec![5, 9, 1], Activation::Tanh, Activation::Sigmoid),
             (vec![3, 16, 7, 1], Activation::Elu, Activation::Identity),
             (vec![4, 1], Activation::Relu, Activation::Identity),
+            (vec![6, 32, 1], Activation::LeakyRelu, Activation::Identity),
+            (vec![2, 16, 1], Activation::Sigmoid, Activation::Sigmoid),
         ] {
             let config = NetworkConfig {
                 inputs: sizes[0],
