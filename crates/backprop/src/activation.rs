@@ -271,6 +271,13 @@ fn map_bias(x: &mut [f32], b: &[f32], cols: usize, f: impl Fn(f32) -> f32) {
         }
         return;
     }
+    if let [b] = *b {
+        // One column (a regression output): rows of one would not vectorise.
+        for x in x.iter_mut() {
+            *x = f(*x + b);
+        }
+        return;
+    }
     for row in x.chunks_exact_mut(cols) {
         for (x, &b) in row.iter_mut().zip(b) {
             *x = f(*x + b);

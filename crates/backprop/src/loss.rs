@@ -108,6 +108,20 @@ impl Loss {
 
     /// Writes `dL/dp` of the mean loss into `grad` and returns the mean loss.
     pub fn gradient(self, p: &[f32], y: &[f32], cols: usize, grad: &mut [f32]) -> f32 {
+        self.gradient_scaled(p, y, cols, 1.0, grad)
+    }
+
+    /// [`Loss::gradient`] with `dL/dp` multiplied by `scale` (a piece's share of the
+    /// rows of its batch) in the same pass: each element is the same bits as
+    /// `gradient`'s times `scale`.
+    pub fn gradient_scaled(
+        self,
+        p: &[f32],
+        y: &[f32],
+        cols: usize,
+        scale: f32,
+        grad: &mut [f32],
+    ) -> f32 {
         assert_eq!(
             p.len(),
             y.len(),
@@ -126,7 +140,7 @@ impl Loss {
                 for ((g, &p), &y) in grad.iter_mut().zip(p).zip(y) {
                     let d = p - y;
                     total += (d * d) as f64;
-                    *g = 2.0 * d * inv;
+                    *g = 2.0 * d * inv * scale;
                 }
             }
             Loss::Mae => {
@@ -134,9 +148,9 @@ impl Loss {
                     let d = p - y;
                     total += d.abs() as f64;
                     *g = if d > 0.0 {
-                        inv
+                        inv * scale
                     } else if d < 0.0 {
-                        -inv
+                        -inv * scale
                     } else {
                         0.0
                     };
@@ -146,14 +160,14 @@ impl Loss {
                 for ((g, &p), &y) in grad.iter_mut().zip(p).zip(y) {
                     let d = p - y;
                     total += self.elementwise(p, y) as f64;
-                    *g = d.clamp(-HUBER_DELTA, HUBER_DELTA) * inv;
+                    *g = d.clamp(-HUBER_DELTA, HUBER_DELTA) * inv * scale;
                 }
             }
             // dL/dz = σ(z) - y
             Loss::Bce => {
                 for ((g, &p), &y) in grad.iter_mut().zip(p).zip(y) {
                     total += self.elementwise(p, y) as f64;
-                    *g = (sigmoid(p) - y) * inv;
+                    *g = (sigmoid(p) - y) * inv * scale;
                 }
             }
             // dL/dz_i = (Σ_j y_j) softmax(z)_i - y_i
@@ -171,10 +185,10 @@ impl Loss {
                     }
                     let lse = max + sum.ln();
                     let ysum: f32 = yr.iter().sum();
-                    let scale = ysum / sum;
+                    let ce_scale = ysum / sum;
                     for ((g, &z), &y) in gr.iter_mut().zip(zr).zip(yr) {
                         total += (y * (lse - z)) as f64;
-                        *g = (*g * scale - y) * inv;
+                        *g = (*g * ce_scale - y) * inv * scale;
                     }
                 }
             }

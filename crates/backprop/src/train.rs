@@ -661,14 +661,8 @@ fn piece_gradient(
     net.forward_rows(x, rows, trace);
     let out = trace.output();
     d_out.resize(out.as_slice().len(), 0.0);
-    let value = loss.gradient(out.as_slice(), y, out.cols(), d_out);
-    let accumulate = match piece {
-        Some((share, accumulate)) => {
-            d_out.iter_mut().for_each(|g| *g *= share);
-            accumulate
-        }
-        None => false,
-    };
+    let (share, accumulate) = piece.unwrap_or((1.0, false));
+    let value = loss.gradient_scaled(out.as_slice(), y, out.cols(), share, d_out);
     net.backward_rows(x, rows, trace, d_out, grads, accumulate);
     value
 }

@@ -75,6 +75,14 @@ proptest! {
             let from_gradient = loss.gradient(&p, &y, cols, &mut grad);
             prop_assert!(from_gradient.is_finite() && from_gradient >= 0.0, "{loss}: gradient() loss {from_gradient}");
             prop_assert!(grad.iter().all(|g| g.is_finite()), "{loss}: gradient {grad:?}");
+            // A piece's share folded into the same pass: the gradient times the share,
+            // bit for bit, and the same loss.
+            let share = 0.3f32;
+            let mut scaled = vec![f32::NAN; p.len()];
+            let from_scaled = loss.gradient_scaled(&p, &y, cols, share, &mut scaled);
+            let want: Vec<f32> = grad.iter().map(|g| g * share).collect();
+            prop_assert_eq!(from_scaled, from_gradient, "{}: loss", loss);
+            prop_assert_eq!(scaled, want, "{}: scaled gradient", loss);
         }
     }
 
