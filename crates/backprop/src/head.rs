@@ -16,8 +16,7 @@ use crate::activation::{WithDerivative, WithFunction};
 use crate::matrix::{dots, View};
 
 /// Forward: `x ← f(x + b)` row by row (the layer below), and `out_r = x_r · w` (the
-/// single-output layer's product, before its bias), eight rows at a time (see
-/// `matrix::dots`).
+/// single-output layer's product, before its bias), [`FORWARD_ROWS`] rows at a time.
 pub(crate) struct Forward<'a> {
     pub x: &'a mut [f32],
     pub b: &'a [f32],
@@ -32,12 +31,21 @@ impl WithFunction for Forward<'_> {
     }
 }
 
+/// Rows activated before their dot products are taken (16 KB at 64 wide, in the
+/// first-level cache). Reading rows back right after they were stored, as with
+/// eight, waits on the stores; 64 took about a fifth off these two loops in workload
+/// 3 of `bench/compare.py` (`perf` shares, median of 5), and 128 overflowed the cache.
+const FORWARD_ROWS: usize = 64;
+
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
 fn forward(x: &mut [f32], b: &[f32], w: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
     let cols = b.len();
     assert_eq!(w.len(), cols, "head forward: weights vs columns");
     assert_eq!(x.len(), out.len() * cols, "head forward: rows vs outputs");
-    for (xs, outs) in x.chunks_mut(8 * cols).zip(out.chunks_mut(8)) {
+    for (xs, outs) in x
+        .chunks_mut(FORWARD_ROWS * cols)
+        .zip(out.chunks_mut(FORWARD_ROWS))
+    {
         for row in xs.chunks_exact_mut(cols) {
             for (x, &b) in row.iter_mut().zip(b) {
                 *x = f(*x + b);

@@ -507,7 +507,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(net.fuses_head(sizes.len() - 3), sizes.len() > 2);
-            for batch in [1, 3, 4, 13, 64] {
+            for batch in [1, 3, 4, 13, 64, 150] {
                 let x = Matrix::from_vec(batch, sizes[0], data(batch * sizes[0], 2)).unwrap();
                 let d_out = data(batch, 3);
                 let mut trace = Trace::default();
