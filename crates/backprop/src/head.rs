@@ -80,8 +80,9 @@ impl WithDerivative for Backward<'_> {
 }
 
 /// Layers 16 to 64 wide (those of tabular networks) keep the two gradients they sum
-/// over the rows, and the weights, in registers for the whole batch: loaded and stored
-/// for every four rows, the sums waited on memory. The additions are the same.
+/// over the rows, and the weights, in registers for the whole batch. (Loaded and
+/// stored for every four rows instead, each sum waited on memory.) The additions are
+/// the same either way.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
 fn backward(k: Backward<'_>, d: impl Fn(f32, f32) -> f32) {
     match k.w.len() {
