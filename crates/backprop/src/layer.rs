@@ -88,10 +88,10 @@ impl Dense {
     /// With so few inputs the multiply kernel spends more time storing its output than
     /// computing it (8 multiply-adds per stored value for 8 inputs), and the bias and
     /// activation then take another pass. Here four rows' weighted sums stay in
-    /// registers while their inputs are added in, and are stored once, activated. Each sum adds
-    /// its terms in the kernel's order, one multiply-add at a time from zero, then the
-    /// bias, so the results are the same bits as the kernel and the separate pass
-    /// (`narrow_forward_matches_product_and_pass`).
+    /// registers while their inputs are added in, and are stored once, activated. Each
+    /// sum adds its terms in the kernel's order, one multiply-add at a time from zero,
+    /// then the bias, so the results are the same bits as the kernel and the separate
+    /// pass (`narrow_forward_matches_product_and_pass`).
     fn narrow_forward(&self, w: &[f32], b: &[f32], x: &[f32], batch: usize, a: &mut [f32]) -> bool {
         let (k, n) = (self.inputs, self.outputs);
         if k > NARROW_MAX_INPUTS || n % 16 != 0 || !(16..=64).contains(&n) || batch < 2 || !fma() {
