@@ -3,8 +3,9 @@
 
 Runs each workload of issue 6 in both, alternating, several repetitions, each run in
 its own process with the same thread count, and prints the median training-loop
-seconds, the ratio (PyTorch / backprop) and the final training loss and test metric of
-both. The backprop side is `crates/backprop/examples/workloads.rs` (the library's own
+seconds, the ratio (PyTorch / backprop) of the medians, the median (and range) of each
+repetition's own ratio, and the final training loss and test metric of both. The
+backprop side is `crates/backprop/examples/workloads.rs` (the library's own
 `Trainer::fit`); the PyTorch side is the ordinary PyTorch loop below. Both use the same
 rows: the California split is the same SplitMix64 Fisher-Yates shuffle in both, and
 standardisation uses the training rows' mean and population standard deviation.
@@ -245,8 +246,8 @@ def main():
 
     print()
     before = " before s |" if args.baseline else ""
-    print(f"| workload | threads | backprop s | PyTorch s | speed-up | target | backprop loss / test | PyTorch loss / test |{before}")
-    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.baseline else ""))
+    print(f"| workload | threads | backprop s | PyTorch s | speed-up | per-rep speed-up | target | backprop loss / test | PyTorch loss / test |{before}")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if args.baseline else ""))
     for spec, results in rows:
         name, threads, lr = parse_spec(spec)
         label = name + (f" (lr {lr})" if float(lr) else "")
@@ -264,8 +265,18 @@ def main():
             if failed:
                 fig[impl] += f" ({failed} of {len(rs)} diverged)"
         ratio = med["torch"] / med["backprop"]
+        # Each repetition's two runs follow each other, so their ratio is less affected
+        # by the machine's load drifting over the whole comparison than the medians are.
+        per_rep = sorted(
+            t["seconds"] / b["seconds"]
+            for b, t in zip(results["backprop"], results["torch"])
+            if "seconds" in b and "seconds" in t
+        )
+        paired = (
+            f"{statistics.median(per_rep):.1f}x ({per_rep[0]:.1f}-{per_rep[-1]:.1f})" if per_rep else "-"
+        )
         print(
-            f"| {label} | {threads} | {med['backprop']:.3f} | {med['torch']:.3f} | {ratio:.1f}x "
+            f"| {label} | {threads} | {med['backprop']:.3f} | {med['torch']:.3f} | {ratio:.1f}x | {paired} "
             f"| {TARGETS.get(spec, float('nan'))}x | {fig['backprop']} | {fig['torch']} |"
             + (f" {med['before']:.3f} |" if args.baseline else "")
         )
