@@ -32,7 +32,26 @@ pub enum Init {
     Torch,
 }
 
+impl std::fmt::Display for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Init {
+    /// The name used on the command line (`--init`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Auto => "auto",
+            Init::Classic => "classic",
+            Init::XavierUniform => "xavier-uniform",
+            Init::XavierNormal => "xavier-normal",
+            Init::HeUniform => "he-uniform",
+            Init::HeNormal => "he-normal",
+            Init::Torch => "torch",
+        }
+    }
+
     /// The concrete scheme `Auto` stands for with this activation.
     pub fn resolve(self, activation: Activation) -> Init {
         match self {
@@ -81,5 +100,21 @@ fn normal<R: Rng + ?Sized>(rng: &mut R, std: f32, out: &mut [f32]) {
     let d = Normal::new(0.0, std).expect("finite positive standard deviation");
     for x in out {
         *x = d.sample(rng);
+    }
+}
+
+#[cfg(all(test, feature = "clap"))]
+mod tests {
+    use super::*;
+
+    /// The name shown in reports is the one `--init` takes.
+    #[test]
+    fn names_are_the_command_line_values() {
+        use clap::ValueEnum;
+        for init in Init::value_variants() {
+            let value = init.to_possible_value().expect("no variant is skipped");
+            assert_eq!(value.get_name(), init.name());
+            assert_eq!(init.to_string(), init.name());
+        }
     }
 }

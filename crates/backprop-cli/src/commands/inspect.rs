@@ -26,10 +26,25 @@ pub fn run(a: InspectArgs) -> Result<()> {
         );
     }
     println!("  total: {} parameters", model.network.num_params());
-    println!("\ntarget: {}", match &m.preprocessor.target {
-        Target::Regression { name, transform, mean, std } => format!("{name} (regression; transform {transform:?}, standardised with mean {mean:.4}, std {std:.4})"),
-        Target::Classification { name, classes } => format!("{name} (classification over {} classes: {})", classes.len(), classes.join(", ")),
-    });
+    println!(
+        "\ntarget: {}",
+        match &m.preprocessor.target {
+            Target::Regression {
+                name,
+                transform,
+                mean,
+                std,
+            } => format!(
+                "{name} (regression; transform {}, standardised with mean {mean:.4}, std {std:.4})",
+                format!("{transform:?}").to_lowercase()
+            ),
+            Target::Classification { name, classes } => format!(
+                "{name} (classification over {} classes: {})",
+                classes.len(),
+                classes.join(", ")
+            ),
+        }
+    );
     println!(
         "\nfeatures ({} columns -> {} inputs):",
         m.preprocessor.features.len(),
@@ -82,7 +97,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
     }
     let t = &m.training;
     println!(
-        "\ntraining: loss {}, optimizer {}, lr {}, schedule {:?}, batch {}, {} epochs, seed {}",
+        "\ntraining: loss {}, optimizer {}, lr {}, schedule {}, batch {}, {} epochs, seed {}",
         t.loss,
         t.optimizer.name(),
         t.lr,

@@ -97,7 +97,7 @@ pub fn render(r: &RunReport) -> String {
         &lr_chart(r),
         &format!(
             "Learning rate at every update ({} schedule).{}",
-            schedule_name(&r.train_config.schedule),
+            r.train_config.schedule.name(),
             r.lr_note
                 .as_ref()
                 .map_or(String::new(), |n| format!(" {}", svg::esc(n)))
@@ -142,14 +142,6 @@ pub fn render(r: &RunReport) -> String {
     page(&format!("backprop report: {}", r.name), &b)
 }
 
-fn schedule_name(s: &Schedule) -> String {
-    format!("{s:?}")
-        .split([' ', '{'])
-        .next()
-        .unwrap_or("")
-        .to_lowercase()
-}
-
 fn config_table(r: &RunReport) -> String {
     let c = r.train_config;
     let n = r.net_config;
@@ -157,10 +149,7 @@ fn config_table(r: &RunReport) -> String {
         vec!["architecture".into(), crate::commands::train::shape(n)],
         vec!["parameters".into(), r.network.num_params().to_string()],
         vec!["hidden activation".into(), n.activation.name().to_string()],
-        vec![
-            "initialisation".into(),
-            format!("{:?}", n.init).to_lowercase(),
-        ],
+        vec!["initialisation".into(), n.init.to_string()],
         vec!["cost function".into(), c.loss.to_string()],
         vec!["optimizer".into(), optimizer_desc(&c.optimizer)],
         vec![
@@ -171,7 +160,7 @@ fn config_table(r: &RunReport) -> String {
                 r.lr_note.as_ref().map_or("", |_| " (range test)")
             ),
         ],
-        vec!["schedule".into(), format!("{:?}", c.schedule)],
+        vec!["schedule".into(), c.schedule.to_string()],
         vec!["batch size".into(), c.batch_size.to_string()],
         vec![
             "epochs (run / configured)".into(),

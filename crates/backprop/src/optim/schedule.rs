@@ -48,6 +48,34 @@ pub enum Schedule {
     },
 }
 
+/// The name and settings, for people: `step (x0.1 every 10 epochs)`.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())?;
+        match *self {
+            Schedule::Constant => Ok(()),
+            Schedule::Step { every: 1, gamma } => write!(f, " (x{gamma} every epoch)"),
+            Schedule::Step { every, gamma } => write!(f, " (x{gamma} every {every} epochs)"),
+            Schedule::Exponential { gamma } => write!(f, " (x{gamma} per epoch)"),
+            Schedule::Cosine { min_lr } => write!(f, " (down to {min_lr})"),
+            Schedule::OneCycle { pct_start } => {
+                // In tenths of a percent, without f32's noise (0.3 is 30.000002%).
+                let pct = (f64::from(pct_start) * 1000.0).round() / 10.0;
+                write!(f, " (warm-up over {pct}% of the steps)")
+            }
+            Schedule::Plateau {
+                factor,
+                patience,
+                min_lr,
+            } => write!(
+                f,
+                " (x{factor} after {patience} epoch{} without improvement, down to {min_lr})",
+                if patience == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
 /// The schedule's own state (only reduce-on-plateau has any), serialisable for resume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleState {
@@ -77,6 +105,18 @@ const PLATEAU_THRESHOLD: f64 = 1e-4;
 const PLATEAU_EPS: f32 = 1e-8;
 
 impl Schedule {
+    /// The name used on the command line (`--schedule`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Step { .. } => "step",
+            Schedule::Exponential { .. } => "exponential",
+            Schedule::Cosine { .. } => "cosine",
+            Schedule::OneCycle { .. } => "one-cycle",
+            Schedule::Plateau { .. } => "plateau",
+        }
+    }
+
     /// Checks the parameters.
     pub fn validate(&self) -> crate::Result<()> {
         use crate::Error;
@@ -164,5 +204,48 @@ impl Schedule {
                 state.bad_epochs = 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_schedule_and_its_settings() {
+        let shown: Vec<String> = [
+            Schedule::Constant,
+            Schedule::Step {
+                every: 1,
+                gamma: 0.5,
+            },
+            Schedule::Step {
+                every: 10,
+                gamma: 0.1,
+            },
+            Schedule::Exponential { gamma: 0.95 },
+            Schedule::Cosine { min_lr: 0.0 },
+            Schedule::OneCycle { pct_start: 0.3 },
+            Schedule::Plateau {
+                factor: 0.1,
+                patience: 1,
+                min_lr: 1e-6,
+            },
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "constant",
+                "step (x0.5 every epoch)",
+                "step (x0.1 every 10 epochs)",
+                "exponential (x0.95 per epoch)",
+                "cosine (down to 0)",
+                "one-cycle (warm-up over 30% of the steps)",
+                "plateau (x0.1 after 1 epoch without improvement, down to 0.000001)",
+            ]
+        );
     }
 }

@@ -202,7 +202,10 @@ fn load_rows(model: &Model, a: &LandscapeArgs, split: &SplitInfo) -> Result<(Dat
         SplitArg::Test => s.test,
     };
     if rows.is_empty() {
-        bail!("the run has no {:?} rows; pick another --split", a.split);
+        bail!(
+            "the run has no {} rows; pick another --split",
+            format!("{:?}", a.split).to_lowercase()
+        );
     }
     let total = rows.len();
     // The split is already shuffled, so its first rows are a random sample.
