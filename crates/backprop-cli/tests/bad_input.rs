@@ -400,6 +400,25 @@ fn bad_flags_exit_2_without_touching_the_run_folder() {
     assert!(String::from_utf8_lossy(&o.stderr).contains(
         "warning: --batch-size 1000 is larger than the 28 training rows; using full-batch"
     ));
+    // A flag the chosen optimizer has no use for is named, not silently dropped.
+    let o = run(&[
+        "train",
+        "--data",
+        &data,
+        "--target",
+        "price",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--no-baseline",
+        "--momentum",
+        "0.5",
+        "--out",
+        tmp("momentum").join("run").to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: adamw does not use --momentum"));
     let help = String::from_utf8_lossy(&run(&["train", "--help"]).stdout).into_owned();
     assert!(
         help.contains("larger than the training rows means full batch"),

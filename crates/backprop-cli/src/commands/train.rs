@@ -141,6 +141,15 @@ impl Settings {
             OptimizerKind::Sgd | OptimizerKind::Nesterov => 0.9,
             _ => 0.0,
         });
+        if a.momentum.is_some()
+            && matches!(optimizer_kind, OptimizerKind::Adam | OptimizerKind::Adamw)
+            && !a.quiet
+        {
+            eprintln!(
+                "warning: {} does not use --momentum (it keeps its own moving average of the gradient, beta1 = 0.9); pass --optimizer sgd, nesterov or rmsprop for momentum",
+                if optimizer_kind == OptimizerKind::Adam { "adam" } else { "adamw" }
+            );
+        }
         let epochs = a.epochs.unwrap_or(60);
         if epochs == 0 {
             bail!("invalid --epochs 0: train for at least one epoch");
