@@ -237,6 +237,28 @@ fn bad_csv_files_get_one_clear_line_and_exit_2() {
     );
 }
 
+/// `train` for one epoch of a 4-unit network on `data`'s `price`, into `dir/run`, with
+/// `extra` flags.
+fn train_one_epoch(data: &str, dir: &Path, extra: &[&str]) -> Output {
+    let out = dir.join("run");
+    let mut args = vec![
+        "train",
+        "--data",
+        data,
+        "--target",
+        "price",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--no-baseline",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn accepted_quirks_train_cleanly() {
     for file in [
@@ -245,23 +267,7 @@ fn accepted_quirks_train_cleanly() {
         "accept_constant_feature.csv",
     ] {
         let out = tmp(file);
-        let data = bad(file);
-        let o = run(&[
-            "train",
-            "--data",
-            &data,
-            "--target",
-            "price",
-            "--epochs",
-            "1",
-            "--hidden",
-            "4",
-            "--batch-size",
-            "8",
-            "--no-baseline",
-            "--out",
-            out.join("run").to_str().unwrap(),
-        ]);
+        let o = train_one_epoch(&bad(file), &out, &["--batch-size", "8"]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{file}: {err}");
         let notes: Vec<&str> = err
@@ -378,47 +384,26 @@ fn bad_flags_exit_2_without_touching_the_run_folder() {
     );
     assert_eq!(snapshot(&out), before);
 
-    // Batch size larger than the data: full batch, with a warning (documented in --help).
-    let run_dir = tmp("batch").join("run");
-    let o = run(&[
-        "train",
-        "--data",
-        &data,
-        "--target",
-        "price",
-        "--epochs",
-        "1",
-        "--hidden",
-        "4",
-        "--no-baseline",
-        "--batch-size",
-        "1000",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(
-        "warning: --batch-size 1000 is larger than the 28 training rows; using full-batch"
-    ));
+    // Settings that work, with a warning: a one-epoch run with `extra` flags in its own
+    // folder succeeds, and its standard error says `warning`.
+    let warns = |name: &str, extra: &[&str], warning: &str| {
+        let o = train_one_epoch(&data, &tmp(name), extra);
+        assert!(o.status.success(), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(warning), "{extra:?}: {stderr}");
+    };
+    // Batch size larger than the data: full batch (documented in --help).
+    warns(
+        "batch",
+        &["--batch-size", "1000"],
+        "warning: --batch-size 1000 is larger than the 28 training rows; using full-batch",
+    );
     // A flag the chosen optimizer has no use for is named, not silently dropped.
-    let o = run(&[
-        "train",
-        "--data",
-        &data,
-        "--target",
-        "price",
-        "--epochs",
-        "1",
-        "--hidden",
-        "4",
-        "--no-baseline",
-        "--momentum",
-        "0.5",
-        "--out",
-        tmp("momentum").join("run").to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: adamw does not use --momentum"));
+    warns(
+        "momentum",
+        &["--momentum", "0.5"],
+        "warning: adamw does not use --momentum",
+    );
     let help = String::from_utf8_lossy(&run(&["train", "--help"]).stdout).into_owned();
     assert!(
         help.contains("larger than the training rows means full batch"),
