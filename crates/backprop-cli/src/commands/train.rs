@@ -619,7 +619,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     run.claim(&out_dir)?;
     if !s.quiet {
         eprintln!(
-            "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {} epochs, {} thread(s)",
+            "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {}, {} thread(s)",
             shape(&net_config),
             net_config.layers().iter().map(|l| l.num_params()).sum::<usize>(),
             train_rows,
@@ -629,7 +629,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             config.optimizer.name(),
             config.lr,
             config.batch_size,
-            config.epochs,
+            epochs(config.epochs),
             s.threads
         );
     }
@@ -756,8 +756,8 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         }
     }
     println!(
-        "\n{} epochs in {seconds:.1}s; run folder: {}",
-        history.epochs.len(),
+        "\n{} in {seconds:.1}s; run folder: {}",
+        epochs(history.epochs.len()),
         out_dir.display()
     );
     match run.interrupted() {
@@ -917,4 +917,9 @@ fn history_csv(h: &History) -> String {
         s.push('\n');
     }
     s
+}
+
+/// `1 epoch`, `2 epochs`.
+fn epochs(n: usize) -> String {
+    format!("{n} epoch{}", if n == 1 { "" } else { "s" })
 }
