@@ -97,13 +97,13 @@ pub fn run(a: InspectArgs) -> Result<()> {
     }
     let t = &m.training;
     println!(
-        "\ntraining: loss {}, optimizer {}, lr {}, schedule {}, batch {}, {} epochs, seed {}",
+        "\ntraining: loss {}, optimizer {}, lr {}, schedule {}, batch {}, {}, seed {}",
         t.loss,
         t.optimizer.name(),
         t.lr,
         t.schedule,
         t.batch_size,
-        t.epochs,
+        super::train::epochs(t.epochs),
         t.seed
     );
     if let Ok(text) = std::fs::read_to_string(a.model.join("metrics.json")) {

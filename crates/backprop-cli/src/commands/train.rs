@@ -920,6 +920,6 @@ fn history_csv(h: &History) -> String {
 }
 
 /// `1 epoch`, `2 epochs`.
-fn epochs(n: usize) -> String {
+pub(crate) fn epochs(n: usize) -> String {
     format!("{n} epoch{}", if n == 1 { "" } else { "s" })
 }
