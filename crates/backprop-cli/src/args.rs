@@ -6,6 +6,13 @@ use backprop::data::prep::{ScaleKind, TargetTransform, Task};
 use backprop::{Activation, Init, Loss, OptimizerKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// A flag's value as it is typed on the command line (`adamw`, `log`, `valid`), for
+/// messages.
+pub fn flag_value(v: &impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_owned())
+}
+
 /// Feed-forward neural networks that learn by backpropagation, from a CSV file.
 #[derive(Debug, Parser)]
 #[command(name = "backprop", version, about, long_about = None, propagate_version = true)]

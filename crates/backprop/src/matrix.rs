@@ -664,9 +664,9 @@ mod tests {
         }
     }
 
-    /// The many-dots kernel (eight and four rows at a time where the CPU has AVX) gives each row
-    /// the same bits as the plain `dot`, for lengths with and without a tail and row
-    /// counts with and without a remainder, through a padded row stride.
+    /// The many-dots kernel (eight and four rows at a time where the CPU has AVX) gives
+    /// each row the same bits as the plain `dot`, for lengths with and without a tail
+    /// and row counts with and without a remainder, through a padded row stride.
     #[test]
     fn dots_match_dot_bit_for_bit() {
         for (rows, k) in [(1, 64), (4, 8), (7, 64), (13, 9), (32, 3), (9, 130)] {

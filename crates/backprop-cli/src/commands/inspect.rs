@@ -36,7 +36,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 std,
             } => format!(
                 "{name} (regression; transform {}, standardised with mean {mean:.4}, std {std:.4})",
-                format!("{transform:?}").to_lowercase()
+                crate::args::flag_value(transform)
             ),
             Target::Classification { name, classes } => format!(
                 "{name} (classification over {} classes: {})",

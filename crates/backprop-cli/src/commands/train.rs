@@ -147,7 +147,7 @@ impl Settings {
         {
             eprintln!(
                 "warning: {} does not use --momentum (it keeps its own moving average of the gradient, beta1 = 0.9); pass --optimizer sgd, nesterov or rmsprop for momentum",
-                if optimizer_kind == OptimizerKind::Adam { "adam" } else { "adamw" }
+                crate::args::flag_value(&optimizer_kind)
             );
         }
         let epochs = a.epochs.unwrap_or(60);

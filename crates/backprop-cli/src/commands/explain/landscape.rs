@@ -204,7 +204,7 @@ fn load_rows(model: &Model, a: &LandscapeArgs, split: &SplitInfo) -> Result<(Dat
     if rows.is_empty() {
         bail!(
             "the run has no {} rows; pick another --split",
-            format!("{:?}", a.split).to_lowercase()
+            crate::args::flag_value(&a.split)
         );
     }
     let total = rows.len();
