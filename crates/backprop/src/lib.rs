@@ -58,6 +58,7 @@ pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod optim;
+mod patterns;
 #[cfg(test)]
 mod test_util;
 pub mod train;

@@ -10,6 +10,7 @@ use crate::head;
 use crate::init::Init;
 use crate::layer::Dense;
 use crate::matrix::Matrix;
+use crate::patterns::{self, PatternSpace};
 
 /// What a network looks like before it has weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -348,6 +349,7 @@ impl Network {
             a,
             da,
             scratch,
+            patterns,
             columns,
         } = trace;
         let mut i = last + 1;
@@ -401,8 +403,18 @@ impl Network {
                     accumulate,
                 };
                 below.activation.with_derivative(pass);
-                let dx = da_prev.last_mut().map(|m| m.as_mut_slice());
+                let mut dx = da_prev.last_mut().map(|m| m.as_mut_slice());
                 let params_below = self.layer_params(i - 1);
+                let w_below = below.split(params_below).0;
+                if below.activation == Activation::Relu
+                    && batch >= patterns::MIN_ROWS
+                    && patterns::fits(below.outputs, below.inputs)
+                {
+                    if let Some(dx) = dx.take() {
+                        let h = layer.split(params).0;
+                        patterns::input_gradient(a[i - 1].as_slice(), s, h, w_below, patterns, dx);
+                    }
+                }
                 let cols = (i == 1 && columns.in_use()).then_some(&mut *columns);
                 below.backward_products(
                     params_below,
@@ -444,6 +456,9 @@ pub struct Trace {
     da: Vec<Matrix>,
     /// Working memory of a layer's backward products (see `Dense::backward`).
     scratch: Vec<f32>,
+    /// Working memory of the gradient a ReLU layer below a one-output layer passes
+    /// down (see the `patterns` module).
+    patterns: PatternSpace,
     /// The first layer's input columns that are not zero throughout the batch, when
     /// the forward pass left the others out (see the `columns` module).
     columns: InputColumns,
@@ -542,6 +557,78 @@ mod tests {
                         got, want,
                         "{sizes:?} batch {batch} accumulate {accumulate}: gradients"
                     );
+                }
+            }
+        }
+    }
+
+    /// From `patterns::MIN_ROWS` rows, a ReLU layer below a one-output head passes its
+    /// gradient down through the `patterns` table instead of a matrix product: that sum
+    /// is taken in another order, so the gradients of the layers below it agree with
+    /// layer by layer to rounding, and every other gradient is the same bits.
+    #[test]
+    fn relu_patterns_below_a_head_match_layer_by_layer() {
+        for sizes in [
+            vec![8, 64, 64, 1],
+            vec![5, 32, 12, 1],
+            vec![3, 40, 32, 8, 1],
+        ] {
+            let config = NetworkConfig {
+                inputs: sizes[0],
+                hidden: sizes[1..sizes.len() - 1].to_vec(),
+                outputs: 1,
+                activation: Activation::Relu,
+                output_activation: Activation::Identity,
+                init: Init::Auto,
+            };
+            let layers = config.layers();
+            let below = layers[layers.len() - 2];
+            assert!(patterns::fits(below.outputs, below.inputs), "{sizes:?}");
+            let net = Network::from_params(
+                layers.clone(),
+                data(Network::zeros(layers.clone()).num_params(), 5),
+            )
+            .unwrap();
+            let rows_below = net.offsets[layers.len() - 2];
+            for batch in [patterns::MIN_ROWS, patterns::MIN_ROWS + 45] {
+                let x = Matrix::from_vec(batch, sizes[0], data(batch * sizes[0], 6)).unwrap();
+                let d_out = data(batch, 7);
+                let mut trace = Trace::default();
+                net.forward_train(&x, &mut trace);
+                let mut acts = vec![x.as_slice().to_vec()];
+                for (i, l) in layers.iter().enumerate() {
+                    let mut a = vec![0.0; batch * l.outputs];
+                    l.forward_in_place(net.layer_params(i), &acts[i], batch, &mut a);
+                    acts.push(a);
+                }
+                for accumulate in [false, true] {
+                    let start = start_gradient(net.num_params(), accumulate);
+                    let want = layer_by_layer_gradients(
+                        &net,
+                        (&acts, None),
+                        batch,
+                        &d_out,
+                        &start,
+                        accumulate,
+                    );
+                    let mut got = start.clone();
+                    net.backward_add(&x, &mut trace, &d_out, &mut got, accumulate);
+                    let what = format!("{sizes:?} batch {batch} accumulate {accumulate}");
+                    assert_eq!(got[rows_below..], want[rows_below..], "{what}: top layers");
+                    let scale = want[..rows_below]
+                        .iter()
+                        .fold(0.0f32, |m, &v| m.max(v.abs()));
+                    assert!(scale > 0.0, "{what}: no gradient below");
+                    let mut differs = false;
+                    for (i, (&g, &w)) in got.iter().zip(&want).take(rows_below).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-5 * scale,
+                            "{what}: parameter {i}: {g} vs {w} (largest {scale})"
+                        );
+                        differs |= g != w;
+                    }
+                    // The table's path was taken: its rounding differs from the product's.
+                    assert!(differs, "{what}: same bits as the product");
                 }
             }
         }
