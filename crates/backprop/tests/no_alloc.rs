@@ -300,3 +300,24 @@ fn online_steps_allocate_nothing_at_all() {
     assert_eq!(c.batch_size, BatchSize::Mini(1));
     assert_none(c, &measure(c), |a| a.ordinary + a.overaligned);
 }
+
+/// Batches large enough to go through backprop in pieces (`train::PIECE_ROWS`), here
+/// one of 512 rows and one of 88, with a one-output ReLU network: the piece of 512
+/// passes the gradient below the head through the `patterns` table, the piece of 88
+/// through a product. Nothing allocates, the table's working memory included.
+#[test]
+fn large_batches_allocate_nothing_at_all() {
+    let c = Case {
+        what: "8-64-64-1 relu, sgd, mse, batch 600 on 1,200 rows",
+        activation: Activation::Relu,
+        outputs: 1,
+        loss: Loss::Mse,
+        optimizer: OptimizerKind::Sgd,
+        schedule: Schedule::Constant,
+        clip_norm: None,
+        batch_size: BatchSize::Mini(600),
+    };
+    let steps = measure_with(&c, 8, &[64, 64], 1200);
+    assert!(!steps.is_empty());
+    assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
+}
