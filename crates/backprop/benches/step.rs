@@ -10,8 +10,11 @@
 //!
 //! * `full_batch_piece/*`: forward and backward (with gradient accumulation) of one
 //!   `train::PIECE_ROWS`-row piece of a full batch, as full-batch descent runs them, next
-//!   to the same network's matrix products alone: the difference is everything else
-//!   (bias, activation, derivative, bias gradient, the one-output layer).
+//!   to the same network's matrix products alone. Below the one-output layer, the ReLU
+//!   layer's input gradient comes from a table of sums of weight rows (the library's
+//!   `patterns` module) instead of the last of those products, so the piece can take
+//!   less time than its products; the rest of the difference is everything else (bias,
+//!   activation, derivative, bias gradient, the one-output layer).
 //!
 //! * `sparse_input/*`: forward and backward of MNIST's 784-512-256-10 network on real
 //!   batches, whose input columns that are zero throughout a batch the first layer
