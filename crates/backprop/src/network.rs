@@ -407,8 +407,7 @@ impl Network {
                 let params_below = self.layer_params(i - 1);
                 let w_below = below.split(params_below).0;
                 if below.activation == Activation::Relu
-                    && batch >= patterns::MIN_ROWS
-                    && patterns::fits(below.outputs, below.inputs)
+                    && patterns::pays(batch, below.outputs, below.inputs)
                 {
                     if let Some(dx) = dx.take() {
                         let h = layer.split(params).0;

@@ -23,6 +23,8 @@
 
 use multiversion::multiversion;
 
+use crate::matrix::PARALLEL_MIN_FLOPS;
+
 /// Units per group: a group's patterns of active units index its 16 table rows.
 const GROUP: usize = 4;
 
@@ -40,6 +42,16 @@ const ROWS: usize = 8;
 /// Batches (or pieces of one) from which [`input_gradient`] is used: below this the
 /// table costs more to build than it saves.
 pub(crate) const MIN_ROWS: usize = 256;
+
+/// Whether [`input_gradient`] is used for `rows` rows of a ReLU layer of `units`
+/// outputs and `inputs` inputs: it [`fits`], the batch is large enough, and the product
+/// it replaces would run on one thread (the table is one thread's work; a product
+/// large enough for `matrix::gemm` to split goes to the whole pool).
+pub(crate) fn pays(rows: usize, units: usize, inputs: usize) -> bool {
+    fits(units, inputs)
+        && rows >= MIN_ROWS
+        && (rayon::current_num_threads() < 2 || rows * units * inputs < PARALLEL_MIN_FLOPS)
+}
 
 /// One table row: a pattern's sum over `PART` columns, aligned so that no load of it
 /// straddles two cache lines.
@@ -305,6 +317,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Used from `MIN_ROWS` rows, and for a product large enough to be split over
+    /// threads only when there is one thread.
+    #[test]
+    fn pays_for_large_batches_on_one_thread_or_small_products() {
+        let pool = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+        };
+        let (one, two) = (pool(1), pool(2));
+        for p in [&one, &two] {
+            assert!(p.install(|| pays(MIN_ROWS, 64, 64)));
+            assert!(!p.install(|| pays(MIN_ROWS - 1, 64, 64)));
+            assert!(!p.install(|| pays(4096, 64, 8)), "a shape it does not take");
+        }
+        // 512 x 64 x 1024 = 33.5M multiply-adds: `gemm` splits it.
+        assert!(512 * 64 * 1024 >= PARALLEL_MIN_FLOPS);
+        assert!(one.install(|| pays(512, 64, 1024)));
+        assert!(!two.install(|| pays(512, 64, 1024)));
     }
 
     #[test]
