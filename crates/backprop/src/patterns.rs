@@ -185,14 +185,33 @@ fn sum_rows(
     dx: &mut [f32],
     inputs: usize,
 ) {
+    sum_part(index, groups, |i| &table[usize::from(i)], s, dx, inputs);
+}
+
+/// [`sum_rows`] for 16 groups (64 units), whose one-byte indices into 256 table rows
+/// need no bounds checks.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
+fn sum_rows_16(index: &[u8], s: &[f32], table: &[TableRow; 256], dx: &mut [f32], inputs: usize) {
+    sum_part(index, 16, |i| &table[usize::from(i)], s, dx, inputs);
+}
+
+/// The loop of [`sum_rows`], [`ROWS`] rows at a time, looking table rows up with `row`.
+#[inline(always)]
+fn sum_part<'t>(
+    index: &[u8],
+    groups: usize,
+    row: impl Fn(u8) -> &'t TableRow,
+    s: &[f32],
+    dx: &mut [f32],
+    inputs: usize,
+) {
     let full = s.len() / ROWS * ROWS;
     for r0 in (0..full).step_by(ROWS) {
         let idx = &index[r0 * groups..(r0 + ROWS) * groups];
         let mut acc = [[0.0f32; PART]; ROWS];
         for g in 0..groups {
             for (r, acc) in acc.iter_mut().enumerate() {
-                let t = &table[usize::from(idx[r * groups + g])].0;
-                for (acc, &t) in acc.iter_mut().zip(t) {
+                for (acc, &t) in acc.iter_mut().zip(&row(idx[r * groups + g]).0) {
                     *acc += t;
                 }
             }
@@ -204,38 +223,7 @@ fn sum_rows(
     for r in full..s.len() {
         let mut acc = [0.0f32; PART];
         for &i in &index[r * groups..(r + 1) * groups] {
-            for (acc, &t) in acc.iter_mut().zip(&table[usize::from(i)].0) {
-                *acc += t;
-            }
-        }
-        store(&mut dx[r * inputs..][..PART], s[r], &acc);
-    }
-}
-
-/// [`sum_rows`] for 16 groups (64 units), whose indices need no bounds checks.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]
-fn sum_rows_16(index: &[u8], s: &[f32], table: &[TableRow; 256], dx: &mut [f32], inputs: usize) {
-    const G: usize = 16;
-    let full = s.len() / ROWS * ROWS;
-    for r0 in (0..full).step_by(ROWS) {
-        let idx: &[u8; ROWS * G] = index[r0 * G..(r0 + ROWS) * G].try_into().expect("block");
-        let mut acc = [[0.0f32; PART]; ROWS];
-        for g in 0..G {
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let t = &table[usize::from(idx[r * G + g])].0;
-                for (acc, &t) in acc.iter_mut().zip(t) {
-                    *acc += t;
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            store(&mut dx[(r0 + r) * inputs..][..PART], s[r0 + r], acc);
-        }
-    }
-    for r in full..s.len() {
-        let mut acc = [0.0f32; PART];
-        for &i in &index[r * G..(r + 1) * G] {
-            for (acc, &t) in acc.iter_mut().zip(&table[usize::from(i)].0) {
+            for (acc, &t) in acc.iter_mut().zip(&row(i).0) {
                 *acc += t;
             }
         }
