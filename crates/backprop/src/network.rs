@@ -406,6 +406,8 @@ impl Network {
                 let mut dx = da_prev.last_mut().map(|m| m.as_mut_slice());
                 let params_below = self.layer_params(i - 1);
                 let w_below = below.split(params_below).0;
+                // A ReLU layer's input gradient from the `patterns` table where that
+                // pays; with `dx` taken, `backward_products` leaves that product out.
                 if below.activation == Activation::Relu
                     && patterns::pays(batch, below.outputs, below.inputs)
                 {
