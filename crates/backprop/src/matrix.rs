@@ -29,26 +29,75 @@ use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
 /// A dense row-major `f32` matrix: `rows` observations x `cols` features.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(into = "Stored", from = "Stored")]
 pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    /// The elements start at `data[start]`. Matrices sized by [`Matrix::zeros`] and
+    /// [`Matrix::resize`] (every buffer of a training step) keep up to 15 floats in
+    /// front so that the elements start on a 64-byte boundary: no 64-byte (AVX-512) load
+    /// or store of a row of 16 or 64 then straddles two cache lines.
+    data: Vec<f32>,
+    start: usize,
+}
+
+/// Floats kept in front of a matrix's elements at most (64 bytes less one float).
+const ALIGN_FLOATS: usize = 15;
+
+/// A matrix as serialised: its elements only.
+#[derive(Serialize, Deserialize)]
+struct Stored {
     rows: usize,
     cols: usize,
     data: Vec<f32>,
 }
 
+impl From<Matrix> for Stored {
+    fn from(m: Matrix) -> Self {
+        let (rows, cols) = (m.rows, m.cols);
+        Stored {
+            rows,
+            cols,
+            data: m.into_vec(),
+        }
+    }
+}
+
+impl From<Stored> for Matrix {
+    fn from(s: Stored) -> Self {
+        Matrix {
+            rows: s.rows,
+            cols: s.cols,
+            data: s.data,
+            start: 0,
+        }
+    }
+}
+
+impl PartialEq for Matrix {
+    fn eq(&self, other: &Self) -> bool {
+        self.rows == other.rows && self.cols == other.cols && self.as_slice() == other.as_slice()
+    }
+}
+
 impl Matrix {
     /// A `rows x cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Matrix {
-            rows,
-            cols,
-            data: vec![0.0; rows * cols],
-        }
+        let mut m = Matrix::default();
+        m.resize(rows, cols);
+        m.as_mut_slice().fill(0.0);
+        m
     }
 
     /// Wraps row-major `data`; `None` unless `data.len() == rows * cols`.
     pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Option<Self> {
-        (data.len() == rows * cols).then_some(Matrix { rows, cols, data })
+        (data.len() == rows * cols).then_some(Matrix {
+            rows,
+            cols,
+            data,
+            start: 0,
+        })
     }
 
     /// Builds a matrix from equal-length rows; `None` if the rows differ in length.
@@ -61,11 +110,7 @@ impl Matrix {
             }
             data.extend_from_slice(r.as_ref());
         }
-        Some(Matrix {
-            rows: rows.len(),
-            cols,
-            data,
-        })
+        Matrix::from_vec(rows.len(), cols, data)
     }
 
     /// Number of rows (observations).
@@ -80,48 +125,58 @@ impl Matrix {
 
     /// The row-major data.
     pub fn as_slice(&self) -> &[f32] {
-        &self.data
+        &self.data[self.start..self.start + self.rows * self.cols]
     }
 
     /// The row-major data, mutably.
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data
+        let len = self.rows * self.cols;
+        &mut self.data[self.start..self.start + len]
     }
 
     /// Consumes the matrix and returns its row-major data.
     pub fn into_vec(self) -> Vec<f32> {
-        self.data
+        let (start, len) = (self.start, self.rows * self.cols);
+        let mut data = self.data;
+        data.truncate(start + len);
+        data.drain(..start);
+        data
     }
 
     /// Row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.cols..(i + 1) * self.cols]
+        &self.as_slice()[i * self.cols..(i + 1) * self.cols]
     }
 
     /// Row `i`, mutably.
     pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
-        &mut self.data[i * self.cols..(i + 1) * self.cols]
+        let cols = self.cols;
+        &mut self.as_mut_slice()[i * cols..(i + 1) * cols]
     }
 
     /// Element `(i, j)`.
     pub fn get(&self, i: usize, j: usize) -> f32 {
-        self.data[i * self.cols + j]
+        self.as_slice()[i * self.cols + j]
     }
 
-    /// Resizes to `rows x cols` keeping the allocation when it is large enough.
-    /// Contents are unspecified afterwards.
+    /// Resizes to `rows x cols` keeping the allocation when it is large enough, with
+    /// the elements starting on a 64-byte boundary. Contents are unspecified afterwards.
     pub fn resize(&mut self, rows: usize, cols: usize) {
         self.rows = rows;
         self.cols = cols;
-        self.data.resize(rows * cols, 0.0);
+        self.data.resize(rows * cols + ALIGN_FLOATS, 0.0);
+        // Floats from the allocation's start to the next 64-byte boundary.
+        let misaligned = self.data.as_ptr() as usize % 64 / std::mem::size_of::<f32>();
+        self.start = (16 - misaligned) % 16;
     }
 
     /// Copies the rows listed in `idx` of `src` into `self` (resized to fit).
     pub fn gather_rows(&mut self, src: &Matrix, idx: &[usize]) {
         self.resize(idx.len(), src.cols);
         let c = src.cols;
-        for (dst, &i) in self.data.chunks_exact_mut(c.max(1)).zip(idx) {
-            dst.copy_from_slice(&src.data[i * c..(i + 1) * c]);
+        let from = src.as_slice();
+        for (dst, &i) in self.as_mut_slice().chunks_exact_mut(c.max(1)).zip(idx) {
+            dst.copy_from_slice(&from[i * c..(i + 1) * c]);
         }
     }
 
@@ -216,7 +271,7 @@ impl<'a> View<'a> {
 impl Matrix {
     /// A row-major view of the whole matrix.
     pub fn view(&self) -> View<'_> {
-        View::new(&self.data, self.rows, self.cols)
+        View::new(self.as_slice(), self.rows, self.cols)
     }
 }
 
@@ -579,6 +634,47 @@ fn check_extent(v: View<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sized matrices start on a 64-byte boundary whatever the allocation, and the
+    /// floats kept in front of them show nowhere: not in the slice, rows, equality,
+    /// `into_vec` or the serialised form.
+    #[test]
+    fn sized_matrices_are_aligned_and_padding_is_invisible() {
+        let mut m = Matrix::default();
+        for (rows, cols) in [(3, 5), (512, 64), (1, 1), (0, 7), (100, 3)] {
+            m.resize(rows, cols);
+            assert_eq!(m.as_slice().as_ptr() as usize % 64, 0, "{rows}x{cols}");
+            assert_eq!(m.as_slice().len(), rows * cols);
+            let z = Matrix::zeros(rows, cols);
+            assert_eq!(
+                z.as_slice().as_ptr() as usize % 64,
+                0,
+                "zeros {rows}x{cols}"
+            );
+            assert!(z.as_slice().iter().all(|&v| v == 0.0));
+        }
+        m.resize(3, 4);
+        for (i, v) in m.as_mut_slice().iter_mut().enumerate() {
+            *v = i as f32;
+        }
+        let plain = Matrix::from_vec(3, 4, (0..12).map(|i| i as f32).collect()).unwrap();
+        assert_eq!(m, plain);
+        assert_eq!(m.row(2), &[8.0, 9.0, 10.0, 11.0]);
+        assert_eq!(m.get(1, 3), 7.0);
+        assert_eq!(m.column(1), vec![1.0, 5.0, 9.0]);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, serde_json::to_string(&plain).unwrap());
+        assert_eq!(
+            json,
+            r#"{"rows":3,"cols":4,"data":[0.0,1.0,2.0,3.0,4.0,5.0,6.0,7.0,8.0,9.0,10.0,11.0]}"#
+        );
+        assert_eq!(serde_json::from_str::<Matrix>(&json).unwrap(), m);
+        assert_eq!(m.clone().into_vec(), plain.clone().into_vec());
+        assert_eq!(
+            m.select_rows(&[2, 0]).into_vec(),
+            vec![8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]
+        );
+    }
 
     fn naive(a: View<'_>, b: View<'_>) -> Vec<f32> {
         let mut c = vec![0.0; a.rows * b.cols];
