@@ -29,15 +29,16 @@ use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
 /// A dense row-major `f32` matrix: `rows` observations x `cols` features.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(into = "Stored", from = "Stored")]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "Stored")]
 pub struct Matrix {
     rows: usize,
     cols: usize,
     /// The elements start at `data[start]`. Matrices sized by [`Matrix::zeros`] and
     /// [`Matrix::resize`] (every buffer of a training step) keep up to 15 floats in
     /// front so that the elements start on a 64-byte boundary: no 64-byte (AVX-512) load
-    /// or store of a row of 16 or 64 then straddles two cache lines.
+    /// or store of a row of 16 or 64 then straddles two cache lines. (A clone keeps the
+    /// offset in its own allocation, so it may not be aligned; it is still correct.)
     data: Vec<f32>,
     start: usize,
 }
@@ -46,21 +47,29 @@ pub struct Matrix {
 const ALIGN_FLOATS: usize = 15;
 
 /// A matrix as serialised: its elements only.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Stored {
     rows: usize,
     cols: usize,
     data: Vec<f32>,
 }
 
-impl From<Matrix> for Stored {
-    fn from(m: Matrix) -> Self {
-        let (rows, cols) = (m.rows, m.cols);
-        Stored {
-            rows,
-            cols,
-            data: m.into_vec(),
+/// [`Stored`], borrowed, to serialise without a copy.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    rows: usize,
+    cols: usize,
+    data: &'a [f32],
+}
+
+impl Serialize for Matrix {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredRef {
+            rows: self.rows,
+            cols: self.cols,
+            data: self.as_slice(),
         }
+        .serialize(serializer)
     }
 }
 
