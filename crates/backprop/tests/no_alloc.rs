@@ -188,7 +188,17 @@ fn measure(c: &Case) -> Vec<Allocated> {
 /// Trains `inputs-hidden-outputs` on `rows` rows for three epochs and returns what each
 /// measured step allocated.
 fn measure_with(c: &Case, inputs: usize, hidden: &[usize], rows: usize) -> Vec<Allocated> {
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = lock();
+    measure_locked(c, inputs, hidden, rows)
+}
+
+/// Holds [`LOCK`] (a test that failed while holding it does not stop the others).
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`measure_with`] for a caller holding [`LOCK`].
+fn measure_locked(c: &Case, inputs: usize, hidden: &[usize], rows: usize) -> Vec<Allocated> {
     let train = data(rows, inputs, c.outputs, c.loss == Loss::CrossEntropy);
     let config = NetworkConfig {
         inputs,
@@ -283,12 +293,33 @@ fn threaded_steps_allocate_nothing_at_all() {
         clip_norm: None,
         batch_size: BatchSize::Mini(128),
     };
+    // The workers count from their start until they exit, and what they allocate
+    // while starting and shutting down must not land in another test's measurement
+    // (the counters are shared): the whole life of the pool is under `LOCK`, and the
+    // test waits for both workers to exit (dropping a pool does not).
+    static EXITED: AtomicUsize = AtomicUsize::new(0);
+    let guard = lock();
+    EXITED.store(0, Relaxed);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .start_handler(|_| COUNTING.with(|c| c.set(true)))
+        .exit_handler(|_| {
+            COUNTING.with(|c| c.set(false));
+            EXITED.fetch_add(1, Relaxed);
+        })
         .build()
         .unwrap();
-    let steps = pool.install(|| measure_with(&c, 392, &[512, 256], 1024));
+    let steps = pool.install(|| measure_locked(&c, 392, &[512, 256], 1024));
+    drop(pool);
+    let waited = std::time::Instant::now();
+    while EXITED.load(Relaxed) < 2 {
+        assert!(
+            waited.elapsed().as_secs() < 30,
+            "the pool's workers did not exit"
+        );
+        std::thread::yield_now();
+    }
+    drop(guard);
     assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
 }
 
