@@ -16,7 +16,7 @@
 //! its rows for all 16 patterns of active units; a row of `dx` is then `J / 4` table
 //! rows added and one multiplication, where the product takes `J` multiply-adds per
 //! column. The table is built per piece of the batch (15 rows of `K` values per
-//! group), which pays from a few dozen rows up.
+//! group), which pays from a few hundred rows up ([`MIN_ROWS`]).
 //!
 //! The sum is the product's in another order, so the two differ in the last bits.
 //! Both orders are fixed, so a run repeats to the bit.
