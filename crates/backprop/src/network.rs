@@ -405,15 +405,14 @@ impl Network {
                 below.activation.with_derivative(pass);
                 let mut dx = da_prev.last_mut().map(|m| m.as_mut_slice());
                 let params_below = self.layer_params(i - 1);
-                let w_below = below.split(params_below).0;
                 // A ReLU layer's input gradient from the `patterns` table where that
                 // pays; with `dx` taken, `backward_products` leaves that product out.
                 if below.activation == Activation::Relu
                     && patterns::pays(batch, below.outputs, below.inputs)
                 {
                     if let Some(dx) = dx.take() {
-                        let h = layer.split(params).0;
-                        patterns::input_gradient(a[i - 1].as_slice(), s, h, w_below, patterns, dx);
+                        let (h, w) = (layer.split(params).0, below.split(params_below).0);
+                        patterns::input_gradient(a[i - 1].as_slice(), s, h, w, patterns, dx);
                     }
                 }
                 let cols = (i == 1 && columns.in_use()).then_some(&mut *columns);
@@ -602,14 +601,7 @@ mod tests {
                 let d_out = data(batch, 7);
                 let mut trace = Trace::default();
                 net.forward_train(&x, &mut trace);
-                let (mut acts, mut zs) = (vec![x.as_slice().to_vec()], vec![]);
-                for (i, l) in layers.iter().enumerate() {
-                    let mut z = vec![0.0; batch * l.outputs];
-                    let mut a = vec![0.0; batch * l.outputs];
-                    l.forward(net.layer_params(i), &acts[i], batch, &mut z, &mut a);
-                    zs.push(z);
-                    acts.push(a);
-                }
+                let (acts, zs) = layer_by_layer_forward(&net, x.as_slice(), batch);
                 for accumulate in [false, true] {
                     let start = start_gradient(net.num_params(), accumulate);
                     let want = layer_by_layer_gradients(
@@ -680,15 +672,7 @@ mod tests {
             net.forward_rows(&x, batch, &mut trace);
             assert!(trace.columns.in_use(), "{sizes:?}: columns left out");
 
-            let mut acts = vec![x.clone()];
-            let mut zs = vec![];
-            for (i, l) in layers.iter().enumerate() {
-                let mut z = vec![0.0; batch * l.outputs];
-                let mut a = vec![0.0; batch * l.outputs];
-                l.forward(net.layer_params(i), &acts[i], batch, &mut z, &mut a);
-                acts.push(a);
-                zs.push(z);
-            }
+            let (acts, zs) = layer_by_layer_forward(&net, &x, batch);
             let what = format!("{sizes:?} output");
             assert_close(trace.output().as_slice(), &acts[layers.len()], &what);
             for accumulate in [false, true] {
@@ -712,6 +696,24 @@ mod tests {
         } else {
             vec![f32::NAN; n]
         }
+    }
+
+    /// Forward propagation layer by layer with `Dense::forward`: each layer's input
+    /// and output (`x` first) and each layer's pre-activation.
+    fn layer_by_layer_forward(
+        net: &Network,
+        x: &[f32],
+        batch: usize,
+    ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let (mut acts, mut zs) = (vec![x.to_vec()], vec![]);
+        for (i, l) in net.layers().iter().enumerate() {
+            let mut z = vec![0.0; batch * l.outputs];
+            let mut a = vec![0.0; batch * l.outputs];
+            l.forward(net.layer_params(i), &acts[i], batch, &mut z, &mut a);
+            zs.push(z);
+            acts.push(a);
+        }
+        (acts, zs)
     }
 
     /// Backpropagation layer by layer with `Dense::backward` from `d_out`, given each

@@ -162,21 +162,7 @@ impl Settings {
         if !(lr > 0.0 && lr.is_finite()) {
             bail!("invalid --lr {lr}: the learning rate must be a positive number such as 0.001");
         }
-        let schedule = match a.schedule.unwrap_or(ScheduleArg::OneCycle) {
-            ScheduleArg::Constant => Schedule::Constant,
-            ScheduleArg::Step => Schedule::Step {
-                every: (epochs / 4).max(1),
-                gamma: 0.5,
-            },
-            ScheduleArg::Exponential => Schedule::Exponential { gamma: 0.95 },
-            ScheduleArg::Cosine => Schedule::Cosine { min_lr: 0.0 },
-            ScheduleArg::OneCycle => Schedule::OneCycle { pct_start: 0.3 },
-            ScheduleArg::Plateau => Schedule::Plateau {
-                factor: 0.1,
-                patience: 5,
-                min_lr: 0.0,
-            },
-        };
+        let schedule = schedule(a.schedule.unwrap_or(ScheduleArg::OneCycle), epochs);
         let train = TrainConfig {
             epochs,
             batch_size: parse_batch(a.batch_size.as_deref().unwrap_or("256"))?,
@@ -922,4 +908,39 @@ fn history_csv(h: &History) -> String {
 /// `1 epoch`, `2 epochs`.
 pub(crate) fn epochs(n: usize) -> String {
     format!("{n} epoch{}", if n == 1 { "" } else { "s" })
+}
+
+/// The schedule `--schedule` names, with its settings for a run of `epochs`.
+fn schedule(arg: ScheduleArg, epochs: usize) -> Schedule {
+    match arg {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Step => Schedule::Step {
+            every: (epochs / 4).max(1),
+            gamma: 0.5,
+        },
+        ScheduleArg::Exponential => Schedule::Exponential { gamma: 0.95 },
+        ScheduleArg::Cosine => Schedule::Cosine { min_lr: 0.0 },
+        ScheduleArg::OneCycle => Schedule::OneCycle { pct_start: 0.3 },
+        ScheduleArg::Plateau => Schedule::Plateau {
+            factor: 0.1,
+            patience: 5,
+            min_lr: 0.0,
+        },
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    /// Reports and `inspect` name a schedule by `Schedule::name`: the value `--schedule`
+    /// takes for it.
+    #[test]
+    fn schedule_names_are_the_command_line_values() {
+        for &arg in ScheduleArg::value_variants() {
+            assert_eq!(schedule(arg, 60).name(), crate::args::flag_value(&arg));
+        }
+    }
 }
