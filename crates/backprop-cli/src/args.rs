@@ -181,6 +181,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
+    /// Test hook (hidden): after the checkpoint of epoch N is written, wait there until
+    /// Ctrl-C or SIGTERM (or a kill), so a test can stop a run at a known epoch whatever
+    /// the machine's speed.
+    #[arg(long, value_name = "N", hide = true)]
+    #[serde(skip)]
+    pub pause_after_epoch: Option<usize>,
 }
 
 /// Flags of `backprop evaluate`.

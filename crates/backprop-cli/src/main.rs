@@ -14,6 +14,7 @@ mod examples;
 mod images;
 mod input;
 mod interrupt;
+mod pause;
 mod plot;
 mod progress;
 mod report;

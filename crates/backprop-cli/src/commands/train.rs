@@ -70,7 +70,7 @@ fn merge_config(cli: TrainArgs) -> Result<TrainArgs> {
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     let file: TrainArgs = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
-    macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone(), resume: cli.resume.clone() } } }
+    macro_rules! merge { ($($f:ident),*) => { TrainArgs { $($f: cli.$f.or(file.$f),)* no_baseline: cli.no_baseline || file.no_baseline, quiet: cli.quiet || file.quiet, config: cli.config.clone(), resume: cli.resume.clone(), pause_after_epoch: cli.pause_after_epoch } } }
     Ok(merge!(
         data,
         target,
@@ -232,6 +232,8 @@ impl Settings {
 pub fn run(args: TrainArgs) -> Result<()> {
     // Under mpirun: one process per rank, only rank 0 talks (see cluster.rs).
     let _cluster = crate::cluster::start()?;
+    // From this command line, never from a resumed run's saved flags.
+    crate::pause::set(args.pause_after_epoch);
     crate::cluster::abort_on_error(run_rank(args))
 }
 
@@ -830,9 +832,15 @@ fn fit(
         r.restore(&mut net, &mut state, train)?;
     }
     let started = Instant::now();
+    let mut pause = crate::pause::Pause;
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
     callbacks.extend(recorder.map(|r| r as &mut dyn Callback));
+    let has_run = run.is_some();
     callbacks.extend(run.as_deref_mut().map(|r| r as &mut dyn Callback));
+    // After the checkpoint callback, so the paused-at epoch is on disk.
+    if has_run {
+        callbacks.push(&mut pause);
+    }
     let result = trainer.resume(
         &mut net,
         &p.train,
