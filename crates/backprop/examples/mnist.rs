@@ -124,7 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train = Dataset::new(mnist.train_x, one_hot(&train_labels, MNIST_CLASSES))?;
     let test = Dataset::new(mnist.test_x, one_hot(&test_labels, MNIST_CLASSES))?;
 
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s.seed);
+    let mut rng = backprop::seed::rng(s.seed, backprop::seed::Stream::Init);
     let mut net = NetworkConfig {
         inputs: train.x.cols(),
         hidden: s.hidden.clone(),

@@ -151,7 +151,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         output_activation: Activation::Identity,
         init: Init::Torch,
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let mut rng = backprop::seed::rng(args.seed, backprop::seed::Stream::Init);
     let mut net = net_config.init(&mut rng)?;
     let trainer = Trainer::new(TrainConfig {
         epochs,

@@ -27,7 +27,8 @@ pub fn range_test(
     lr_max: f32,
     steps: usize,
 ) -> Result<LrRange> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    // The weights `backprop train` starts from with this seed.
+    let mut rng = backprop::seed::rng(config.seed, backprop::seed::Stream::Init);
     let net = net_config.init(&mut rng)?;
     let cfg = LrRangeConfig {
         loss: config.loss,
