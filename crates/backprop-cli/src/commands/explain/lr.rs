@@ -7,7 +7,6 @@
 use anyhow::{bail, Result};
 use backprop::explain::{lr_range_test, LrRange, LrRangeConfig};
 use backprop::{Dataset, NetworkConfig, TrainConfig};
-use rand::SeedableRng;
 use serde_json::json;
 
 use super::{out_dir, write_all, LrArgs};
