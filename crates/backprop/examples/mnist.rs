@@ -18,7 +18,6 @@ use backprop::{
     Activation, BatchSize, Callback, Control, Dataset, Loss, Network, NetworkConfig, OptimizerKind,
     Schedule, TrainConfig, TrainState, Trainer,
 };
-use rand::SeedableRng;
 
 struct Settings {
     data: String,

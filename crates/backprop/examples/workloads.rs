@@ -26,7 +26,6 @@ use backprop::{
     Activation, BatchSize, Dataset, Init, Loss, Matrix, Network, NetworkConfig, OptimizerKind,
     TrainConfig, Trainer,
 };
-use rand::SeedableRng;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Workload {
