@@ -2,8 +2,9 @@
 //!
 //! The run folder is claimed before training starts (a folder that already holds a
 //! run is never reused, so a failing run cannot clobber an earlier one's files).
-//! Every `--checkpoint-every` epochs, and before the first, the network and the whole
-//! training state go into `checkpoint/state.safetensors`, one file written atomically
+//! Every `--checkpoint-every` epochs, before the first, and where Ctrl-C stops a run
+//! (within an epoch too), the network and the whole training state go into
+//! `checkpoint/state.safetensors`, one file written atomically
 //! (see [`backprop::checkpoint`]), together with what is needed to start the same run
 //! again: the command line, the folder it ran in, fingerprints of its input files and
 //! the training configuration. `--resume DIR` parses that command line again, checks
@@ -164,11 +165,8 @@ pub struct Run {
     epochs: usize,
     /// (epoch, step, steps) of the last step.
     position: (usize, usize, usize),
-    /// Epoch of the newest checkpoint on disk.
-    saved: Option<usize>,
-    /// The last completed epoch's state when it was not written (`every` > 1), for
-    /// Ctrl-C to write.
-    pending: Option<(Network, TrainState)>,
+    /// Where the newest checkpoint on disk stands ("epoch 3", "epoch 4, step 7 of 12").
+    saved: Option<String>,
     /// Whether this process writes the run folder (all but ranks 1.. of `mpirun`).
     writer: bool,
 }
@@ -229,7 +227,6 @@ impl Run {
             epochs: 0,
             position: (0, 0, 0),
             saved: None,
-            pending: None,
             writer: true,
         })
     }
@@ -278,7 +275,7 @@ impl Run {
                 }
                 *net = r.checkpoint.network;
                 *state = r.checkpoint.state;
-                self.saved = Some(state.epoch);
+                self.saved = Some(position(state));
             }
             None => {
                 self.record.train_config = Some(config_json);
@@ -296,7 +293,7 @@ impl Run {
 
     fn save(&mut self, net: &Network, state: &TrainState) -> backprop::Result<()> {
         if !self.writer {
-            self.saved = Some(state.epoch);
+            self.saved = Some(position(state));
             return Ok(());
         }
         let extra = serde_json::to_value(&self.record).map_err(|e| backprop::Error::Format {
@@ -304,15 +301,24 @@ impl Run {
             reason: e.to_string(),
         })?;
         Checkpoint::save(&checkpoint_path(&self.dir), net, state, &extra)?;
-        self.saved = Some(state.epoch);
+        self.saved = Some(position(state));
+        Ok(())
+    }
+
+    /// After the trainer returned: a run stopped within an epoch (Ctrl-C) saves its
+    /// state there, which `--resume` continues exactly.
+    pub fn stopped(&mut self, net: &Network, state: &TrainState) -> Result<()> {
+        if state.partial.is_some() {
+            self.save(net, state)?;
+        }
         Ok(())
     }
 
     /// After training failed: points at what is left.
     pub fn note_failure(&self, quiet: bool) {
-        if let (Some(epoch), false) = (self.saved, quiet) {
+        if let (Some(at), false) = (&self.saved, quiet) {
             eprintln!(
-                "note: the last good checkpoint (epoch {epoch}) is kept in {}",
+                "note: the last good checkpoint ({at}) is kept in {}",
                 checkpoint_path(&self.dir).display()
             );
         }
@@ -324,11 +330,19 @@ impl Run {
             return None;
         }
         let (epoch, step, steps) = self.position;
-        let saved = self.saved.map_or("no checkpoint".to_string(), |e| {
-            format!("the checkpoint of epoch {e}")
-        });
+        let saved = self
+            .saved
+            .as_ref()
+            .map_or("no checkpoint".to_string(), |at| {
+                format!("the checkpoint ({at})")
+            });
+        let unrecorded = if step < steps {
+            format!(" (epoch {epoch} is not recorded as an epoch: its steps so far are in the cost per step only)")
+        } else {
+            String::new()
+        };
         Some(interrupt::Interrupted(format!(
-            "stopped at epoch {epoch}, step {step} of {steps}; wrote the weights so far and the report to {}; continue exactly from {saved} with `backprop train --resume {}`",
+            "stopped at epoch {epoch}, step {step} of {steps}; wrote the weights so far and the report to {}{unrecorded}; continue exactly from {saved} with `backprop train --resume {}`",
             self.dir.display(),
             self.dir.display()
         )))
@@ -346,15 +360,7 @@ impl Callback for Run {
     }
 
     fn on_epoch_end(&mut self, net: &Network, state: &TrainState) -> backprop::Result<Control> {
-        let (_, step, steps) = self.position;
-        if step < steps {
-            // Stopped mid-epoch: this state cannot be resumed exactly; write the last
-            // epoch boundary's instead, if it is not on disk yet.
-            if let Some((n, s)) = self.pending.take() {
-                self.save(&n, &s)?;
-            }
-            return Ok(Control::Stop);
-        }
+        let (_, _, steps) = self.position;
         if let Some(r) = state.history.epochs.last() {
             if let Some(v) = r.valid_loss.filter(|v| !v.is_finite()) {
                 return Err(backprop::Error::NonFinite {
@@ -380,10 +386,21 @@ impl Callback for Run {
             || state.history.stopped_early
         {
             self.save(net, state)?;
-            self.pending = None;
-        } else {
-            self.pending = Some((net.clone(), state.clone()));
         }
         Ok(Control::Continue)
+    }
+}
+
+/// Where a training state stands: "epoch 3" at an epoch boundary, "epoch 4, step 7 of
+/// 12" within one.
+pub fn position(state: &TrainState) -> String {
+    match &state.partial {
+        Some(p) => format!(
+            "epoch {}, step {} of {}",
+            state.epoch + 1,
+            p.steps_done,
+            p.steps
+        ),
+        None => format!("epoch {}", state.epoch),
     }
 }

@@ -371,6 +371,51 @@ fn default_runs_never_overwrite_earlier_runs() {
 }
 
 /// Compares with a committed snapshot; `UPDATE_SNAPSHOTS=1` rewrites it.
+/// `--valid-fraction 0` trains without validation (the trainer is never handed an
+/// empty validation set, whose loss would be NaN) and says what that turns off.
+#[test]
+fn no_validation_rows_trains_without_validation_and_says_so() {
+    let out = tmp("no-valid");
+    let houses = fixture("houses.csv");
+    let o = ok(&[
+        "train",
+        "--data",
+        houses.to_str().unwrap(),
+        "--target",
+        "MedHouseVal",
+        "--valid-fraction",
+        "0",
+        "--patience",
+        "3",
+        "--epochs",
+        "4",
+        "--hidden",
+        "8",
+        "--no-baseline",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("validating on 0"), "{err}");
+    assert!(
+        err.contains("warning: --patience 3 needs validation rows and there are none"),
+        "{err}"
+    );
+    let m = json(&out.join("metrics.json"));
+    assert_eq!(m["rows"]["valid"], 0);
+    assert!(m["valid"].is_null(), "{m}");
+    assert_eq!(m["epochs_run"], 4);
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    let rows: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{history}");
+    for r in rows {
+        // epoch,train_loss,valid_loss,...: the validation loss is empty, not NaN.
+        let f: Vec<&str> = r.split(',').collect();
+        assert!(f[1].parse::<f64>().unwrap().is_finite(), "{r}");
+        assert_eq!(f[2], "", "{r}");
+    }
+}
+
 fn snapshot(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")

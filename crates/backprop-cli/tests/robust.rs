@@ -292,3 +292,142 @@ fn same_seed_gives_identical_bytes_across_runs_and_thread_counts() {
     };
     assert_eq!(metrics(&a), metrics(&c));
 }
+
+/// A run stopped by Ctrl-C in the middle of an epoch: that epoch appears nowhere as an
+/// epoch (history.csv, metrics.json, report.html), the checkpoint holds the position
+/// within it, and `--resume` ends with the uninterrupted run's model and history.
+///
+/// The signal is sent once the run has printed its third epoch, and the checkpoint is
+/// written only at the end, so that nearly all of the run's time is spent in steps
+/// rather than at epoch boundaries; a stop that still lands on an epoch's last step is
+/// tried again (three times at most), since it could not show the partial epoch.
+#[test]
+fn ctrl_c_within_an_epoch_records_no_partial_epoch_and_resumes_exactly() {
+    use std::io::{BufRead, BufReader, Read};
+    let args = |out: &Path| -> Vec<String> {
+        let houses = fixture("houses.csv");
+        [
+            "train",
+            "--data",
+            &houses,
+            "--target",
+            "MedHouseVal",
+            "--epochs",
+            "60",
+            "--hidden",
+            "64",
+            "--batch-size",
+            "1",
+            "--no-baseline",
+            "--seed",
+            "5",
+            "--checkpoint-every",
+            "1000",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let full = tmp("partial-full");
+    let o = bin().args(args(&full)).arg("--quiet").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let mut attempts = 0;
+    let (stopped, err, (epoch, step, steps)) = loop {
+        attempts += 1;
+        assert!(attempts <= 3, "every Ctrl-C landed on an epoch's last step");
+        let stopped = tmp(&format!("partial-stopped-{attempts}"));
+        let mut child = bin()
+            .args(args(&stopped))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Without a terminal the progress is one line per epoch on standard error.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut err = String::new();
+        while !err.contains("epoch   3/60") {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the run ended before epoch 3: {err}"
+            );
+            err.push_str(&line);
+        }
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        stderr.read_to_string(&mut err).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let pos: Vec<usize> = err
+            .split("stopped at epoch ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{err}"))
+            .split(';')
+            .next()
+            .unwrap()
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().unwrap())
+            .collect();
+        if pos[1] < pos[2] {
+            break (stopped, err, (pos[0], pos[1], pos[2]));
+        }
+    };
+    assert!(
+        err.contains(&format!("epoch {epoch} is not recorded as an epoch")),
+        "{err}"
+    );
+    let done = epoch - 1;
+    let history = std::fs::read_to_string(stopped.join("history.csv")).unwrap();
+    let epochs: Vec<&str> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=done).map(|e| e.to_string()).collect();
+    assert_eq!(epochs, expected, "history.csv:\n{history}");
+    let metrics = common::json(&stopped.join("metrics.json"));
+    assert_eq!(metrics["epochs_run"], done, "{metrics}");
+    assert_eq!(
+        metrics["interrupted_epoch"],
+        serde_json::json!({"epoch": epoch, "steps_done": step, "steps": steps})
+    );
+    let report = std::fs::read_to_string(stopped.join("report.html")).unwrap();
+    assert!(
+        report.contains(&format!(
+            "for {done} epochs, then was stopped after {step} of the {steps} steps of epoch {epoch}"
+        )),
+        "report.html does not say where it stopped"
+    );
+    let c = Checkpoint::load(&stopped.join("checkpoint/state.safetensors")).unwrap();
+    assert_eq!(c.state.epoch, done);
+    assert_eq!(c.state.history.epochs.len(), done);
+    let partial = c.state.partial.expect("the checkpoint holds the position");
+    assert_eq!((partial.steps_done, partial.steps), (step, steps));
+
+    let o = run(&["train", "--resume", stopped.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    same_files(&full, &stopped);
+    // The same history, but for the seconds each epoch took.
+    let without_seconds = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("history.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(4);
+                f.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(without_seconds(&stopped), without_seconds(&full));
+    let m = common::json(&stopped.join("metrics.json"));
+    assert_eq!(m["epochs_run"], 60);
+    assert!(m["interrupted_epoch"].is_null());
+}

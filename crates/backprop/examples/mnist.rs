@@ -18,7 +18,6 @@ use backprop::{
     Activation, BatchSize, Callback, Control, Dataset, Loss, Network, NetworkConfig, OptimizerKind,
     Schedule, TrainConfig, TrainState, Trainer,
 };
-use rand::SeedableRng;
 
 struct Settings {
     data: String,
@@ -124,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train = Dataset::new(mnist.train_x, one_hot(&train_labels, MNIST_CLASSES))?;
     let test = Dataset::new(mnist.test_x, one_hot(&test_labels, MNIST_CLASSES))?;
 
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s.seed);
+    let mut rng = backprop::seed::rng(s.seed, backprop::seed::Stream::Init);
     let mut net = NetworkConfig {
         inputs: train.x.cols(),
         hidden: s.hidden.clone(),

@@ -26,7 +26,6 @@ use backprop::{
     Activation, BatchSize, Dataset, Init, Loss, Matrix, Network, NetworkConfig, OptimizerKind,
     TrainConfig, Trainer,
 };
-use rand::SeedableRng;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Workload {
@@ -151,7 +150,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         output_activation: Activation::Identity,
         init: Init::Torch,
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let mut rng = backprop::seed::rng(args.seed, backprop::seed::Stream::Init);
     let mut net = net_config.init(&mut rng)?;
     let trainer = Trainer::new(TrainConfig {
         epochs,

@@ -23,14 +23,20 @@ use crate::layer::Dense;
 use crate::model::atomic_write;
 use crate::network::Network;
 use crate::optim::{OptimizerState, ScheduleState};
-use crate::train::{History, TrainState};
+use crate::train::{History, PartialEpoch, TrainState};
 
 /// Identifies checkpoint files (the `format` metadata entry).
 pub const FORMAT: &str = "backprop-checkpoint";
-/// Version of the checkpoint layout; bumped on incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the checkpoint layout; bumped on incompatible change. Version 2 added
+/// the position within an interrupted epoch (`partial`); version 1 files, always at an
+/// epoch boundary, are still read.
+pub const FORMAT_VERSION: u32 = 2;
 
-/// A network and its training state at an epoch boundary, plus caller data.
+/// Versions [`Checkpoint::from_bytes`] reads.
+const READABLE_VERSIONS: [&str; 2] = ["1", "2"];
+
+/// A network and its training state (at an epoch boundary or within an epoch), plus
+/// caller data.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     /// The weights.
@@ -56,7 +62,22 @@ struct Meta {
     history: History,
     best_loss_bits: Option<u64>,
     bad_epochs: usize,
+    /// Absent from version 1 files, which were always written at an epoch boundary.
+    #[serde(default)]
+    partial: Option<PartialMeta>,
     extra: serde_json::Value,
+}
+
+/// [`PartialEpoch`] with its loss sum as a bit pattern, so the resumed epoch's loss is
+/// the uninterrupted one's to the bit.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialMeta {
+    steps_done: usize,
+    steps: usize,
+    rng: ChaCha8Rng,
+    loss_sum_bits: u64,
+    seconds: f64,
 }
 
 impl Checkpoint {
@@ -75,6 +96,7 @@ impl Checkpoint {
             history,
             best,
             bad_epochs,
+            partial,
         } = state;
         let OptimizerState { step, buffers } = optimizer;
         let ScheduleState {
@@ -94,6 +116,13 @@ impl Checkpoint {
             history: history.clone(),
             best_loss_bits: best.as_ref().map(|(l, _)| l.to_bits()),
             bad_epochs: *bad_epochs,
+            partial: partial.as_ref().map(|p| PartialMeta {
+                steps_done: p.steps_done,
+                steps: p.steps,
+                rng: p.rng.clone(),
+                loss_sum_bits: p.loss_sum.to_bits(),
+                seconds: p.seconds,
+            }),
             extra: extra.clone(),
         };
         let bad = |reason: String| Error::Format {
@@ -158,10 +187,10 @@ impl Checkpoint {
             .get("format_version")
             .map(String::as_str)
             .unwrap_or("?");
-        if version != FORMAT_VERSION.to_string() {
+        if !READABLE_VERSIONS.contains(&version) {
             return Err(Error::IncompatibleModel {
                 found: format!("{} checkpoint format version {version}", path.display()),
-                expected: format!("version {FORMAT_VERSION}; resume it with the version of backprop that wrote it, or train again"),
+                expected: format!("version {}; resume it with the version of backprop that wrote it, or train again", READABLE_VERSIONS.join(" or ")),
             });
         }
         let json = info
@@ -234,6 +263,13 @@ impl Checkpoint {
             history: meta.history,
             best,
             bad_epochs: meta.bad_epochs,
+            partial: meta.partial.map(|p| PartialEpoch {
+                steps_done: p.steps_done,
+                steps: p.steps,
+                rng: p.rng,
+                loss_sum: f64::from_bits(p.loss_sum_bits),
+                seconds: p.seconds,
+            }),
         };
         Ok(Checkpoint {
             network,
@@ -371,6 +407,137 @@ mod tests {
             .unwrap();
         let bits = |n: &Network| n.params().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&c.network), bits(&whole));
+    }
+
+    /// Stops after every `every`-th step counted over the whole run.
+    struct StopEvery {
+        every: usize,
+        seen: usize,
+    }
+    impl crate::train::Callback for StopEvery {
+        fn on_step_end(&mut self, _: usize, _: usize, _: usize, _: f32) -> crate::train::Control {
+            self.seen += 1;
+            if self.seen.is_multiple_of(self.every) {
+                crate::train::Control::Stop
+            } else {
+                crate::train::Control::Continue
+            }
+        }
+    }
+
+    /// An epoch's figures without its wall-clock seconds, which no two runs share.
+    fn figures(h: &History) -> Vec<crate::train::EpochRecord> {
+        h.epochs
+            .iter()
+            .map(|e| crate::train::EpochRecord {
+                seconds: 0.0,
+                ..e.clone()
+            })
+            .collect()
+    }
+
+    /// Stopped by a callback every 3 steps (epochs of 5 steps: within epochs, twice
+    /// in one epoch, at an epoch's last step) and resumed each time from checkpoint
+    /// bytes, training ends with the uninterrupted run's parameters and history, bit
+    /// for bit; no interrupted epoch is ever in the history.
+    #[test]
+    fn stops_within_epochs_resume_to_the_uninterrupted_run() {
+        let config = TrainConfig {
+            epochs: 6,
+            batch_size: BatchSize::Mini(8),
+            optimizer: OptimizerKind::Adamw.build(0.0, 1e-3),
+            patience: 4,
+            schedule: crate::Schedule::Plateau {
+                factor: 0.5,
+                patience: 1,
+                min_lr: 0.0,
+            },
+            lr: 0.05,
+            record_steps: true,
+            ..Default::default()
+        };
+        let d = data();
+        let trainer = Trainer::new(config).unwrap();
+        let mut whole = net();
+        let whole_history = trainer.fit(&mut whole, &d, Some(&d), &mut []).unwrap();
+        assert!(!whole_history.stopped_early, "all 30 steps run");
+
+        let mut network = net();
+        let mut state = TrainState::new(trainer.config(), &network);
+        let mut stop = StopEvery { every: 3, seen: 0 };
+        let mut stops_within = 0;
+        for _ in 0..30 {
+            trainer
+                .resume(
+                    &mut network,
+                    &d,
+                    Some(&d),
+                    &mut state,
+                    &mut [&mut stop],
+                    &mut crate::train::LocalReducer,
+                )
+                .unwrap();
+            if let Some(p) = &state.partial {
+                stops_within += 1;
+                assert_eq!(p.steps, 5);
+                assert_eq!(stop.seen, state.epoch * 5 + p.steps_done);
+                // Only completed epochs are recorded, and they are the uninterrupted
+                // run's.
+                assert_eq!(state.history.epochs.len(), state.epoch);
+                assert_eq!(
+                    figures(&state.history),
+                    figures(&whole_history)[..state.epoch]
+                );
+                assert_eq!(
+                    state.history.step_losses,
+                    whole_history.step_losses[..stop.seen]
+                );
+            }
+            let bytes = Checkpoint::to_bytes(&network, &state, &serde_json::Value::Null).unwrap();
+            let c = Checkpoint::from_bytes(Path::new("c"), &bytes).unwrap();
+            assert_eq!(c.state.partial, state.partial);
+            network = c.network;
+            state = c.state;
+            if state.epoch == 6 && state.partial.is_none() {
+                break;
+            }
+        }
+        // Run steps 15 and 30 end epochs; the other eight multiples of 3 do not.
+        assert_eq!(stops_within, 8);
+        let bits = |n: &Network| n.params().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&network), bits(&whole));
+        assert_eq!(figures(&state.history), figures(&whole_history));
+        assert_eq!(state.history.step_losses, whole_history.step_losses);
+    }
+
+    /// A version 1 checkpoint (no position within an epoch) is still read; an unknown
+    /// version is refused with a message that says what to do.
+    #[test]
+    fn reads_version_1_and_refuses_unknown_versions() {
+        let n = net();
+        let trainer = Trainer::new(TrainConfig::default()).unwrap();
+        let state = TrainState::new(trainer.config(), &n);
+        let bytes = Checkpoint::to_bytes(&n, &state, &serde_json::Value::Null).unwrap();
+        let with_version = |version: &str| {
+            let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+            let mut info = header.metadata().clone().unwrap();
+            let mut meta: serde_json::Value = serde_json::from_str(&info["state"]).unwrap();
+            meta.as_object_mut().unwrap().remove("partial");
+            info.insert("state".into(), meta.to_string());
+            info.insert("format_version".into(), version.into());
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            safetensors::serialize(st.tensors(), &Some(info)).unwrap()
+        };
+        let old = Checkpoint::from_bytes(Path::new("c"), &with_version("1")).unwrap();
+        assert_eq!(old.state.partial, None);
+        assert_eq!(old.network.params(), n.params());
+        let e = Checkpoint::from_bytes(Path::new("c"), &with_version("3"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("version 3") && e.contains("version 1 or 2"),
+            "{e}"
+        );
     }
 
     #[test]

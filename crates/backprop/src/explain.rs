@@ -114,7 +114,8 @@ pub struct PathConfig {
     pub batch_size: BatchSize,
     /// Updates to take.
     pub steps: usize,
-    /// Seed of the shuffling (each pass over the data is reshuffled).
+    /// Seed of the shuffling (its [`crate::seed::Stream::Shuffle`] stream; each pass over
+    /// the data is reshuffled).
     pub seed: u64,
     /// Stop once the cost exceeds this multiple of the starting cost (diverged).
     pub blowup: f64,
@@ -313,7 +314,7 @@ pub struct LrRangeConfig {
     pub steps: usize,
     /// Rows per update.
     pub batch_size: usize,
-    /// Seed of the shuffling.
+    /// Seed of the shuffling (its [`crate::seed::Stream::Shuffle`] stream).
     pub seed: u64,
     /// Weight of the running average of the loss. fastai uses 0.98, which lags about
     /// fifty steps behind; over a test of a few hundred steps that shifts the lowest
@@ -475,7 +476,7 @@ impl Stepper {
         Ok(Stepper {
             optimizer,
             state: optimizer.init(net.num_params()),
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: crate::seed::rng(seed, crate::seed::Stream::Shuffle),
             order: (0..n).collect(),
             pos: n,
             x: Matrix::default(),

@@ -59,6 +59,7 @@ pub mod model;
 pub mod network;
 pub mod optim;
 mod patterns;
+pub mod seed;
 #[cfg(test)]
 mod test_util;
 pub mod train;
@@ -72,5 +73,6 @@ pub use matrix::Matrix;
 pub use network::{Network, NetworkConfig, Trace};
 pub use optim::{Optimizer, OptimizerKind, OptimizerState, Schedule, ScheduleState};
 pub use train::{
-    BatchSize, Callback, Control, Dataset, EpochRecord, History, TrainConfig, TrainState, Trainer,
+    BatchSize, Callback, Control, Dataset, EpochRecord, History, PartialEpoch, TrainConfig,
+    TrainState, Trainer,
 };

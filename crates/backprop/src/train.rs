@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +12,7 @@ use crate::loss::Loss;
 use crate::matrix::Matrix;
 use crate::network::{Network, Trace};
 use crate::optim::{clip_grad_norm, l2_norm, Optimizer, OptimizerState, Schedule, ScheduleState};
+use crate::seed::{self, Stream};
 
 /// Observations per update: the three forms of gradient descent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ pub struct TrainConfig {
     /// Stop when the validation loss has not improved for this many epochs and restore
     /// the best weights (0 = never stop early).
     pub patience: usize,
-    /// Seed of the shuffling generator.
+    /// Seed of the shuffling generator (its [`Stream::Shuffle`] stream).
     pub seed: u64,
     /// Record every step's loss in the history (for cost-per-step plots).
     pub record_steps: bool,
@@ -202,25 +202,53 @@ pub struct TrainState {
     pub schedule: ScheduleState,
     /// The shuffling generator.
     pub rng: ChaCha8Rng,
-    /// The record so far.
+    /// The record so far (completed epochs only; the steps of an interrupted epoch are
+    /// in [`History::step_losses`] but not in [`History::epochs`]).
     pub history: History,
     /// Best validation loss and the parameters that reached it (early stopping).
     pub best: Option<(f64, Vec<f32>)>,
     /// Epochs since the validation loss last improved.
     pub bad_epochs: usize,
+    /// How far epoch `epoch + 1` got when a callback stopped it before its last step;
+    /// `None` at an epoch boundary.
+    pub partial: Option<PartialEpoch>,
+}
+
+/// An epoch a callback stopped part-way: what [`Trainer::resume`] needs to run its
+/// remaining steps in the same order, with the same loss accumulation, as if it had
+/// not been interrupted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Updates done in the epoch (at least 1, fewer than `steps`).
+    pub steps_done: usize,
+    /// Updates in the whole epoch (checked on resume: the training set must be the
+    /// same size).
+    pub steps: usize,
+    /// The shuffling generator as it was before the epoch's shuffle: shuffling again
+    /// from it regenerates the epoch's order of rows (and leaves the generator where
+    /// the uninterrupted run left it), so the order need not be stored.
+    pub rng: ChaCha8Rng,
+    /// Sum over the done steps of rows x mean loss: the numerator of the epoch's
+    /// training loss so far.
+    pub loss_sum: f64,
+    /// Seconds the epoch has taken so far.
+    pub seconds: f64,
 }
 
 impl TrainState {
-    /// The state before the first epoch.
+    /// The state before the first epoch. The shuffling generator is the
+    /// [`Stream::Shuffle`] stream of the configured seed, independent of the streams
+    /// that split the data and draw the initial weights.
     pub fn new(config: &TrainConfig, net: &Network) -> Self {
         TrainState {
             epoch: 0,
             optimizer: config.optimizer.init(net.num_params()),
             schedule: ScheduleState::default(),
-            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            rng: seed::rng(config.seed, Stream::Shuffle),
             history: History::default(),
             best: None,
             bad_epochs: 0,
+            partial: None,
         }
     }
 }
@@ -230,7 +258,10 @@ impl TrainState {
 pub enum Control {
     /// Go on.
     Continue,
-    /// Stop after this point (state stays consistent and resumable).
+    /// Stop after this point. The state stays consistent and resumable: a stop from
+    /// [`Callback::on_step_end`] before an epoch's last step leaves that epoch
+    /// unrecorded, its progress in [`TrainState::partial`], and no
+    /// [`Callback::on_epoch_end`] call for it.
     Stop,
 }
 
@@ -363,7 +394,12 @@ impl Trainer {
     }
 
     /// Continues training from `state` (fresh from [`TrainState::new`] or loaded from a
-    /// checkpoint) until the configured epochs are done or a callback stops it.
+    /// checkpoint, possibly in the middle of an epoch) until the configured epochs are
+    /// done or a callback stops it.
+    ///
+    /// Errors: shapes that do not fit the network, a state with more epochs done than
+    /// configured (or a part-done epoch of another size), and a validation set with no
+    /// rows (its loss would be NaN; pass `None` to train without validation).
     pub fn resume(
         &self,
         net: &mut Network,
@@ -373,6 +409,68 @@ impl Trainer {
         callbacks: &mut [&mut dyn Callback],
         reducer: &mut dyn GradientReducer,
     ) -> Result<()> {
+        let c = &self.config;
+        let shard = self.check(net, train, valid, state, reducer)?;
+        let n = shard.total;
+        let batch = c.batch_size.rows(n);
+        let steps = n.div_ceil(batch);
+        let mut ws = Workspace {
+            d_out: Vec::with_capacity(batch * net.outputs()),
+            grads: vec![0.0; net.num_params()],
+            order: (0..n).collect(),
+            ..Workspace::default()
+        };
+        if c.record_steps {
+            let done = state.partial.as_ref().map_or(0, |p| p.steps_done);
+            let left = (c.epochs - state.epoch) * steps - done;
+            state.history.step_losses.reserve(left);
+        }
+        let mut eval_trace = Trace::default();
+        // A state that stopped early is finished even when loaded from a checkpoint.
+        while state.epoch < c.epochs && !state.history.stopped_early {
+            let Some(epoch) =
+                self.run_epoch(net, train, shard, &mut ws, state, callbacks, reducer)?
+            else {
+                // Stopped mid-epoch: the weights stay as they are and `state.partial`
+                // says where to go on.
+                return Ok(());
+            };
+            let valid_loss =
+                valid.map(|v| validation_loss(net, v, c.loss, reducer, &mut eval_trace));
+            let stop = self.end_epoch(net, state, &ws, epoch, valid_loss);
+            let mut cb_stop = false;
+            for cb in callbacks.iter_mut() {
+                if cb.on_epoch_end(net, state)? == Control::Stop {
+                    cb_stop = true;
+                }
+            }
+            if stop || cb_stop {
+                if state.epoch < c.epochs && !state.history.stopped_early {
+                    // Interrupted by a callback: leave the weights as they are so the
+                    // run can resume exactly.
+                    return Ok(());
+                }
+                break;
+            }
+        }
+        if let Some((_, best)) = &state.best {
+            if state.history.stopped_early || state.epoch == c.epochs {
+                net.params_mut().copy_from_slice(best);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the data and the state against the network and the configuration, and
+    /// returns this process's shard of the training rows.
+    fn check(
+        &self,
+        net: &Network,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+        state: &TrainState,
+        reducer: &mut dyn GradientReducer,
+    ) -> Result<Shard> {
         let c = &self.config;
         check_shapes(net, train, c.loss)?;
         if let Some(v) = valid {
@@ -395,126 +493,167 @@ impl Trainer {
         if shard.total == 0 {
             return Err(Error::config("data", "the training set has no rows"));
         }
-        let n = shard.total;
+        if let Some(v) = valid {
+            // Every process calls this (each holds `Some`, possibly with no rows of
+            // its own), so the sum is the global count.
+            let mut rows = [v.len() as f64];
+            reducer.sum(&mut rows);
+            if rows[0] == 0.0 {
+                return Err(Error::config(
+                    "valid",
+                    "the validation set has no rows, so its loss would be NaN (and early stopping would keep it as the best forever); pass no validation set to train without one",
+                ));
+            }
+        }
+        if state.epoch > c.epochs {
+            return Err(Error::config(
+                "epochs",
+                format!(
+                    "the training state has {} epochs done, more than the {} configured; configure at least {} epochs to continue it",
+                    state.epoch, c.epochs, state.epoch
+                ),
+            ));
+        }
+        if let Some(p) = &state.partial {
+            let steps = shard.total.div_ceil(c.batch_size.rows(shard.total));
+            if state.epoch == c.epochs
+                || p.steps != steps
+                || p.steps_done == 0
+                || p.steps_done >= p.steps
+            {
+                return Err(Error::config(
+                    "state",
+                    format!(
+                        "the training state stopped after step {} of {} of epoch {}, which does not fit {} epochs of {steps} steps (the training set or batch size has changed); continue it with the data and settings that made it",
+                        p.steps_done,
+                        p.steps,
+                        state.epoch + 1,
+                        c.epochs
+                    ),
+                ));
+            }
+        }
+        Ok(shard)
+    }
+
+    /// Runs the updates of epoch `state.epoch + 1`, from where `state.partial` left it
+    /// if set. Returns `None` when a callback stopped it before its last step (then
+    /// `state.partial` records how far it got), else what the epoch record needs.
+    #[allow(clippy::too_many_arguments)]
+    fn run_epoch(
+        &self,
+        net: &mut Network,
+        train: &Dataset,
+        shard: Shard,
+        ws: &mut Workspace,
+        state: &mut TrainState,
+        callbacks: &mut [&mut dyn Callback],
+        reducer: &mut dyn GradientReducer,
+    ) -> Result<Option<EpochSteps>> {
+        let c = &self.config;
+        let started = Instant::now();
+        let (n, epoch) = (shard.total, state.epoch);
         let batch = c.batch_size.rows(n);
         let steps = n.div_ceil(batch);
-        let mut ws = Workspace {
-            d_out: Vec::with_capacity(batch * net.outputs()),
-            grads: vec![0.0; net.num_params()],
-            order: (0..n).collect(),
-            ..Workspace::default()
+        let (first, mut loss_sum, seconds_before) = match state.partial.take() {
+            Some(p) => {
+                // Shuffle again from the generator the epoch started with: the same
+                // order, and the generator ends where it did.
+                state.rng = p.rng;
+                (p.steps_done, p.loss_sum, p.seconds)
+            }
+            None => (0, 0.0f64, 0.0),
         };
-        if c.record_steps {
-            state
-                .history
-                .step_losses
-                .reserve((c.epochs - state.epoch) * steps);
+        let rng_at_start = state.rng.clone();
+        ws.order.clear();
+        ws.order.extend(0..n);
+        if c.shuffle && batch < n {
+            ws.order.shuffle(&mut state.rng);
         }
-        let mut eval_trace = Trace::default();
-        // A state that stopped early is finished even when loaded from a checkpoint.
-        while state.epoch < c.epochs && !state.history.stopped_early {
-            let started = Instant::now();
-            let epoch = state.epoch;
-            ws.order.clear();
-            ws.order.extend(0..n);
-            if c.shuffle && batch < n {
-                ws.order.shuffle(&mut state.rng);
-            }
-            let mut loss_sum = 0.0f64;
-            let mut lr = c.lr;
-            let mut stop = false;
-            for step in 0..steps {
-                lr = c
-                    .schedule
-                    .lr(c.lr, epoch, step, steps, c.epochs, &state.schedule);
-                let last = step + 1 == steps;
-                let rows = self.step(
-                    net,
-                    train,
-                    shard,
-                    &mut ws,
-                    step * batch,
-                    batch,
-                    lr,
-                    last,
-                    state,
-                    reducer,
-                    epoch,
-                    step,
-                )?;
-                loss_sum += rows.1 as f64 * rows.0 as f64;
-                if c.record_steps {
-                    state.history.step_losses.push(rows.1);
-                }
-                for cb in callbacks.iter_mut() {
-                    if cb.on_step_end(epoch + 1, step + 1, steps, rows.1) == Control::Stop {
-                        stop = true;
-                    }
-                }
-                if stop && !last {
-                    break;
-                }
-            }
-            let valid_loss = valid.map(|v| {
-                let mut s = [
-                    evaluate_loss_sum(net, v, c.loss, &mut eval_trace),
-                    v.len() as f64,
-                ];
-                reducer.sum(&mut s);
-                s[0] / c
-                    .loss
-                    .denominator(s[1] as usize * net.outputs(), net.outputs())
-            });
-            c.schedule.end_epoch(
-                c.lr,
-                valid_loss.unwrap_or(loss_sum / n as f64),
-                &mut state.schedule,
-            );
-            let (grad_norms, update_ratios) = layer_stats(net, &ws);
-            state.epoch += 1;
-            state.history.epochs.push(EpochRecord {
-                epoch: state.epoch,
-                train_loss: loss_sum / n as f64,
-                valid_loss,
+        let mut lr = c.lr;
+        let mut stop = false;
+        for step in first..steps {
+            lr = c
+                .schedule
+                .lr(c.lr, epoch, step, steps, c.epochs, &state.schedule);
+            let last = step + 1 == steps;
+            let (rows, loss) = self.step(
+                net,
+                train,
+                shard,
+                ws,
+                step * batch,
+                batch,
                 lr,
-                seconds: started.elapsed().as_secs_f64(),
-                grad_norms,
-                update_ratios,
-            });
-            if let (Some(v), true) = (valid_loss, c.patience > 0) {
-                if state.best.as_ref().is_none_or(|(b, _)| v < *b) {
-                    state.best = Some((v, net.params().to_vec()));
-                    state.bad_epochs = 0;
-                    state.history.best_epoch = Some(state.epoch);
-                } else {
-                    state.bad_epochs += 1;
-                    if state.bad_epochs >= c.patience {
-                        stop = true;
-                        state.history.stopped_early = true;
-                    }
-                }
+                last,
+                state,
+                reducer,
+                epoch,
+                step,
+            )?;
+            loss_sum += rows as f64 * loss as f64;
+            if c.record_steps {
+                state.history.step_losses.push(loss);
             }
-            let mut cb_stop = false;
             for cb in callbacks.iter_mut() {
-                if cb.on_epoch_end(net, state)? == Control::Stop {
-                    cb_stop = true;
+                if cb.on_step_end(epoch + 1, step + 1, steps, loss) == Control::Stop {
+                    stop = true;
                 }
             }
-            if stop || cb_stop {
-                if state.epoch < c.epochs && !state.history.stopped_early {
-                    // Interrupted by a callback: leave the weights as they are so the
-                    // run can resume exactly.
-                    return Ok(());
-                }
-                break;
+            if stop && !last {
+                state.partial = Some(PartialEpoch {
+                    steps_done: step + 1,
+                    steps,
+                    rng: rng_at_start,
+                    loss_sum,
+                    seconds: seconds_before + started.elapsed().as_secs_f64(),
+                });
+                return Ok(None);
             }
         }
-        if let Some((_, best)) = &state.best {
-            if state.history.stopped_early || state.epoch == c.epochs {
-                net.params_mut().copy_from_slice(best);
+        Ok(Some(EpochSteps {
+            train_loss: loss_sum / n as f64,
+            lr,
+            started,
+            seconds_before,
+            stop,
+        }))
+    }
+
+    /// Records a finished epoch: steps the schedule, appends the history and applies
+    /// early stopping. Returns whether training should stop.
+    fn end_epoch(
+        &self,
+        net: &Network,
+        state: &mut TrainState,
+        ws: &Workspace,
+        e: EpochSteps,
+        valid_loss: Option<f64>,
+    ) -> bool {
+        let c = &self.config;
+        c.schedule.end_epoch(
+            c.lr,
+            valid_loss.unwrap_or(e.train_loss),
+            &mut state.schedule,
+        );
+        let (grad_norms, update_ratios) = layer_stats(net, ws);
+        state.epoch += 1;
+        state.history.epochs.push(EpochRecord {
+            epoch: state.epoch,
+            train_loss: e.train_loss,
+            valid_loss,
+            lr: e.lr,
+            seconds: e.seconds_before + e.started.elapsed().as_secs_f64(),
+            grad_norms,
+            update_ratios,
+        });
+        let mut stop = e.stop;
+        if let (Some(v), true) = (valid_loss, c.patience > 0) {
+            if early_stopping(state, net, v, c.patience) {
+                stop = true;
             }
         }
-        Ok(())
+        stop
     }
 
     /// One update on global rows `order[start..start+batch]`, of which this process
@@ -637,6 +776,50 @@ impl Trainer {
     }
 }
 
+/// What a finished epoch's updates leave for its record.
+struct EpochSteps {
+    /// Mean training loss over the epoch's rows.
+    train_loss: f64,
+    /// Learning rate of the last step.
+    lr: f32,
+    /// When this process started (or went on with) the epoch.
+    started: Instant,
+    /// Seconds spent on the epoch before it was interrupted and resumed.
+    seconds_before: f64,
+    /// Whether a callback asked to stop at the last step.
+    stop: bool,
+}
+
+/// Keeps the best weights so far and counts the epochs without improvement. Returns
+/// whether `patience` such epochs have passed (then the history says it stopped early).
+fn early_stopping(state: &mut TrainState, net: &Network, valid_loss: f64, patience: usize) -> bool {
+    if state.best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
+        state.best = Some((valid_loss, net.params().to_vec()));
+        state.bad_epochs = 0;
+        state.history.best_epoch = Some(state.epoch);
+        return false;
+    }
+    state.bad_epochs += 1;
+    if state.bad_epochs >= patience {
+        state.history.stopped_early = true;
+        return true;
+    }
+    false
+}
+
+/// The mean loss over the validation rows of every process.
+fn validation_loss(
+    net: &Network,
+    v: &Dataset,
+    loss: Loss,
+    reducer: &mut dyn GradientReducer,
+    trace: &mut Trace,
+) -> f64 {
+    let mut s = [evaluate_loss_sum(net, v, loss, trace), v.len() as f64];
+    reducer.sum(&mut s);
+    s[0] / loss.denominator(s[1] as usize * net.outputs(), net.outputs())
+}
+
 /// Rows that go through forward and backward propagation together. A larger batch (as
 /// in full-batch gradient descent) is processed in pieces of this many rows whose
 /// gradients are summed: each piece's activations then stay in cache from the forward
@@ -751,7 +934,7 @@ fn evaluate_loss_sum(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trac
 mod tests {
     use super::*;
     use crate::{Activation, NetworkConfig};
-    use rand::Rng;
+    use rand::{Rng, SeedableRng};
 
     /// Only rows listed consecutively and in order are read in place.
     #[test]
@@ -762,6 +945,107 @@ mod tests {
         assert_eq!(consecutive(&[3, 5, 6]), None);
         assert_eq!(consecutive(&[4, 3]), None);
         assert_eq!(consecutive(&[0, 1, 2, 2]), None);
+    }
+
+    fn tiny() -> (Network, Dataset) {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let x =
+            Matrix::from_vec(12, 2, (0..24).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+        let y =
+            Matrix::from_vec(12, 1, (0..12).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+        let net = NetworkConfig {
+            inputs: 2,
+            hidden: vec![3],
+            outputs: 1,
+            ..Default::default()
+        }
+        .init(&mut rng)
+        .unwrap();
+        (net, Dataset::new(x, y).unwrap())
+    }
+
+    /// A state with more epochs done than configured is an error, not an underflow.
+    #[test]
+    fn resuming_past_the_configured_epochs_is_an_error() {
+        let (mut net, d) = tiny();
+        let long = Trainer::new(TrainConfig {
+            epochs: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut state = TrainState::new(long.config(), &net);
+        long.resume(&mut net, &d, None, &mut state, &mut [], &mut LocalReducer)
+            .unwrap();
+        assert_eq!(state.epoch, 5);
+        let short = Trainer::new(TrainConfig {
+            epochs: 3,
+            record_steps: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let e = short
+            .resume(&mut net, &d, None, &mut state, &mut [], &mut LocalReducer)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("5 epochs done, more than the 3 configured"),
+            "{e}"
+        );
+        // Exactly the configured epochs done: nothing left to do, and no error.
+        let same = Trainer::new(TrainConfig {
+            epochs: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        let before = net.params().to_vec();
+        same.resume(&mut net, &d, None, &mut state, &mut [], &mut LocalReducer)
+            .unwrap();
+        assert_eq!(net.params(), &before[..]);
+    }
+
+    /// A part-done epoch of another size (the data changed) is refused.
+    #[test]
+    fn a_partial_epoch_must_fit_the_data() {
+        let (mut net, d) = tiny();
+        let trainer = Trainer::new(TrainConfig {
+            batch_size: BatchSize::Mini(4),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut state = TrainState::new(trainer.config(), &net);
+        state.partial = Some(PartialEpoch {
+            steps_done: 2,
+            steps: 4,
+            rng: state.rng.clone(),
+            loss_sum: 0.0,
+            seconds: 0.0,
+        });
+        let e = trainer
+            .resume(&mut net, &d, None, &mut state, &mut [], &mut LocalReducer)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("step 2 of 4 of epoch 1"), "{e}");
+    }
+
+    /// An empty validation set is refused (its loss would be NaN); none is fine.
+    #[test]
+    fn an_empty_validation_set_is_refused() {
+        let (mut net, d) = tiny();
+        let trainer = Trainer::new(TrainConfig {
+            epochs: 2,
+            patience: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let empty = d.select(&[]);
+        let e = trainer
+            .fit(&mut net, &d, Some(&empty), &mut [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("validation set has no rows"), "{e}");
+        let h = trainer.fit(&mut net, &d, None, &mut []).unwrap();
+        assert_eq!(h.epochs.len(), 2);
+        assert!(h.epochs.iter().all(|e| e.valid_loss.is_none()));
     }
 
     /// A batch processed in pieces has the gradient and loss of the whole batch at once.

@@ -14,9 +14,8 @@ use backprop::model::{atomic_write, Model};
 use backprop::optim::Schedule;
 use backprop::{
     Activation, BatchSize, Callback, Dataset, History, Init, Loss, Matrix, Network, NetworkConfig,
-    OptimizerKind, TrainConfig, TrainState, Trainer,
+    OptimizerKind, PartialEpoch, TrainConfig, TrainState, Trainer,
 };
-use rand::SeedableRng;
 use serde_json::json;
 
 use crate::args::{LrArg, ScheduleArg, TrainArgs};
@@ -590,6 +589,16 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     let (net_config, mut config) = plan(s, &p, train_rows)?;
     let classify = matches!(p.prep.target, Target::Classification { .. });
     let loss = config.loss;
+    if valid_rows == 0 && !s.quiet {
+        // The trainer is handed no validation set (never an empty one, whose loss
+        // would be NaN): say what that turns off.
+        if config.patience > 0 {
+            eprintln!("warning: --patience {} needs validation rows and there are none (--valid-fraction {}): training runs every epoch without early stopping; pass --valid-fraction 0.1 for early stopping", config.patience, s.valid_fraction);
+        }
+        if matches!(config.schedule, Schedule::Plateau { .. }) {
+            eprintln!("note: no validation rows: the plateau schedule watches the training loss");
+        }
+    }
     if s.lr_auto && crate::cluster::size() > 1 {
         bail!("--lr auto is not available under mpirun with more than one rank; find the rate with `backprop explain lr` in one process and pass --lr");
     }
@@ -627,7 +636,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         // last checkpoint.
         crate::interrupt::install();
     }
-    let (net, history, seconds) = fit(
+    let (net, history, seconds, partial) = fit(
         &net_config,
         &config,
         &p,
@@ -655,7 +664,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
     let valid_scored = p.valid.as_ref().map(|v| score(&net, v));
     let base_scored = baseline
         .as_ref()
-        .map(|(n, _, _)| (score(n, &p.test), p.valid.as_ref().map(|v| score(n, v))));
+        .map(|(n, _, _, _)| (score(n, &p.test), p.valid.as_ref().map(|v| score(n, v))));
     if !crate::cluster::is_root() {
         return Ok(());
     }
@@ -672,6 +681,13 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
         "valid": valid,
         "baseline": { "hidden": [], "test": base_test, "valid": base_valid, "train_seconds": baseline.as_ref().map(|b| b.2) },
         "epochs_run": history.epochs.len(),
+        // Ctrl-C within an epoch: the weights are those after this many of its steps;
+        // the epoch is in no count or record above.
+        "interrupted_epoch": partial.as_ref().map(|p| json!({
+            "epoch": history.epochs.len() + 1,
+            "steps_done": p.steps_done,
+            "steps": p.steps,
+        })),
         "best_epoch": history.best_epoch,
         "train_seconds": seconds,
         "rows": { "train": train_rows, "valid": valid_rows, "test": test_rows },
@@ -708,6 +724,7 @@ fn train(s: &Settings, run: &mut crate::checkpoint::Run) -> Result<()> {
             train_rows,
             metrics: &metrics,
             baseline: baseline.as_ref().map(|b| &b.1),
+            partial: partial.as_ref(),
             dollars: p.dollars,
             lr_note,
         };
@@ -821,8 +838,8 @@ fn fit(
     quiet: bool,
     path: Option<&mut Option<Recorder>>,
     mut run: Option<&mut crate::checkpoint::Run>,
-) -> Result<(Network, History, f64)> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(train.seed);
+) -> Result<(Network, History, f64, Option<PartialEpoch>)> {
+    let mut rng = backprop::seed::rng(train.seed, backprop::seed::Stream::Init);
     let mut net = cfg.init(&mut rng)?;
     let recorder = path.map(|slot| slot.insert(Recorder::start(&net, train.epochs)));
     let mut progress = Progress::new(label, train.epochs, quiet);
@@ -854,7 +871,15 @@ fn fit(
         r.note_failure(quiet);
     }
     result?;
-    Ok((net, state.history, started.elapsed().as_secs_f64()))
+    if let Some(r) = run {
+        r.stopped(&net, &state)?;
+    }
+    Ok((
+        net,
+        state.history,
+        started.elapsed().as_secs_f64(),
+        state.partial,
+    ))
 }
 
 /// `8-256-256-128-1`.

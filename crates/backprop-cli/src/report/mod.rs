@@ -13,7 +13,7 @@ use anyhow::Result;
 use backprop::data::prep::Target;
 use backprop::metrics::{argmax_rows, ClassificationMetrics};
 use backprop::optim::Schedule;
-use backprop::{History, Matrix, Network, NetworkConfig, ScheduleState, TrainConfig};
+use backprop::{History, Matrix, Network, NetworkConfig, PartialEpoch, ScheduleState, TrainConfig};
 use serde_json::Value;
 
 use crate::summary::target_units;
@@ -56,6 +56,8 @@ pub struct RunReport<'a> {
     pub dollars: Option<f64>,
     /// How the learning rate was chosen, if by the range test.
     pub lr_note: Option<String>,
+    /// How far the epoch Ctrl-C stopped got, if it stopped one part-way.
+    pub partial: Option<&'a PartialEpoch>,
 }
 
 /// Writes `report.html` into `dir`.
@@ -69,12 +71,18 @@ pub fn write(dir: &Path, r: &RunReport) -> Result<()> {
 pub fn render(r: &RunReport) -> String {
     let shape = crate::commands::train::shape(r.net_config);
     let mut b = format!(
-        "<h1>How the network learned: {}</h1><p class=\"lead\">A {shape} network ({} weights and biases) trained by backpropagation and {} on {} rows for {} epochs. Every figure below comes from this run. {}</p>\n",
+        "<h1>How the network learned: {}</h1><p class=\"lead\">A {shape} network ({} weights and biases) trained by backpropagation and {} on {} rows for {} epochs{}. Every figure below comes from this run. {}</p>\n",
         svg::esc(r.name),
         r.network.num_params(),
         r.train_config.optimizer.name(),
         r.train_rows,
         r.history.epochs.len(),
+        r.partial.map_or(String::new(), |p| format!(
+            ", then was stopped after {} of the {} steps of epoch {}: that epoch is not counted or recorded as one (its steps are in the cost per step), and the weights below are those at the stop",
+            p.steps_done,
+            p.steps,
+            r.history.epochs.len() + 1
+        )),
         match r.target {
             Target::Regression { .. } => format!("The cost is the {} of the standardised target, so 1.0 is what always predicting the mean scores.", r.train_config.loss),
             Target::Classification { classes, .. } => format!("The cost is the {} of the predicted class probabilities; guessing uniformly among the {} classes scores ln {} = {:.2}.", r.train_config.loss, classes.len(), classes.len(), (classes.len() as f64).ln()),

@@ -1,10 +1,8 @@
 //! Seeded train / validation / test splits.
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
 use crate::error::{Error, Result};
+use crate::seed::{self, Stream};
+use rand::seq::SliceRandom;
 
 /// Row indices of the three splits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,7 +15,7 @@ pub struct Split {
     pub test: Vec<usize>,
 }
 
-/// Shuffles `0..n` with `seed` and cuts it into test, validation and training rows
+/// Shuffles `0..n` with the split stream of `seed` ([`Stream::Split`]) and cuts it into test, validation and training rows
 /// (in that order), rounding each held-out part to the nearest row.
 pub fn split_rows(n: usize, valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split> {
     for (name, f) in [
@@ -35,7 +33,7 @@ pub fn split_rows(n: usize, valid_fraction: f64, test_fraction: f64, seed: u64) 
         ));
     }
     let mut idx: Vec<usize> = (0..n).collect();
-    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    idx.shuffle(&mut seed::rng(seed, Stream::Split));
     let n_test = (n as f64 * test_fraction).round() as usize;
     let n_valid = (n as f64 * valid_fraction).round() as usize;
     let need = usize::from(test_fraction > 0.0) + usize::from(valid_fraction > 0.0) + 1;

@@ -7,7 +7,6 @@
 use anyhow::{bail, Result};
 use backprop::explain::{lr_range_test, LrRange, LrRangeConfig};
 use backprop::{Dataset, NetworkConfig, TrainConfig};
-use rand::SeedableRng;
 use serde_json::json;
 
 use super::{out_dir, write_all, LrArgs};
@@ -27,7 +26,8 @@ pub fn range_test(
     lr_max: f32,
     steps: usize,
 ) -> Result<LrRange> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    // The weights `backprop train` starts from with this seed.
+    let mut rng = backprop::seed::rng(config.seed, backprop::seed::Stream::Init);
     let net = net_config.init(&mut rng)?;
     let cfg = LrRangeConfig {
         loss: config.loss,
