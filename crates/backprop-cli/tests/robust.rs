@@ -291,6 +291,33 @@ fn same_seed_gives_identical_bytes_across_runs_and_thread_counts() {
         (v["test"].clone(), v["baseline"]["test"].clone())
     };
     assert_eq!(metrics(&a), metrics(&c));
+
+    // Issue 19's command: its 64-unit ReLU layer under the one-output head takes
+    // 512 x 64 x 256 = 2^23 multiply-adds per piece, where the patterns table was
+    // used on one thread and the matrix product (another order of sums) on two.
+    let issue = |name: &str, threads: &str| {
+        let out = tmp(name);
+        let o = run(&[
+            "train",
+            "--hidden",
+            "256,64",
+            "--batch-size",
+            "512",
+            "--epochs",
+            "3",
+            "--quiet",
+            "--threads",
+            threads,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let one = issue("t19_1", "1");
+    let two = issue("t19_2", "2");
+    same_files(&one, &two);
+    assert_eq!(metrics(&one), metrics(&two));
 }
 
 /// A run stopped by Ctrl-C in the middle of an epoch: that epoch appears nowhere as an

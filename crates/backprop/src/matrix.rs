@@ -307,34 +307,45 @@ pub fn gemm(alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32]) {
         return;
     }
     let threads = rayon::current_num_threads();
+    // Every part of a split product must take the same `faer` kernel as the whole, or
+    // its sums run in another order and the thread count changes the bits: `faer`
+    // computes a product of one row or one column as matrix-vector products. So parts
+    // are balanced (at least two rows, or 16 columns, each), and a one-row product
+    // (`m = 1` through strides `gemm_thin` does not take) is not split.
     if threads < 2 || m * n * k < PARALLEL_MIN_FLOPS {
         gemm_serial(alpha, a, b, beta, c);
-    } else if n >= m && n >= 2 * threads * SPLIT_COLUMNS_ALIGN {
+    } else if n >= m && n >= 2 * threads * SPLIT_COLUMNS_ALIGN && m >= 2 {
         // Every thread packs all of the operand it shares and its part of the other;
         // splitting the wider side shares (and so packs twice) the smaller operand.
         check_extent(a);
-        let chunk = n.div_ceil(threads).next_multiple_of(SPLIT_COLUMNS_ALIGN);
+        // Part p's columns start at `n p / threads` rounded up to 16: at least 17
+        // columns each, since `n / threads >= 32`.
+        let start = |p: usize| {
+            (n * p / threads)
+                .next_multiple_of(SPLIT_COLUMNS_ALIGN)
+                .min(n)
+        };
         let out = OutPtr(c.as_mut_ptr());
-        for_each_part(n.div_ceil(chunk), &|part| {
-            let j = part * chunk;
-            let b_part = b.cols_slice(j, chunk.min(n - j));
+        for_each_part(threads, &|part| {
+            let (j, end) = (start(part), start(part + 1));
+            let b_part = b.cols_slice(j, end - j);
             check_extent(b_part);
             // SAFETY: the views' extents are checked; `c` is an exclusive borrow of
-            // m rows of n, and each part writes only its own columns j..j+chunk.
+            // m rows of n, and each part writes only its own columns j..end.
             unsafe { sgemm(alpha, a, b_part, beta, out.get().add(j), n) }
         });
     } else if m >= 2 * threads {
         check_extent(a);
-        let chunk = m.div_ceil(threads);
+        // Part p's rows start at `m p / threads`: at least two rows each.
+        let start = |p: usize| m * p / threads;
         let out = OutPtr(c.as_mut_ptr());
-        for_each_part(m.div_ceil(chunk), &|part| {
-            let i = part * chunk;
-            let rows = chunk.min(m - i);
+        for_each_part(threads, &|part| {
+            let (i, end) = (start(part), start(part + 1));
             let c_part = out.get().wrapping_add(i * n);
-            // SAFETY: each part writes only its own rows i..i+rows of the exclusive
+            // SAFETY: each part writes only its own rows i..end of the exclusive
             // borrow `c` (m rows of n), so the parts' slices are disjoint.
-            let c_part = unsafe { std::slice::from_raw_parts_mut(c_part, rows * n) };
-            gemm_serial(alpha, a.rows_slice(i, rows), b, beta, c_part);
+            let c_part = unsafe { std::slice::from_raw_parts_mut(c_part, (end - i) * n) };
+            gemm_serial(alpha, a.rows_slice(i, end - i), b, beta, c_part);
         });
     } else {
         gemm_serial(alpha, a, b, beta, c);
@@ -728,15 +739,20 @@ mod tests {
 
     /// Split by rows (m > n) or by columns (n >= m, widths not multiples of the kernel),
     /// plain and transposed operands, overwriting and accumulating: the same bits as
-    /// one thread, for 2 and 3 threads.
+    /// one thread, for 2, 3 and 4 threads.
     #[test]
     fn parallel_gemm_is_bit_identical_to_serial() {
         // All above PARALLEL_MIN_FLOPS, so every one is split.
+        // The last three left a part of one column (97 and 145 columns on 3 and 4
+        // threads) or one row (7 rows on 3 threads) before the parts were balanced.
         for (m, k, n) in [
             (512, 96, 256),
             (128, 784, 512),
             (150, 200, 333),
             (256, 256, 200),
+            (90, 1000, 97),
+            (100, 600, 145),
+            (7, 13_000, 93),
         ] {
             assert!(m * k * n >= PARALLEL_MIN_FLOPS);
             let (a, b) = (data(m * k, 1), data(k * n, 2));
@@ -752,7 +768,7 @@ mod tests {
                 for beta in [0.0, 1.0] {
                     let mut serial = c0.clone();
                     gemm_serial(1.0, av, bv, beta, &mut serial);
-                    for threads in [2, 3] {
+                    for threads in [2, 3, 4] {
                         let pool = rayon::ThreadPoolBuilder::new()
                             .num_threads(threads)
                             .build()

@@ -19,7 +19,8 @@
 //! group), which pays from a few hundred rows up ([`MIN_ROWS`]).
 //!
 //! The sum is the product's in another order, so the two differ in the last bits.
-//! Both orders are fixed, so a run repeats to the bit.
+//! Both orders are fixed and the choice between them depends on the shape alone (not
+//! on the thread count), so a run repeats to the bit on any number of threads.
 
 use multiversion::multiversion;
 
@@ -44,13 +45,13 @@ const ROWS: usize = 8;
 pub(crate) const MIN_ROWS: usize = 256;
 
 /// Whether [`input_gradient`] is used for `rows` rows of a ReLU layer of `units`
-/// outputs and `inputs` inputs: it [`fits`], the batch is large enough, and the product
-/// it replaces would run on one thread (the table is one thread's work; a product
-/// large enough for `matrix::gemm` to split goes to the whole pool).
+/// outputs and `inputs` inputs: it [`fits`] and the batch is large enough. The choice
+/// depends on the shape alone, never on the thread count: the table sums in another
+/// order than the product, so choosing by threads would give other model files on
+/// another machine or `--threads`. Large batches are split over the pool by rows
+/// instead (see [`input_gradient`]).
 pub(crate) fn pays(rows: usize, units: usize, inputs: usize) -> bool {
-    fits(units, inputs)
-        && rows >= MIN_ROWS
-        && (rayon::current_num_threads() < 2 || rows * units * inputs < PARALLEL_MIN_FLOPS)
+    fits(units, inputs) && rows >= MIN_ROWS
 }
 
 /// One table row: a pattern's sum over `PART` columns, aligned so that no load of it
@@ -106,22 +107,59 @@ pub(crate) fn input_gradient(
         .resize(inputs / PART * groups * PATTERNS, TableRow([0.0; PART]));
     build(h, w, inputs, &mut space.table);
     patterns(a, units, &mut space.index);
-    let per_part = groups * PATTERNS;
-    if per_part == 256 {
-        for (part, table) in space.table.chunks_exact(256).enumerate() {
-            let table: &[TableRow; 256] = table.try_into().expect("256 rows");
-            sum_rows_16(&space.index, s, table, &mut dx[part * PART..], inputs);
-        }
+    // As `matrix::gemm`: the pool's threads from as much work as a product worth
+    // splitting (the table's look-ups are a quarter of the product's multiply-adds).
+    let parts = if rows * units * inputs >= PARALLEL_MIN_FLOPS {
+        rayon::current_num_threads()
     } else {
-        for (part, table) in space.table.chunks_exact(per_part).enumerate() {
-            sum_rows(
-                &space.index,
-                groups,
-                s,
-                table,
-                &mut dx[part * PART..],
-                inputs,
+        1
+    };
+    let sums = Sums {
+        groups,
+        inputs,
+        table: &space.table,
+    };
+    sums.rows_in_parts(parts, &space.index, s, dx);
+}
+
+/// The table of one [`input_gradient`] and the shape of its rows.
+#[derive(Clone, Copy)]
+struct Sums<'a> {
+    groups: usize,
+    inputs: usize,
+    table: &'a [TableRow],
+}
+
+impl Sums<'_> {
+    /// The rows of `dx` of the gradients `s` and table indices `index`, in `parts`
+    /// blocks of rows on the current rayon pool. Each row of `dx` is its own sum, in
+    /// the same order whichever block holds it, so the blocks give the same bits as
+    /// one pass.
+    fn rows_in_parts(self, parts: usize, index: &[u8], s: &[f32], dx: &mut [f32]) {
+        let rows = s.len();
+        if parts > 1 && rows >= 2 * ROWS {
+            let left = parts / 2;
+            let mid = (rows * left / parts).next_multiple_of(ROWS).min(rows);
+            let (i0, i1) = index.split_at(mid * self.groups);
+            let (s0, s1) = s.split_at(mid);
+            let (d0, d1) = dx.split_at_mut(mid * self.inputs);
+            rayon::join(
+                || self.rows_in_parts(left, i0, s0, d0),
+                || self.rows_in_parts(parts - left, i1, s1, d1),
             );
+            return;
+        }
+        let (groups, inputs) = (self.groups, self.inputs);
+        let per_part = groups * PATTERNS;
+        if per_part == 256 {
+            for (part, table) in self.table.chunks_exact(256).enumerate() {
+                let table: &[TableRow; 256] = table.try_into().expect("256 rows");
+                sum_rows_16(index, s, table, &mut dx[part * PART..], inputs);
+            }
+        } else {
+            for (part, table) in self.table.chunks_exact(per_part).enumerate() {
+                sum_rows(index, groups, s, table, &mut dx[part * PART..], inputs);
+            }
         }
     }
 }
@@ -307,26 +345,52 @@ mod tests {
         }
     }
 
-    /// Used from `MIN_ROWS` rows, and for a product large enough to be split over
-    /// threads only when there is one thread.
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    /// Used from `MIN_ROWS` rows whatever the thread count, also for a product large
+    /// enough for `gemm` to split (the thread count must not choose the sum's order).
     #[test]
-    fn pays_for_large_batches_on_one_thread_or_small_products() {
-        let pool = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-        };
-        let (one, two) = (pool(1), pool(2));
-        for p in [&one, &two] {
+    fn pays_from_min_rows_on_any_thread_count() {
+        for threads in 1..=3 {
+            let p = pool(threads);
             assert!(p.install(|| pays(MIN_ROWS, 64, 64)));
             assert!(!p.install(|| pays(MIN_ROWS - 1, 64, 64)));
             assert!(!p.install(|| pays(4096, 64, 8)), "a shape it does not take");
+            // 512 x 64 x 1024 = 33.5M multiply-adds: `gemm` would split it.
+            const { assert!(512 * 64 * 1024 >= PARALLEL_MIN_FLOPS) };
+            assert!(p.install(|| pays(512, 64, 1024)));
         }
-        // 512 x 64 x 1024 = 33.5M multiply-adds: `gemm` splits it.
-        const { assert!(512 * 64 * 1024 >= PARALLEL_MIN_FLOPS) };
-        assert!(one.install(|| pays(512, 64, 1024)));
-        assert!(!two.install(|| pays(512, 64, 1024)));
+    }
+
+    /// Split over 2 to 4 threads by rows (row counts with and without a remainder of
+    /// eight, 16 and 48 units), the table gives the bits it gives on one thread.
+    #[test]
+    fn rows_split_over_threads_give_the_same_bits() {
+        for (rows, units, inputs) in [(512, 64, 256), (517, 16, 1024), (300, 48, 608)] {
+            assert!(rows * units * inputs >= PARALLEL_MIN_FLOPS);
+            let (a, s) = (values(rows * units, 1), values(rows, 2));
+            let (h, w) = (values(units, 3), values(units * inputs, 4));
+            let run = |threads| {
+                let mut dx = vec![f32::NAN; rows * inputs];
+                pool(threads).install(|| {
+                    input_gradient(&a, &s, &h, &w, &mut PatternSpace::default(), &mut dx)
+                });
+                dx
+            };
+            let one = run(1);
+            for threads in 2..=4 {
+                assert_eq!(
+                    run(threads),
+                    one,
+                    "{rows}x{units}x{inputs}, {threads} threads"
+                );
+            }
+        }
     }
 
     #[test]
