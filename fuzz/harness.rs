@@ -147,7 +147,9 @@ pub fn checkpoint(data: &[u8]) {
     })
     .expect("a valid configuration");
     let net = &c.network;
-    let y: Vec<f32> = (0..4 * net.outputs()).map(|i| (i % 3) as f32 - 1.0).collect();
+    let y: Vec<f32> = (0..4 * net.outputs())
+        .map(|i| (i % 3) as f32 - 1.0)
+        .collect();
     let y = Matrix::from_vec(4, net.outputs(), y).expect("4 x outputs values");
     let data = Dataset::new(rows(net, 4), y).expect("rows of the network's widths");
     let (before, stopped) = (c.state.optimizer.step(), c.state.history.stopped_early);
@@ -172,6 +174,8 @@ pub fn checkpoint(data: &[u8]) {
 /// `n` rows of inputs for `net`, values in [-1, 1].
 fn rows(net: &Network, n: usize) -> Matrix {
     let k = net.inputs();
-    let x = (0..n * k).map(|i| ((i * 7) % 5) as f32 / 2.0 - 1.0).collect();
+    let x = (0..n * k)
+        .map(|i| ((i * 7) % 5) as f32 / 2.0 - 1.0)
+        .collect();
     Matrix::from_vec(n, k, x).expect("n x k values")
 }

@@ -234,25 +234,29 @@ impl Checkpoint {
         };
         let network = Network::from_params(meta.layers.clone(), read("params")?)
             .map_err(|e| bad(format!("does not fit its layers ({e}){corrupted}")))?;
-        let optimizer = OptimizerState::from_buffers(meta.optimizer.kind, meta.optimizer.step, |name| {
-            read(&format!("{OPTIMIZER_PREFIX}{name}")).map_err(|e| match e {
-                Error::Format { reason, .. } => bad(format!(
-                    "{reason} (the {} optimizer state needs {})",
-                    meta.optimizer.kind.name(),
-                    meta.optimizer
-                        .kind
-                        .buffer_names()
-                        .iter()
-                        .map(|b| format!("`{OPTIMIZER_PREFIX}{b}`"))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                )),
-                e => e,
-            })
-        })?;
+        let optimizer =
+            OptimizerState::from_buffers(meta.optimizer.kind, meta.optimizer.step, |name| {
+                read(&format!("{OPTIMIZER_PREFIX}{name}")).map_err(|e| match e {
+                    Error::Format { reason, .. } => bad(format!(
+                        "{} (the {} optimizer state needs {}){corrupted}",
+                        reason.strip_suffix(corrupted).unwrap_or(&reason),
+                        meta.optimizer.kind.name(),
+                        meta.optimizer
+                            .kind
+                            .buffer_names()
+                            .iter()
+                            .map(|b| format!("`{OPTIMIZER_PREFIX}{b}`"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    )),
+                    e => e,
+                })
+            })?;
         let best = match meta.best_loss_bits {
             Some(bits) if f64::from_bits(bits).is_nan() => {
-                return Err(bad(format!("holds a best validation loss of NaN{corrupted}")))
+                return Err(bad(format!(
+                    "holds a best validation loss of NaN{corrupted}"
+                )))
             }
             Some(bits) => Some((f64::from_bits(bits), read("best.params")?)),
             None if st.tensor("best.params").is_ok() => {
@@ -268,10 +272,15 @@ impl Checkpoint {
                 "holds a learning-rate scale of {scale}, where it must be positive{corrupted}"
             )));
         }
-        if f64::from_bits(meta.schedule_best_bits).is_nan() {
+        // Counts of epochs without improvement, which the trainer increments.
+        if meta.bad_epochs > meta.epoch || meta.schedule_bad_epochs > meta.epoch {
             return Err(bad(format!(
-                "holds a schedule best loss of NaN{corrupted}"
+                "counts {} and {} epochs without improvement after {} epochs{corrupted}",
+                meta.bad_epochs, meta.schedule_bad_epochs, meta.epoch
             )));
+        }
+        if f64::from_bits(meta.schedule_best_bits).is_nan() {
+            return Err(bad(format!("holds a schedule best loss of NaN{corrupted}")));
         }
         let state = TrainState {
             epoch: meta.epoch,
@@ -458,7 +467,12 @@ mod tests {
         info.insert("state".into(), state.to_string());
         let views: Vec<(String, TensorView<'_>)> = tensors
             .iter()
-            .map(|(n, d)| (n.clone(), TensorView::new(Dtype::F32, vec![d.len() / 4], d).unwrap()))
+            .map(|(n, d)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, vec![d.len() / 4], d).unwrap(),
+                )
+            })
             .collect();
         safetensors::serialize(views, &Some(info)).unwrap()
     }
@@ -500,7 +514,9 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let e = refused(rewrite(&bytes, |t, _| t.retain(|(n, _)| n != "optimizer.v")));
+        let e = refused(rewrite(&bytes, |t, _| {
+            t.retain(|(n, _)| n != "optimizer.v")
+        }));
         assert!(
             e.contains("no tensor `optimizer.v`")
                 && e.contains("Adam optimizer state needs `optimizer.m` and `optimizer.v`"),
@@ -511,7 +527,10 @@ mod tests {
             m.1.truncate(m.1.len() - 4);
         }));
         assert!(
-            e.contains(&format!("`optimizer.m` is F32 [{}], expected F32 [{k}]", k - 1)),
+            e.contains(&format!(
+                "`optimizer.m` is F32 [{}], expected F32 [{k}]",
+                k - 1
+            )),
             "{e}"
         );
         // A momentum buffer beside Adam's: the file does not say what it is.
@@ -534,12 +553,9 @@ mod tests {
     fn layerless_zero_width_and_unsteerable_states_are_refused() {
         let (_, _, bytes) = adam_checkpoint();
         let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-            Checkpoint::from_bytes(
-                Path::new("c"),
-                &rewrite(&bytes, |_, s| edit(s)),
-            )
-            .unwrap_err()
-            .to_string()
+            Checkpoint::from_bytes(Path::new("c"), &rewrite(&bytes, |_, s| edit(s)))
+                .unwrap_err()
+                .to_string()
         };
         let e = refused(&|s| s["layers"] = serde_json::json!([]));
         assert!(e.contains("at least one layer"), "{e}");

@@ -653,7 +653,9 @@ impl Preprocessor {
             }
         }
         match &self.target {
-            Target::Regression { name, mean, std, .. } => {
+            Target::Regression {
+                name, mean, std, ..
+            } => {
                 if !mean.is_finite() || !std.is_finite() || *std <= 0.0 {
                     return Err(format!("the target `{name}` is standardised with mean {mean} and standard deviation {std}; both must be finite and the deviation positive"));
                 }

@@ -320,7 +320,11 @@ mod tests {
             assert_eq!(names, opt.state_kind().buffer_names());
             // Plain SGD keeps nothing, so it fits a network of any size.
             let sized = !names.is_empty();
-            assert_eq!(state.check(&opt, 8).is_err(), sized, "{opt:?}: wrong length");
+            assert_eq!(
+                state.check(&opt, 8).is_err(),
+                sized,
+                "{opt:?}: wrong length"
+            );
             for other in every_optimizer() {
                 if other.state_kind() != opt.state_kind() {
                     let e = state.check(&other, 7).unwrap_err().to_string();
@@ -339,7 +343,10 @@ mod tests {
             v: vec![0.0; 4],
         };
         let e = short.check(&adam, 5).unwrap_err().to_string();
-        assert!(e.contains("`v` of 4 values") && e.contains("expected 5"), "{e}");
+        assert!(
+            e.contains("`v` of 4 values") && e.contains("expected 5"),
+            "{e}"
+        );
         // An Adam run handed plain SGD's state (no moments at all).
         let e = OptimizerState::Sgd { step: 3 }
             .check(&adam, 5)
