@@ -273,6 +273,16 @@ impl Run {
                         path.display()
                     );
                 }
+                r.checkpoint
+                    .state
+                    .optimizer
+                    .check(&config.optimizer, net.num_params())
+                    .map_err(|e| {
+                        anyhow!(
+                            "{}: {e}; the checkpoint does not belong to the run its saved flags describe: train anew",
+                            path.display()
+                        )
+                    })?;
                 *net = r.checkpoint.network;
                 *state = r.checkpoint.state;
                 self.saved = Some(position(state));

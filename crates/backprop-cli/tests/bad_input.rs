@@ -597,3 +597,116 @@ fn bad_resume_folders_exit_2() {
         ],
     );
 }
+
+/// Model folders that parse but could not predict (made by
+/// `fixtures/bad/make_models.py`): every command that loads them refuses them with
+/// exit 2 and names the file and the fault, instead of panicking later.
+#[test]
+fn unusable_models_are_refused_by_every_command_that_loads_them() {
+    let data = bad("base_houses.csv");
+    let preds = tmp("unusable").join("predictions.csv");
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "model_zero_width",
+            &[
+                "model_zero_width/model.json: describes no usable network",
+                "layer 0 at least 1 wide",
+                "retrain or restore it",
+            ],
+        ),
+        (
+            "model_no_layers",
+            &[
+                "model_no_layers/model.json: describes no usable network",
+                "at least one layer",
+            ],
+        ),
+        (
+            "model_empty_quantiles",
+            &[
+                "model_empty_quantiles/model.json: holds unusable preprocessing",
+                "feature `age`",
+                "0 quantile reference(s)",
+            ],
+        ),
+        (
+            "model_zero_target_std",
+            &[
+                "model_zero_target_std/model.json: holds unusable preprocessing",
+                "target `price`",
+                "standard deviation 0",
+            ],
+        ),
+    ];
+    for (model, needles) in cases {
+        let m = bad(model);
+        let p = preds.to_str().unwrap();
+        fails(
+            &run(&["predict", "--model", &m, "--data", &data, "--out", p]),
+            2,
+            needles,
+        );
+        fails(
+            &run(&["evaluate", "--model", &m, "--data", &data]),
+            2,
+            needles,
+        );
+        fails(&run(&["inspect", "--model", &m]), 2, needles);
+        assert!(!preds.exists(), "{model}: predictions written");
+    }
+}
+
+/// A checkpoint whose optimizer state does not fit the run is refused on `--resume`,
+/// naming the checkpoint, instead of resuming with updates that do nothing: a short
+/// Adam moment (`fixtures/bad/checkpoint_adam_short.safetensors`), and the state of
+/// another optimizer.
+#[test]
+fn resume_refuses_an_optimizer_state_that_does_not_fit() {
+    let root = tmp("resume_state");
+    let run_dir = root.join("run");
+    let r = run_dir.to_str().unwrap();
+    let data = bad("base_houses.csv");
+    let mut args = vec![
+        "train",
+        "--data",
+        &data,
+        "--target",
+        "price",
+        "--optimizer",
+        "adam",
+        "--out",
+        r,
+    ];
+    args.extend(FAST);
+    assert!(run(&args).status.success());
+    let ck = run_dir.join("checkpoint/state.safetensors");
+    let good = std::fs::read(&ck).unwrap();
+
+    std::fs::copy(bad("checkpoint_adam_short.safetensors"), &ck).unwrap();
+    fails(
+        &run(&["train", "--resume", r]),
+        2,
+        &[
+            "checkpoint/state.safetensors: tensor `optimizer.v` is F32",
+            "the Adam optimizer state needs `optimizer.m` and `optimizer.v`",
+            "corrupted",
+        ],
+    );
+
+    // The same run's checkpoint, its Adam moments replaced by plain SGD's (none).
+    let mut c = backprop::checkpoint::Checkpoint::from_bytes(&ck, &good).unwrap();
+    c.state.optimizer = backprop::OptimizerState::Sgd {
+        step: c.state.optimizer.step(),
+    };
+    backprop::checkpoint::Checkpoint::save(&ck, &c.network, &c.state, &c.extra).unwrap();
+    fails(
+        &run(&["train", "--resume", r]),
+        2,
+        &[
+            "checkpoint/state.safetensors: optimizer state does not fit",
+            "found the state of plain SGD (no buffers)",
+            "expected that of adam (buffers m, v)",
+            "train anew",
+        ],
+    );
+}

@@ -8,6 +8,11 @@
 //! that steer training (the best validation loss, the schedule's best loss and scale)
 //! are stored as their bit patterns, so a resumed run makes the same decisions.
 //!
+//! The optimizer's state is stored by name (`optimizer.m`, `optimizer.v`, ...) beside
+//! its kind, and a checkpoint is refused unless every buffer its kind needs is there,
+//! one value per parameter and finite, and nothing else is; the caller then checks the
+//! kind against the optimizer it resumes with ([`crate::OptimizerState::check`]).
+//!
 //! One file means one atomic rename: a crash at any instant leaves the previous
 //! checkpoint or the new one, never a mix of two epochs.
 
@@ -22,18 +27,22 @@ use crate::error::{Error, Result};
 use crate::layer::Dense;
 use crate::model::atomic_write;
 use crate::network::Network;
-use crate::optim::{OptimizerState, ScheduleState};
+use crate::optim::{OptimizerState, ScheduleState, StateKind};
 use crate::train::{History, PartialEpoch, TrainState};
 
 /// Identifies checkpoint files (the `format` metadata entry).
 pub const FORMAT: &str = "backprop-checkpoint";
-/// Version of the checkpoint layout; bumped on incompatible change. Version 2 added
-/// the position within an interrupted epoch (`partial`); version 1 files, always at an
-/// epoch boundary, are still read.
+/// Version of the checkpoint layout; bumped on incompatible change. Version 2 names
+/// the optimizer's buffers (version 1 stored them by position, which could not tell
+/// RMSprop's from momentum's, nor a missing buffer from a rule that keeps none) and
+/// holds the position within an interrupted epoch (`partial`).
 pub const FORMAT_VERSION: u32 = 2;
 
+/// Prefix of the optimizer's buffers among the tensors (`optimizer.m`, ...).
+const OPTIMIZER_PREFIX: &str = "optimizer.";
+
 /// Versions [`Checkpoint::from_bytes`] reads.
-const READABLE_VERSIONS: [&str; 2] = ["1", "2"];
+const READABLE_VERSIONS: [&str; 1] = ["2"];
 
 /// A network and its training state (at an epoch boundary or within an epoch), plus
 /// caller data.
@@ -47,14 +56,22 @@ pub struct Checkpoint {
     pub extra: serde_json::Value,
 }
 
+/// The optimizer's state less its buffers, which are the tensors
+/// `optimizer.<name>` for each of `kind`'s [`StateKind::buffer_names`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptimizerMeta {
+    kind: StateKind,
+    step: u64,
+}
+
 /// The JSON part; every `f32` vector lives in the tensors.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Meta {
     layers: Vec<Dense>,
     epoch: usize,
-    optimizer_step: u64,
-    optimizer_buffers: usize,
+    optimizer: OptimizerMeta,
     schedule_scale_bits: u32,
     schedule_best_bits: u64,
     schedule_bad_epochs: usize,
@@ -62,8 +79,7 @@ struct Meta {
     history: History,
     best_loss_bits: Option<u64>,
     bad_epochs: usize,
-    /// Absent from version 1 files, which were always written at an epoch boundary.
-    #[serde(default)]
+    /// Where an interrupted epoch stopped; `None` at an epoch boundary.
     partial: Option<PartialMeta>,
     extra: serde_json::Value,
 }
@@ -98,7 +114,6 @@ impl Checkpoint {
             bad_epochs,
             partial,
         } = state;
-        let OptimizerState { step, buffers } = optimizer;
         let ScheduleState {
             scale,
             best: schedule_best,
@@ -107,8 +122,10 @@ impl Checkpoint {
         let meta = Meta {
             layers: net.layers().to_vec(),
             epoch: *epoch,
-            optimizer_step: *step,
-            optimizer_buffers: buffers.len(),
+            optimizer: OptimizerMeta {
+                kind: optimizer.kind(),
+                step: optimizer.step(),
+            },
             schedule_scale_bits: scale.to_bits(),
             schedule_best_bits: schedule_best.to_bits(),
             schedule_bad_epochs: *schedule_bad_epochs,
@@ -133,14 +150,14 @@ impl Checkpoint {
             .map_err(|e| bad(format!("cannot serialise the training state: {e}")))?;
         let n = net.num_params();
         let mut tensors: Vec<(String, Vec<u8>)> = vec![("params".into(), to_le(net.params()))];
-        for (i, b) in buffers.iter().enumerate() {
+        for (name, b) in optimizer.buffers() {
             if b.len() != n {
                 return Err(bad(format!(
-                    "optimizer buffer {i} holds {} values for {n} parameters",
+                    "optimizer buffer `{name}` holds {} values for {n} parameters",
                     b.len()
                 )));
             }
-            tensors.push((format!("optimizer.{i}"), to_le(b)));
+            tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), to_le(b)));
         }
         if let Some((_, p)) = best {
             if p.len() != n {
@@ -203,13 +220,22 @@ impl Checkpoint {
         })?;
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("is not a readable checkpoint ({e}){corrupted}")))?;
-        let n = meta.layers.iter().try_fold(0usize, |acc, l| {
-            l.inputs
-                .checked_mul(l.outputs)
-                .and_then(|w| w.checked_add(l.outputs))
-                .and_then(|p| acc.checked_add(p))
-        });
-        let n = n.ok_or_else(|| bad(format!("describes layers too large to exist{corrupted}")))?;
+        let buffers = meta.optimizer.kind.buffer_names();
+        for name in st.names() {
+            let known = name == "params"
+                || name == "best.params"
+                || name
+                    .strip_prefix(OPTIMIZER_PREFIX)
+                    .is_some_and(|b| buffers.contains(&b));
+            if !known {
+                return Err(bad(format!(
+                    "holds a tensor `{name}` that its training state ({} optimizer) does not describe{corrupted}",
+                    meta.optimizer.kind.name()
+                )));
+            }
+        }
+        let n = Network::param_count(&meta.layers)
+            .map_err(|e| bad(format!("describes no usable network ({e}){corrupted}")))?;
         let read = |name: &str| -> Result<Vec<f32>> {
             let t = st
                 .tensor(name)
@@ -235,27 +261,59 @@ impl Checkpoint {
         };
         let network = Network::from_params(meta.layers.clone(), read("params")?)
             .map_err(|e| bad(format!("does not fit its layers ({e}){corrupted}")))?;
-        if meta.optimizer_buffers > 4 {
-            return Err(bad(format!(
-                "claims {} optimizer buffers{corrupted}",
-                meta.optimizer_buffers
-            )));
-        }
-        let buffers = (0..meta.optimizer_buffers)
-            .map(|i| read(&format!("optimizer.{i}")))
-            .collect::<Result<Vec<_>>>()?;
+        let optimizer =
+            OptimizerState::from_buffers(meta.optimizer.kind, meta.optimizer.step, |name| {
+                read(&format!("{OPTIMIZER_PREFIX}{name}")).map_err(|e| match e {
+                    Error::Format { reason, .. } => bad(format!(
+                        "{} (the {} optimizer state needs {}){corrupted}",
+                        reason.strip_suffix(corrupted).unwrap_or(&reason),
+                        meta.optimizer.kind.name(),
+                        meta.optimizer
+                            .kind
+                            .buffer_names()
+                            .iter()
+                            .map(|b| format!("`{OPTIMIZER_PREFIX}{b}`"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    )),
+                    e => e,
+                })
+            })?;
         let best = match meta.best_loss_bits {
+            Some(bits) if f64::from_bits(bits).is_nan() => {
+                return Err(bad(format!(
+                    "holds a best validation loss of NaN{corrupted}"
+                )))
+            }
             Some(bits) => Some((f64::from_bits(bits), read("best.params")?)),
+            None if st.tensor("best.params").is_ok() => {
+                return Err(bad(format!(
+                    "holds best weights without their validation loss{corrupted}"
+                )))
+            }
             None => None,
         };
+        let scale = f32::from_bits(meta.schedule_scale_bits);
+        if !(scale > 0.0 && scale.is_finite()) {
+            return Err(bad(format!(
+                "holds a learning-rate scale of {scale}, where it must be positive{corrupted}"
+            )));
+        }
+        // Counts of epochs without improvement, which the trainer increments.
+        if meta.bad_epochs > meta.epoch || meta.schedule_bad_epochs > meta.epoch {
+            return Err(bad(format!(
+                "counts {} and {} epochs without improvement after {} epochs{corrupted}",
+                meta.bad_epochs, meta.schedule_bad_epochs, meta.epoch
+            )));
+        }
+        if f64::from_bits(meta.schedule_best_bits).is_nan() {
+            return Err(bad(format!("holds a schedule best loss of NaN{corrupted}")));
+        }
         let state = TrainState {
             epoch: meta.epoch,
-            optimizer: OptimizerState {
-                step: meta.optimizer_step,
-                buffers,
-            },
+            optimizer,
             schedule: ScheduleState {
-                scale: f32::from_bits(meta.schedule_scale_bits),
+                scale,
                 best: f64::from_bits(meta.schedule_best_bits),
                 bad_epochs: meta.schedule_bad_epochs,
             },
@@ -510,34 +568,23 @@ mod tests {
         assert_eq!(state.history.step_losses, whole_history.step_losses);
     }
 
-    /// A version 1 checkpoint (no position within an epoch) is still read; an unknown
-    /// version is refused with a message that says what to do.
+    /// A checkpoint of an unknown version is refused with a message that says what to
+    /// do (version 1 is refused too: see `a_version_1_checkpoint_is_refused_with_what_to_do`).
     #[test]
-    fn reads_version_1_and_refuses_unknown_versions() {
+    fn refuses_unknown_versions() {
         let n = net();
         let trainer = Trainer::new(TrainConfig::default()).unwrap();
         let state = TrainState::new(trainer.config(), &n);
         let bytes = Checkpoint::to_bytes(&n, &state, &serde_json::Value::Null).unwrap();
-        let with_version = |version: &str| {
-            let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-            let mut info = header.metadata().clone().unwrap();
-            let mut meta: serde_json::Value = serde_json::from_str(&info["state"]).unwrap();
-            meta.as_object_mut().unwrap().remove("partial");
-            info.insert("state".into(), meta.to_string());
-            info.insert("format_version".into(), version.into());
-            let st = SafeTensors::deserialize(&bytes).unwrap();
-            safetensors::serialize(st.tensors(), &Some(info)).unwrap()
-        };
-        let old = Checkpoint::from_bytes(Path::new("c"), &with_version("1")).unwrap();
-        assert_eq!(old.state.partial, None);
-        assert_eq!(old.network.params(), n.params());
-        let e = Checkpoint::from_bytes(Path::new("c"), &with_version("3"))
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut info = header.metadata().clone().unwrap();
+        info.insert("format_version".into(), "3".into());
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let v3 = safetensors::serialize(st.tensors(), &Some(info)).unwrap();
+        let e = Checkpoint::from_bytes(Path::new("c"), &v3)
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("version 3") && e.contains("version 1 or 2"),
-            "{e}"
-        );
+        assert!(e.contains("version 3") && e.contains("version 2"), "{e}");
     }
 
     #[test]
@@ -553,5 +600,178 @@ mod tests {
             assert!(e.starts_with("c.safetensors: "), "{e}");
         }
         assert!(Checkpoint::from_bytes(Path::new("c"), b"{}").is_err());
+    }
+
+    /// The checkpoint `bytes` with its tensors and state rewritten by `edit`, as a
+    /// damaged or hand-made file would hold them.
+    fn rewrite(
+        bytes: &[u8],
+        edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>, &mut serde_json::Value),
+    ) -> Vec<u8> {
+        let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+        let mut info = header.metadata().clone().unwrap();
+        let st = SafeTensors::deserialize(bytes).unwrap();
+        let mut tensors: Vec<(String, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.data().to_vec()))
+            .collect();
+        let mut state: serde_json::Value = serde_json::from_str(&info["state"]).unwrap();
+        edit(&mut tensors, &mut state);
+        info.insert("state".into(), state.to_string());
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, d)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, vec![d.len() / 4], d).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, &Some(info)).unwrap()
+    }
+
+    fn adam_checkpoint() -> (Network, TrainState, Vec<u8>) {
+        let n = net();
+        let config = TrainConfig {
+            optimizer: OptimizerKind::Adam.build(0.0, 0.0),
+            ..Default::default()
+        };
+        let state = TrainState::new(&config, &n);
+        let bytes = Checkpoint::to_bytes(&n, &state, &serde_json::Value::Null).unwrap();
+        (n, state, bytes)
+    }
+
+    #[test]
+    fn optimizer_buffers_are_stored_by_name_and_read_back() {
+        let (n, mut state, _) = adam_checkpoint();
+        if let OptimizerState::Adam { step, m, v } = &mut state.optimizer {
+            *step = 7;
+            m.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32);
+            v.iter_mut().enumerate().for_each(|(i, x)| *x = -(i as f32));
+        }
+        let bytes = Checkpoint::to_bytes(&n, &state, &serde_json::Value::Null).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(names, ["optimizer.m", "optimizer.v", "params"]);
+        let back = Checkpoint::from_bytes(Path::new("c"), &bytes).unwrap();
+        assert_eq!(back.state.optimizer, state.optimizer);
+    }
+
+    #[test]
+    fn a_missing_short_or_foreign_adam_buffer_is_refused() {
+        let (n, _, bytes) = adam_checkpoint();
+        let k = n.num_params();
+        let refused = |bytes: Vec<u8>| {
+            Checkpoint::from_bytes(Path::new("c.safetensors"), &bytes)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused(rewrite(&bytes, |t, _| {
+            t.retain(|(n, _)| n != "optimizer.v")
+        }));
+        assert!(
+            e.contains("no tensor `optimizer.v`")
+                && e.contains("Adam optimizer state needs `optimizer.m` and `optimizer.v`"),
+            "{e}"
+        );
+        let e = refused(rewrite(&bytes, |t, _| {
+            let m = t.iter_mut().find(|(n, _)| n == "optimizer.m").unwrap();
+            m.1.truncate(m.1.len() - 4);
+        }));
+        assert!(
+            e.contains(&format!(
+                "`optimizer.m` is F32 [{}], expected F32 [{k}]",
+                k - 1
+            )),
+            "{e}"
+        );
+        // A momentum buffer beside Adam's: the file does not say what it is.
+        let e = refused(rewrite(&bytes, |t, _| {
+            t.push(("optimizer.velocity".into(), vec![0; 4 * k]))
+        }));
+        assert!(e.contains("tensor `optimizer.velocity`"), "{e}");
+        // No buffers at all for a state that claims to be Adam's.
+        let e = refused(rewrite(&bytes, |t, _| t.retain(|(n, _)| n == "params")));
+        assert!(e.contains("no tensor `optimizer.m`"), "{e}");
+        // A non-finite moment.
+        let e = refused(rewrite(&bytes, |t, _| {
+            let v = t.iter_mut().find(|(n, _)| n == "optimizer.v").unwrap();
+            v.1[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        }));
+        assert!(e.contains("`optimizer.v` holds a non-finite value"), "{e}");
+    }
+
+    #[test]
+    fn layerless_zero_width_and_unsteerable_states_are_refused() {
+        let (_, _, bytes) = adam_checkpoint();
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+            Checkpoint::from_bytes(Path::new("c"), &rewrite(&bytes, |_, s| edit(s)))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused(&|s| s["layers"] = serde_json::json!([]));
+        assert!(e.contains("at least one layer"), "{e}");
+        let e = refused(&|s| {
+            s["layers"][0]["outputs"] = 0.into();
+            s["layers"][1]["inputs"] = 0.into();
+        });
+        assert!(e.contains("layer 0 at least 1 wide"), "{e}");
+        let e = refused(&|s| s["schedule_scale_bits"] = f32::NAN.to_bits().into());
+        assert!(e.contains("learning-rate scale of NaN"), "{e}");
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_is_refused_with_what_to_do() {
+        let v1 = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/checkpoint/cls"),
+        )
+        .unwrap();
+        let e = Checkpoint::from_bytes(Path::new("old.safetensors"), &v1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("old.safetensors checkpoint format version 1")
+                && e.contains("expected version 2")
+                && e.contains("train again"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn resuming_with_another_optimizers_state_is_an_error_not_a_no_op() {
+        let d = data();
+        let config = TrainConfig {
+            epochs: 2,
+            optimizer: OptimizerKind::Adam.build(0.0, 0.0),
+            ..Default::default()
+        };
+        let trainer = Trainer::new(config).unwrap();
+        let mut n = net();
+        let before = n.params().to_vec();
+        for optimizer in [
+            OptimizerState::Sgd { step: 0 },
+            OptimizerState::Adam {
+                step: 0,
+                m: vec![0.0; n.num_params()],
+                v: vec![0.0; n.num_params() - 1],
+            },
+        ] {
+            let mut state = TrainState::new(trainer.config(), &n);
+            state.optimizer = optimizer;
+            let e = trainer
+                .resume(
+                    &mut n,
+                    &d,
+                    None,
+                    &mut state,
+                    &mut [],
+                    &mut crate::train::LocalReducer,
+                )
+                .unwrap_err();
+            assert!(matches!(e, Error::IncompatibleState { .. }), "{e}");
+            assert_eq!(n.params(), before.as_slice());
+        }
     }
 }

@@ -76,6 +76,15 @@ pub enum Error {
         /// What was expected.
         expected: String,
     },
+    /// Optimizer state that does not fit the optimizer or the network it would update
+    /// (another rule's buffers, a missing or short buffer, a non-finite moment).
+    #[error("optimizer state does not fit: found {found}, expected {expected}")]
+    IncompatibleState {
+        /// What the state holds.
+        found: String,
+        /// What the optimizer and the network need.
+        expected: String,
+    },
 }
 
 /// Shorthand for results in this crate.

@@ -484,8 +484,10 @@ fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
 /// rows at a time (then four) in 8-wide registers, whose sums are independent; the
 /// additions of each row are the same as in [`dot`], so the bits are too.
 pub(crate) fn dots(alpha: f32, rows: View<'_>, v: &[f32], beta: f32, c: &mut [f32]) {
-    debug_assert_eq!(rows.cols, v.len());
-    debug_assert_eq!(rows.rows, c.len());
+    // Checked in release builds too: the AVX path reads `v.len()` elements of every
+    // row through raw pointers, so these two comparisons are what keep it in bounds.
+    assert_eq!(rows.cols, v.len(), "dots: row width vs vector length");
+    assert_eq!(rows.rows, c.len(), "dots: rows vs outputs");
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") && rows.rows >= 4 {

@@ -89,20 +89,42 @@ impl Model {
     }
 
     /// Pairs metadata with the bytes of its weights file (`meta_path` and
-    /// `weights_path` name them in errors), checking that they belong together. Never
-    /// panics, whatever the bytes.
+    /// `weights_path` name them in errors), checking that they belong together and
+    /// that the result can predict: the layers make a network
+    /// ([`Network::param_count`]), the preprocessing is usable
+    /// ([`Preprocessor::check`]) and as wide as the network's input and output, the
+    /// training configuration is valid, and the weights have the layers' shapes and
+    /// finite values. Never panics, whatever the bytes.
     pub fn from_parts(
         meta: ModelMeta,
         meta_path: &Path,
         weights_path: &Path,
         weights: &[u8],
     ) -> Result<Model> {
-        let network = weights_from_safetensors(weights_path, weights, meta.layers.clone())?;
-        if meta.preprocessor.input_width() != network.inputs()
-            || meta.preprocessor.target.width() != network.outputs()
-        {
-            return Err(Error::Format { path: meta_path.into(), reason: "the preprocessing does not match the network's input or output width; the files do not belong together".into() });
+        let corrupt = |what: String| Error::Format {
+            path: meta_path.into(),
+            reason: format!("{what}; the file is corrupted, retrain or restore it"),
+        };
+        Network::param_count(&meta.layers)
+            .map_err(|e| corrupt(format!("describes no usable network ({e})")))?;
+        meta.preprocessor
+            .check()
+            .map_err(|e| corrupt(format!("holds unusable preprocessing: {e}")))?;
+        meta.training
+            .validate()
+            .map_err(|e| corrupt(format!("holds an invalid training configuration ({e})")))?;
+        let (inputs, outputs) = (
+            meta.layers.first().map_or(0, |l| l.inputs),
+            meta.layers.last().map_or(0, |l| l.outputs),
+        );
+        let (features, targets) = (
+            meta.preprocessor.input_width(),
+            meta.preprocessor.target.width(),
+        );
+        if features != inputs || targets != outputs {
+            return Err(corrupt(format!("the preprocessing makes {features} input(s) and {targets} output(s) but the network has {inputs} and {outputs}")));
         }
+        let network = weights_from_safetensors(weights_path, weights, meta.layers.clone())?;
         Ok(Model { network, meta })
     }
 }

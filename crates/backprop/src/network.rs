@@ -124,12 +124,38 @@ impl Dense {
 }
 
 /// A feed-forward network: layers plus one flat parameter buffer holding, layer by
-/// layer, the weight (`out x in`, row-major) and then the bias.
+/// layer, the weight (`out x in`, row-major) and then the bias. Deserialising checks
+/// it as [`Network::from_params`] does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SerializedNetwork")]
 pub struct Network {
     layers: Vec<Dense>,
     offsets: Vec<usize>,
     params: Vec<f32>,
+}
+
+/// A [`Network`] as serialised, before it is checked.
+#[derive(Deserialize)]
+struct SerializedNetwork {
+    layers: Vec<Dense>,
+    offsets: Vec<usize>,
+    params: Vec<f32>,
+}
+
+impl TryFrom<SerializedNetwork> for Network {
+    type Error = Error;
+
+    fn try_from(s: SerializedNetwork) -> Result<Network> {
+        let net = Network::from_params(s.layers, s.params)?;
+        if net.offsets != s.offsets {
+            return Err(Error::ShapeMismatch {
+                op: "Network (deserialise)",
+                expected: format!("layer offsets {:?}", net.offsets),
+                got: format!("{:?}", s.offsets),
+            });
+        }
+        Ok(net)
+    }
 }
 
 impl Network {
@@ -149,27 +175,68 @@ impl Network {
         }
     }
 
-    /// A network with the given layers and parameters (checked for shape).
+    /// A network with the given layers and parameters, checked as a loaded model must
+    /// be: at least one layer, every layer at least one unit wide and taking the
+    /// previous one's outputs, and one parameter per weight and bias. (Every forward
+    /// path indexes the first and last layer and cuts rows of a layer's width.)
     pub fn from_params(layers: Vec<Dense>, params: Vec<f32>) -> Result<Self> {
-        for w in layers.windows(2) {
-            if w[0].outputs != w[1].inputs {
-                return Err(Error::ShapeMismatch {
-                    op: "Network::from_params",
-                    expected: format!("{} inputs", w[0].outputs),
-                    got: format!("{} inputs", w[1].inputs),
-                });
-            }
-        }
-        let mut net = Network::zeros(layers);
-        if params.len() != net.params.len() {
+        let expected = Network::param_count(&layers)?;
+        if params.len() != expected {
             return Err(Error::ShapeMismatch {
                 op: "Network::from_params",
-                expected: format!("{} parameters", net.params.len()),
+                expected: format!("{expected} parameters"),
                 got: format!("{}", params.len()),
             });
         }
+        let mut net = Network::zeros(layers);
         net.params = params;
         Ok(net)
+    }
+
+    /// The number of parameters of `layers`, after checking that they make a network:
+    /// at least one layer, every width at least 1, each layer taking the previous
+    /// one's outputs, and a count that fits in memory's address space.
+    pub fn param_count(layers: &[Dense]) -> Result<usize> {
+        let mismatch = |expected: String, got: String| Error::ShapeMismatch {
+            op: "Network::from_params",
+            expected,
+            got,
+        };
+        if layers.is_empty() {
+            return Err(mismatch(
+                "at least one layer".into(),
+                "a network without layers".into(),
+            ));
+        }
+        let mut total = 0usize;
+        for (i, l) in layers.iter().enumerate() {
+            if l.inputs == 0 || l.outputs == 0 {
+                return Err(mismatch(
+                    format!("layer {i} at least 1 wide"),
+                    format!("{} inputs and {} outputs", l.inputs, l.outputs),
+                ));
+            }
+            if let Some(prev) = i.checked_sub(1).map(|p| layers[p]) {
+                if prev.outputs != l.inputs {
+                    return Err(mismatch(
+                        format!("layer {i} with {} inputs", prev.outputs),
+                        format!("{} inputs", l.inputs),
+                    ));
+                }
+            }
+            total = l
+                .inputs
+                .checked_mul(l.outputs)
+                .and_then(|w| w.checked_add(l.outputs))
+                .and_then(|p| total.checked_add(p))
+                .ok_or_else(|| {
+                    mismatch(
+                        "layers whose parameters can be counted".into(),
+                        format!("layer {i} of {} x {}", l.outputs, l.inputs),
+                    )
+                })?;
+        }
+        Ok(total)
     }
 
     /// The layers.

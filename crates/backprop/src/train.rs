@@ -476,6 +476,9 @@ impl Trainer {
         if let Some(v) = valid {
             check_shapes(net, v, c.loss)?;
         }
+        // A state from elsewhere (a checkpoint) must be this optimizer's, for this
+        // network, or every update would fail.
+        state.optimizer.check(&c.optimizer, net.num_params())?;
         let shard = reducer.shard(train.len());
         if shard.rank >= shard.size || shard.rows() != train.len() {
             return Err(Error::ShapeMismatch {

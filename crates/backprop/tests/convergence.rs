@@ -157,7 +157,7 @@ fn minimise(
         let rate = schedule.lr(lr, t, 0, 1, steps, &sched_state);
         optimizer.step(rate, &mut p, &g, &mut state);
     }
-    assert_eq!(state.step, steps as u64);
+    assert_eq!(state.step(), steps as u64);
     p
 }
 

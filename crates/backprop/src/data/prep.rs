@@ -617,6 +617,66 @@ impl Preprocessor {
     }
 }
 
+impl Preprocessor {
+    /// Checks a preprocessor read from a file against what transforming rows needs:
+    /// finite medians and scalers that divide by positive numbers
+    /// ([`Scaler::check`]), categories sorted and distinct (they are binary-searched),
+    /// a regression target standardised by a finite mean and a positive deviation, and
+    /// at least two distinct classes. The widths are checked against the network by
+    /// the model loader. Says which feature is wrong and how.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.features.is_empty() {
+            return Err("it has no input features".into());
+        }
+        for f in &self.features {
+            let name = f.name();
+            match f {
+                Feature::Numeric { median, scaler, .. } => {
+                    if !median.is_finite() {
+                        return Err(format!("feature `{name}` has a median of {median}"));
+                    }
+                    scaler
+                        .check()
+                        .map_err(|e| format!("the scaler of feature `{name}` is unusable: {e}"))?;
+                }
+                Feature::Categorical { categories, .. } => {
+                    if categories.is_empty() {
+                        return Err(format!("categorical feature `{name}` has no categories"));
+                    }
+                    if let Some(w) = categories.windows(2).find(|w| w[0] >= w[1]) {
+                        return Err(format!(
+                            "the categories of feature `{name}` are not sorted and distinct (`{}` before `{}`)",
+                            w[0], w[1]
+                        ));
+                    }
+                }
+            }
+        }
+        match &self.target {
+            Target::Regression {
+                name, mean, std, ..
+            } => {
+                if !mean.is_finite() || !std.is_finite() || *std <= 0.0 {
+                    return Err(format!("the target `{name}` is standardised with mean {mean} and standard deviation {std}; both must be finite and the deviation positive"));
+                }
+            }
+            Target::Classification { name, classes } => {
+                if classes.len() < 2 {
+                    return Err(format!(
+                        "the target `{name}` has {} class(es); a classifier needs at least two",
+                        classes.len()
+                    ));
+                }
+                let mut seen = std::collections::HashSet::new();
+                if let Some(c) = classes.iter().find(|c| !seen.insert(c.as_str())) {
+                    return Err(format!("the target `{name}` lists class `{c}` twice"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,6 +193,56 @@ impl Scaler {
     }
 }
 
+impl Scaler {
+    /// Checks a scaler read from a file: the values [`Scaler::apply`] divides by are
+    /// positive, every statistic is finite, and the quantile references are at least two
+    /// and in increasing order (the interpolation searches them). Says what is wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let finite = |what: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("its {what} is {v}"))
+            }
+        };
+        match self {
+            Scaler::Standard { mean, std } => {
+                finite("mean", *mean)?;
+                finite("standard deviation", *std)?;
+                if *std <= 0.0 {
+                    return Err(format!("its standard deviation is {std}, not positive"));
+                }
+            }
+            Scaler::Minmax { min, range } => {
+                finite("minimum", *min)?;
+                finite("range", *range)?;
+                if *range <= 0.0 {
+                    return Err(format!("its range is {range}, not positive"));
+                }
+            }
+            Scaler::Quantile { references } => {
+                if references.len() < 2 {
+                    return Err(format!(
+                        "it has {} quantile reference(s), fewer than 2",
+                        references.len()
+                    ));
+                }
+                if let Some(v) = references.iter().find(|v| !v.is_finite()) {
+                    return Err(format!("a quantile reference is {v}"));
+                }
+                if let Some(i) = references.windows(2).position(|w| w[1] < w[0]) {
+                    return Err(format!(
+                        "its quantile references decrease at position {}",
+                        i + 1
+                    ));
+                }
+            }
+            Scaler::None => {}
+        }
+        Ok(())
+    }
+}
+
 /// Linear interpolation of `x` in the increasing `refs` onto levels `0..=1`, taking the
 /// last of equal references.
 fn interp_level(refs: &[f64], x: f64) -> f64 {

@@ -5,8 +5,10 @@
 //! Conventions follow PyTorch's `torch.optim` so results can be checked against it.
 
 mod schedule;
+mod state;
 
 pub use schedule::{Schedule, ScheduleState};
+pub use state::{OptimizerState, StateKind};
 
 use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
@@ -143,16 +145,6 @@ impl OptimizerKind {
     }
 }
 
-/// An optimizer's state: the step count and one buffer per moving average, each the
-/// size of the parameter buffer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
-pub struct OptimizerState {
-    /// Updates taken so far.
-    pub step: u64,
-    /// Moment buffers (momentum; Adam's `m` and `v`; RMSprop's `s` and momentum).
-    pub buffers: Vec<Vec<f32>>,
-}
-
 impl Default for Optimizer {
     fn default() -> Self {
         Optimizer::Sgd(Sgd::default())
@@ -197,34 +189,28 @@ impl Optimizer {
         }
     }
 
-    /// Fresh state for `n` parameters.
-    pub fn init(&self, n: usize) -> OptimizerState {
-        let buffers = match *self {
-            Optimizer::Sgd(s) if s.momentum > 0.0 => 1,
-            Optimizer::Sgd(_) => 0,
-            Optimizer::Adam(_) | Optimizer::AdamW(_) => 2,
-            Optimizer::RmsProp(r) if r.momentum > 0.0 => 2,
-            Optimizer::RmsProp(_) => 1,
-        };
-        OptimizerState {
-            step: 0,
-            buffers: vec![vec![0.0; n]; buffers],
-        }
-    }
-
     /// One update of `params` with learning rate `lr` and gradient `grads`.
+    ///
+    /// # Panics
+    /// If `state` is not this optimizer's for `params.len()` parameters
+    /// ([`OptimizerState::check_shape`]): a state made by [`Optimizer::init`] fits, and
+    /// one read from a file is checked where it is loaded, so this is a bug, never a
+    /// silently skipped update.
     pub fn step(&self, lr: f32, params: &mut [f32], grads: &[f32], state: &mut OptimizerState) {
         assert_eq!(
             params.len(),
             grads.len(),
             "optimizer: parameters vs gradients"
         );
-        state.step += 1;
-        let mut buffers = state.buffers.iter_mut().map(Vec::as_mut_slice);
-        let b0 = buffers.next().unwrap_or_default();
-        let b1 = buffers.next().unwrap_or_default();
+        if let Err(e) = state.check_shape(self, params.len()) {
+            panic!("optimizer {}: {e}", self.name());
+        }
+        let (step, b0, b1) = state.parts_mut();
+        // Saturating: a count read from a file may be anything, and past 2^64 updates
+        // only Adam's bias correction reads it, which is 1 by then.
+        *step = step.saturating_add(1);
         let parts = rayon::current_num_threads();
-        self.apply(parts, state.step, lr, params, grads, b0, b1);
+        self.apply(parts, *step, lr, params, grads, b0, b1);
     }
 
     /// The update of step `t` on `params` and the moment buffers `b0`, `b1` (empty when
@@ -338,7 +324,9 @@ fn adam_step(
     m: &mut [f32],
     v: &mut [f32],
 ) {
-    let t = t as i32;
+    // β^t underflows to 0 long before t leaves i32 (a state read from a file can hold
+    // any count); the same bits as `t as i32` for every count a run reaches.
+    let t = t.min(i32::MAX as u64) as i32;
     let bc1 = 1.0 - a.beta1.powi(t);
     let bc2 = 1.0 - a.beta2.powi(t);
     let step_size = lr / bc1;
@@ -471,7 +459,7 @@ mod tests {
                         }
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         let moments: Vec<Vec<u32>> =
-                            state.buffers.iter().map(|b| bits(b)).collect();
+                            state.buffers().iter().map(|(_, b)| bits(b)).collect();
                         (bits(&params), moments)
                     })
                 };
