@@ -198,7 +198,8 @@ pub struct EvaluateArgs {
     pub delimiter: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
-    pub json: bool,    /// Rows read, scored and written at a time (memory stays constant whatever the
+    pub json: bool,
+    /// Rows read, scored and written at a time (memory stays constant whatever the
     /// file's size); a multiple of 4,096 gives the same bytes as any other.
     #[arg(long, value_name = "N", default_value_t = crate::input::CHUNK_ROWS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), hide = true)]
     pub chunk_rows: usize,
@@ -219,7 +220,8 @@ pub struct PredictArgs {
     pub out: PathBuf,
     /// Field separator: a single character, or `tab`.
     #[arg(long, value_name = "CHAR")]
-    pub delimiter: Option<String>,    /// Rows read, scored and written at a time (memory stays constant whatever the
+    pub delimiter: Option<String>,
+    /// Rows read, scored and written at a time (memory stays constant whatever the
     /// file's size); a multiple of 4,096 gives the same bytes as any other.
     #[arg(long, value_name = "N", default_value_t = crate::input::CHUNK_ROWS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), hide = true)]
     pub chunk_rows: usize,

@@ -60,10 +60,8 @@ impl CsvInput {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let tmp = std::env::temp_dir().join(format!(
-            "backprop-stdin-{}-{nanos}.csv",
-            std::process::id()
-        ));
+        let tmp =
+            std::env::temp_dir().join(format!("backprop-stdin-{}-{nanos}.csv", std::process::id()));
         let input = CsvInput {
             path: tmp,
             name: PathBuf::from("<stdin>"),

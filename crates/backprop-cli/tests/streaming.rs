@@ -107,7 +107,8 @@ fn a_column_that_turns_to_text_late_is_typed_as_the_whole_file() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             err.contains("late.csv:2:7:")
-                && err.contains("`Latitude` was numeric in training but holds text such as `33.68`"),
+                && err
+                    .contains("`Latitude` was numeric in training but holds text such as `33.68`"),
             "{err}"
         );
         assert!(o.stdout.is_empty(), "nothing is written");
@@ -120,7 +121,10 @@ fn a_bad_row_in_a_later_chunk_is_refused_before_anything_is_written() {
     let text = std::fs::read_to_string(fixture("houses.csv")).unwrap();
     let out = m.join("pred.csv");
     for (what, expect) in [
-        ("word", "bad.csv:152:2: column `HouseAge` is numeric except for 1 value(s): `abc` on line 152"),
+        (
+            "word",
+            "bad.csv:152:2: column `HouseAge` is numeric except for 1 value(s): `abc` on line 152",
+        ),
         ("short", "bad.csv:152:9: too few fields: 8 instead of 9"),
         ("inf", "bad.csv:152:2: column `HouseAge` holds `inf`"),
     ] {
@@ -274,7 +278,13 @@ fn evaluating_in_chunks_gives_the_metrics_of_the_predictions() {
         assert_eq!(a["confusion"], b["confusion"], "{chunk}");
         assert_eq!(a["per_class"], b["per_class"], "{chunk}");
         assert_eq!(a["accuracy"], b["accuracy"], "{chunk}");
-        let (la, lb) = (a["log_loss"].as_f64().unwrap(), b["log_loss"].as_f64().unwrap());
-        assert!((la - lb).abs() < 1e-6 * lb.max(1e-3), "{chunk}: {la} vs {lb}");
+        let (la, lb) = (
+            a["log_loss"].as_f64().unwrap(),
+            b["log_loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (la - lb).abs() < 1e-6 * lb.max(1e-3),
+            "{chunk}: {la} vs {lb}"
+        );
     }
 }

@@ -297,10 +297,7 @@ pub fn log_loss(actual: &[usize], probs: &Matrix) -> f64 {
 }
 
 /// `-ln p[y]` of every row, clipped as [`log_loss`] says.
-fn log_loss_terms<'a>(
-    actual: &'a [usize],
-    probs: &'a Matrix,
-) -> impl Iterator<Item = f64> + 'a {
+fn log_loss_terms<'a>(actual: &'a [usize], probs: &'a Matrix) -> impl Iterator<Item = f64> + 'a {
     let eps = f32::EPSILON as f64;
     actual.iter().enumerate().map(move |(i, &y)| {
         let p = if probs.cols() == 1 {
@@ -513,7 +510,9 @@ mod tests {
         // naive Σy² - nȳ² would lose digits.
         let mut state = 12345u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 40) as f32 / (1u64 << 24) as f32
         };
         let n = 1000;
@@ -540,10 +539,16 @@ mod tests {
             assert_eq!(r.rows(), n as u64);
             assert_eq!(got.rmse, whole.rmse, "{chunk}");
             assert_eq!(got.mae, whole.mae, "{chunk}");
-            assert!((got.r2 - whole.r2).abs() < 1e-12, "{chunk}: {got:?} vs {whole:?}");
+            assert!(
+                (got.r2 - whole.r2).abs() < 1e-12,
+                "{chunk}: {got:?} vs {whole:?}"
+            );
             assert_eq!(c.finish(), cls, "{chunk}");
         }
-        assert_eq!(RegressionSums::default().finish(), RegressionMetrics::compute(&[], &[]));
+        assert_eq!(
+            RegressionSums::default().finish(),
+            RegressionMetrics::compute(&[], &[])
+        );
         // A constant target: R² 1 for a perfect prediction, 0 otherwise, as `r2`.
         let mut r = RegressionSums::default();
         r.update(&[2.0, 2.0], &[2.0, 2.0]);

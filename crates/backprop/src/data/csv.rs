@@ -448,8 +448,7 @@ fn mostly_numeric(
 fn changed(source: &Path) -> Error {
     Error::Format {
         path: source.into(),
-        reason: "the file changed while being read; read it again when nothing writes to it"
-            .into(),
+        reason: "the file changed while being read; read it again when nothing writes to it".into(),
     }
 }
 
@@ -975,7 +974,11 @@ mod tests {
         let mut text = String::from("\u{feff}n,late,t\r\n");
         for i in 0..20 {
             let late = if i < 8 { format!("{i}.50") } else { "w".into() };
-            let n = if i % 5 == 0 { "NA".into() } else { format!("{}", i * 3) };
+            let n = if i % 5 == 0 {
+                "NA".into()
+            } else {
+                format!("{}", i * 3)
+            };
             text.push_str(&format!("{n},{late},\"x, {i}\"\r\n"));
             if i == 10 {
                 text.push_str("\r\n"); // a blank line
@@ -985,8 +988,8 @@ mod tests {
             name: Path::new("c.csv"),
             bytes: text.as_bytes(),
         };
-        let whole = Table::parse(Path::new("c.csv"), text.as_bytes(), CsvOptions::default())
-            .unwrap();
+        let whole =
+            Table::parse(Path::new("c.csv"), text.as_bytes(), CsvOptions::default()).unwrap();
         assert!(matches!(whole.columns[1], Column::Text(_)));
         assert_eq!(whole.columns[1].len(), 20);
         let survey = Table::survey(src, CsvOptions::default()).unwrap();

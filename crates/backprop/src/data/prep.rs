@@ -462,7 +462,13 @@ impl Preprocessor {
         for (f, &j) in self.features.iter().zip(&cols) {
             if let (Feature::Numeric { name, .. }, Kind::Text) = (f, survey.columns[j].kind) {
                 let (line, text) = survey.columns[j].first_present.clone().unwrap_or_default();
-                return Err(numeric_holds_text(&survey.source, line.max(1), j, name, &text));
+                return Err(numeric_holds_text(
+                    &survey.source,
+                    line.max(1),
+                    j,
+                    name,
+                    &text,
+                ));
             }
         }
         Ok(cols)
@@ -538,7 +544,11 @@ impl Preprocessor {
                             .find(|&i| !col.is_missing(i))
                             .unwrap_or(0);
                         let line = table.lines.get(i).copied().unwrap_or(1);
-                        let text = if col.is_empty() { String::new() } else { cell_text(col, i) };
+                        let text = if col.is_empty() {
+                            String::new()
+                        } else {
+                            cell_text(col, i)
+                        };
                         return Err(numeric_holds_text(&table.source, line, j, name, &text));
                     };
                     let mut imputed = 0;
