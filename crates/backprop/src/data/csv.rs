@@ -298,6 +298,7 @@ impl Survey {
             records,
             kinds: self.columns.iter().map(|c| c.kind).collect(),
             chunk_rows: chunk_rows.max(1),
+            remaining: self.rows,
         })
     }
 }
@@ -308,21 +309,26 @@ pub struct Chunks<'a> {
     records: Records<'a, Box<dyn std::io::Read + 'a>>,
     kinds: Vec<Kind>,
     chunk_rows: usize,
+    /// Rows the survey counted that are not yet read: the columns are sized for them
+    /// up front, since growing a vector by doubling holds the old and the new buffer
+    /// at once (1.5x a whole-file column at the moment of the last copy).
+    remaining: usize,
 }
 
 impl Chunks<'_> {
     /// The next rows, or `None` after the last.
     pub fn next_chunk(&mut self) -> Result<Option<Table>> {
         let source = self.records.source;
+        let n = self.chunk_rows.min(self.remaining);
         let mut columns: Vec<Column> = self
             .kinds
             .iter()
             .map(|k| match k {
-                Kind::Numeric => Column::Numeric(Vec::new()),
-                Kind::Text => Column::Text(Vec::new()),
+                Kind::Numeric => Column::Numeric(Vec::with_capacity(n)),
+                Kind::Text => Column::Text(Vec::with_capacity(n)),
             })
             .collect();
-        let mut lines = Vec::new();
+        let mut lines = Vec::with_capacity(n);
         while lines.len() < self.chunk_rows {
             let Some(line) = self.records.next()? else {
                 break;
@@ -341,6 +347,7 @@ impl Chunks<'_> {
             }
             lines.push(line);
         }
+        self.remaining = self.remaining.saturating_sub(lines.len());
         if lines.is_empty() {
             return Ok(None);
         }
