@@ -205,6 +205,10 @@ pub struct EvaluateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Rows read, scored and written at a time (memory stays constant whatever the
+    /// file's size); a multiple of 4,096 gives the same bytes as any other.
+    #[arg(long, value_name = "N", default_value_t = crate::input::CHUNK_ROWS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), hide = true)]
+    pub chunk_rows: usize,
 }
 
 /// Flags of `backprop predict`.
@@ -223,6 +227,10 @@ pub struct PredictArgs {
     /// Field separator: a single character, or `tab`.
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
+    /// Rows read, scored and written at a time (memory stays constant whatever the
+    /// file's size); a multiple of 4,096 gives the same bytes as any other.
+    #[arg(long, value_name = "N", default_value_t = crate::input::CHUNK_ROWS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), hide = true)]
+    pub chunk_rows: usize,
 }
 
 /// Flags of `backprop inspect`.

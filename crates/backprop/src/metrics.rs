@@ -32,6 +32,131 @@ impl RegressionMetrics {
     }
 }
 
+/// [`RegressionMetrics`] over rows that come in chunks, in constant memory.
+///
+/// The squared and absolute errors are summed in `f64` in row order, as [`rmse`] and
+/// [`mae`] sum them, so RMSE and MAE equal theirs bit for bit. R² needs the mean of all
+/// targets before their spread about it; here the spread comes from Welford's running
+/// update, which is within about 1e-15 relative of the two-pass sum [`r2`] takes (so R²
+/// agrees to about 1e-15 times `ss_res / ss_tot`, far below the digits anyone reads).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RegressionSums {
+    rows: u64,
+    sse: f64,
+    sae: f64,
+    mean: f64,
+    /// Σ(y - mean)² so far (Welford).
+    m2: f64,
+}
+
+impl RegressionSums {
+    /// Adds rows: `predicted` against `actual`.
+    pub fn update(&mut self, actual: &[f32], predicted: &[f32]) {
+        check_lengths(actual.len(), predicted.len(), "RegressionSums::update");
+        for (&y, &p) in actual.iter().zip(predicted) {
+            let (y, p) = (y as f64, p as f64);
+            self.sse += (p - y).powi(2);
+            self.sae += (p - y).abs();
+            self.rows += 1;
+            let d = y - self.mean;
+            self.mean += d / self.rows as f64;
+            self.m2 += d * (y - self.mean);
+        }
+    }
+
+    /// Rows added so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The metrics of all rows added (zeros for none, as [`RegressionMetrics::compute`]).
+    pub fn finish(&self) -> RegressionMetrics {
+        if self.rows == 0 {
+            return RegressionMetrics {
+                rmse: 0.0,
+                mae: 0.0,
+                r2: 0.0,
+            };
+        }
+        let n = self.rows as f64;
+        let r2 = if self.m2 == 0.0 {
+            if self.sse == 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            1.0 - self.sse / self.m2
+        };
+        RegressionMetrics {
+            rmse: (self.sse / n).sqrt(),
+            mae: self.sae / n,
+            r2,
+        }
+    }
+}
+
+/// [`ClassificationMetrics`] over rows that come in chunks, in constant memory: the
+/// confusion matrix and the log-loss sum (in row order, as [`log_loss`] sums it), from
+/// which every figure follows, so the result equals [`ClassificationMetrics::compute`]
+/// on all rows at once exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassificationSums {
+    confusion: Vec<Vec<u64>>,
+    log_loss: f64,
+    rows: usize,
+}
+
+impl ClassificationSums {
+    /// No rows yet, for probabilities with `cols` columns (one column: the probability
+    /// of class 1 of a binary problem).
+    pub fn new(cols: usize) -> Self {
+        let classes = if cols == 1 { 2 } else { cols };
+        ClassificationSums {
+            confusion: vec![vec![0; classes]; classes],
+            log_loss: 0.0,
+            rows: 0,
+        }
+    }
+
+    /// Adds rows: class probabilities `probs` against the actual classes.
+    ///
+    /// # Panics
+    /// If `actual` and `probs` differ in length, `probs` has another width than given
+    /// to [`ClassificationSums::new`], or a class is out of range.
+    pub fn update(&mut self, actual: &[usize], probs: &Matrix) {
+        check_lengths(actual.len(), probs.rows(), "ClassificationSums::update");
+        let classes = if probs.cols() == 1 { 2 } else { probs.cols() };
+        assert_eq!(
+            classes,
+            self.confusion.len(),
+            "ClassificationSums::update: {classes} classes vs {}",
+            self.confusion.len()
+        );
+        let predicted = argmax_rows(probs);
+        let counts = confusion_matrix(actual, &predicted, classes);
+        for (row, add) in self.confusion.iter_mut().zip(counts) {
+            for (c, a) in row.iter_mut().zip(add) {
+                *c += a;
+            }
+        }
+        // Row by row into the running sum, so the order of additions is `log_loss`'s.
+        for t in log_loss_terms(actual, probs) {
+            self.log_loss += t;
+        }
+        self.rows += actual.len();
+    }
+
+    /// The metrics of all rows added.
+    pub fn finish(&self) -> ClassificationMetrics {
+        let mut m = ClassificationMetrics::from_confusion(self.confusion.clone(), self.rows);
+        if self.rows > 0 {
+            m.log_loss = self.log_loss / self.rows as f64;
+        }
+        m
+    }
+}
+
 fn check_lengths(actual: usize, predicted: usize, op: &str) {
     assert_eq!(
         actual, predicted,
@@ -167,25 +292,26 @@ pub fn log_loss(actual: &[usize], probs: &Matrix) -> f64 {
     if actual.is_empty() {
         return 0.0;
     }
-    let eps = f32::EPSILON as f64;
-    let sum: f64 = actual
-        .iter()
-        .enumerate()
-        .map(|(i, &y)| {
-            let p = if probs.cols() == 1 {
-                let p1 = probs.get(i, 0) as f64;
-                if y == 1 {
-                    p1
-                } else {
-                    1.0 - p1
-                }
-            } else {
-                probs.get(i, y) as f64
-            };
-            -p.clamp(eps, 1.0 - eps).ln()
-        })
-        .sum();
+    let sum: f64 = log_loss_terms(actual, probs).sum();
     sum / actual.len() as f64
+}
+
+/// `-ln p[y]` of every row, clipped as [`log_loss`] says.
+fn log_loss_terms<'a>(actual: &'a [usize], probs: &'a Matrix) -> impl Iterator<Item = f64> + 'a {
+    let eps = f32::EPSILON as f64;
+    actual.iter().enumerate().map(move |(i, &y)| {
+        let p = if probs.cols() == 1 {
+            let p1 = probs.get(i, 0) as f64;
+            if y == 1 {
+                p1
+            } else {
+                1.0 - p1
+            }
+        } else {
+            probs.get(i, y) as f64
+        };
+        -p.clamp(eps, 1.0 - eps).ln()
+    })
 }
 
 /// Counts by actual class (rows) and predicted class (columns), as scikit-learn's
@@ -269,7 +395,15 @@ impl ClassificationMetrics {
 
     /// Scores hard predictions (no probabilities, so `log_loss` is left at 0).
     pub fn from_predictions(actual: &[usize], predicted: &[usize], classes: usize) -> Self {
-        let confusion = confusion_matrix(actual, predicted, classes);
+        let m = Self::from_confusion(confusion_matrix(actual, predicted, classes), actual.len());
+        debug_assert_eq!(m.accuracy, accuracy(actual, predicted));
+        m
+    }
+
+    /// Scores a confusion matrix (`confusion[actual][predicted]` counts of `rows` rows;
+    /// no probabilities, so `log_loss` is left at 0).
+    pub fn from_confusion(confusion: Vec<Vec<u64>>, rows: usize) -> Self {
+        let classes = confusion.len();
         let mut per_class = Vec::with_capacity(classes);
         let mut present = 0usize;
         let mut macro_sum = [0.0f64; 3];
@@ -314,14 +448,20 @@ impl ClassificationMetrics {
                 f1: sums[2] / d,
             }
         };
+        let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
         ClassificationMetrics {
-            accuracy: accuracy(actual, predicted),
+            // As `accuracy`: correct rows over all rows, 0 for none.
+            accuracy: if rows == 0 {
+                0.0
+            } else {
+                correct as f64 / rows as f64
+            },
             log_loss: 0.0,
             macro_avg: avg(macro_sum, present as f64),
-            weighted_avg: avg(weighted_sum, actual.len() as f64),
+            weighted_avg: avg(weighted_sum, rows as f64),
             per_class,
             confusion,
-            rows: actual.len(),
+            rows,
         }
     }
 
@@ -360,6 +500,67 @@ mod tests {
         // ȳ = 2.875, Σ(y-ȳ)² = 29.1875, 1 - 1.5 / 29.1875
         assert!(close(m.r2, 1.0 - 1.5 / 29.1875), "{m:?}");
         assert!(close(m.r2, 0.9486081370449679), "{m:?}");
+    }
+
+    /// Summing over chunks gives the metrics of all rows at once: RMSE, MAE, accuracy,
+    /// log-loss and the counts exactly, R² to Welford's rounding.
+    #[test]
+    fn sums_over_chunks_equal_the_whole() {
+        // Deterministic pseudo-random values (an LCG), targets far from 0 so that a
+        // naive Σy² - nȳ² would lose digits.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let n = 1000;
+        let y: Vec<f32> = (0..n).map(|_| 1000.0 + next()).collect();
+        let p: Vec<f32> = y.iter().map(|&v| v + 0.3 * (next() - 0.5)).collect();
+        let whole = RegressionMetrics::compute(&y, &p);
+        let k = 4;
+        let logits: Vec<f32> = (0..n * k).map(|_| 8.0 * next() - 4.0).collect();
+        let probs = softmax_rows(&Matrix::from_vec(n, k, logits).unwrap());
+        let actual: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % k).collect();
+        let cls = ClassificationMetrics::compute(&actual, &probs);
+        for chunk in [1, 7, 999, 1000, 4096] {
+            let mut r = RegressionSums::default();
+            let mut c = ClassificationSums::new(k);
+            for start in (0..n).step_by(chunk) {
+                let end = (start + chunk).min(n);
+                r.update(&y[start..end], &p[start..end]);
+                let rows: Vec<usize> = (start..end).collect();
+                let mut part = Matrix::zeros(0, 0);
+                part.gather_rows(&probs, &rows);
+                c.update(&actual[start..end], &part);
+            }
+            let got = r.finish();
+            assert_eq!(r.rows(), n as u64);
+            assert_eq!(got.rmse, whole.rmse, "{chunk}");
+            assert_eq!(got.mae, whole.mae, "{chunk}");
+            assert!(
+                (got.r2 - whole.r2).abs() < 1e-12,
+                "{chunk}: {got:?} vs {whole:?}"
+            );
+            assert_eq!(c.finish(), cls, "{chunk}");
+        }
+        assert_eq!(
+            RegressionSums::default().finish(),
+            RegressionMetrics::compute(&[], &[])
+        );
+        // A constant target: R² 1 for a perfect prediction, 0 otherwise, as `r2`.
+        let mut r = RegressionSums::default();
+        r.update(&[2.0, 2.0], &[2.0, 2.0]);
+        assert_eq!(r.finish().r2, 1.0);
+        r.update(&[2.0], &[3.0]);
+        assert_eq!(r.finish().r2, 0.0);
+        // One probability column: a binary problem.
+        let p1 = Matrix::from_vec(3, 1, vec![0.9, 0.2, 0.6]).unwrap();
+        let mut c = ClassificationSums::new(1);
+        c.update(&[1, 0], &Matrix::from_vec(2, 1, vec![0.9, 0.2]).unwrap());
+        c.update(&[0], &Matrix::from_vec(1, 1, vec![0.6]).unwrap());
+        assert_eq!(c.finish(), ClassificationMetrics::compute(&[1, 0, 0], &p1));
     }
 
     #[test]

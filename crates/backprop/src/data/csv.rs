@@ -107,29 +107,66 @@ impl Table {
                 reason: "is a directory, not a CSV file; give the path of a .csv file".into(),
             });
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Table::parse(path, &bytes, opts)
+        Table::read_source(CsvSource::File(path), opts)
     }
 
     /// Parses CSV `bytes`; `source` names them in errors.
     pub fn parse(source: &Path, bytes: &[u8], opts: CsvOptions) -> Result<Table> {
-        let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
-        if body.iter().all(|b| b.is_ascii_whitespace()) {
+        Table::read_source(
+            CsvSource::Bytes {
+                name: source,
+                bytes,
+            },
+            opts,
+        )
+    }
+
+    /// Reads a whole CSV source in two passes: [`Table::survey`] types the columns
+    /// without keeping any cell, then the cells are parsed straight into their typed
+    /// columns. Holding every cell as a `String` until the column's type was known took
+    /// about 17 times the table's size as `f32` (see BENCHMARKS.md, "Memory").
+    pub fn read_source(src: CsvSource<'_>, opts: CsvOptions) -> Result<Table> {
+        let survey = Table::survey(src, opts)?;
+        let mut chunks = survey.chunks(src, opts, usize::MAX)?;
+        match chunks.next_chunk()? {
+            Some(t) => Ok(t),
+            None => Err(changed(src.name())),
+        }
+    }
+
+    /// The first pass over a CSV source: checks the header and every row (the number of
+    /// fields, UTF-8, finite numbers) and decides each column's type from all of its
+    /// cells, keeping none of them. Its errors are those [`Table::parse`] gives, in the
+    /// same order. [`Survey::chunks`] then reads the rows.
+    pub fn survey(src: CsvSource<'_>, opts: CsvOptions) -> Result<Survey> {
+        let source = src.name();
+        if all_whitespace(src.open()?).map_err(|e| Error::io(source, e))? {
             return Err(empty_file(source));
         }
-        let mut records = Records::new(source, body, opts)?;
-        let width = records.headers.len();
-        let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
-        let mut lines = Vec::new();
+        let mut records = Records::new(source, src.open()?, opts)?;
+        let mut tallies: Vec<Tally> = Vec::new();
+        tallies.resize_with(records.headers.len(), Tally::default);
+        let mut rows = 0;
         while let Some(line) = records.next()? {
-            records.push_cells(line, &mut cells)?;
-            lines.push(line);
+            for (j, f) in records.record.iter().enumerate() {
+                tallies[j].add(line, records.field(line, j, f)?);
+            }
+            rows += 1;
         }
-        if lines.is_empty() {
+        if rows == 0 {
             return Err(no_rows(source));
         }
-        let totals: Vec<[u64; 2]> = cells.iter().map(|c| cell_counts(c)).collect();
-        Table::typed(source, records.headers, cells, lines, &totals)
+        let columns = tallies
+            .into_iter()
+            .enumerate()
+            .map(|(j, t)| t.decide(source, &records.headers[j], j))
+            .collect::<Result<_>>()?;
+        Ok(Survey {
+            source: source.into(),
+            headers: records.headers,
+            rows,
+            columns,
+        })
     }
 
     /// Counts the data rows of a CSV source without keeping any of them, checking the
@@ -210,6 +247,234 @@ impl Table {
     }
 }
 
+/// The type of a column, decided over all of its present cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Every present cell is a finite number.
+    Numeric,
+    /// Text.
+    Text,
+}
+
+/// A surveyed column: its type and its first present cell (line, text), which errors
+/// about the column quote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SurveyedColumn {
+    /// Numbers or text.
+    pub kind: Kind,
+    /// The first cell that is not missing, with its line; `None` if all are missing.
+    pub first_present: Option<(u64, String)>,
+}
+
+/// What the first pass over a CSV source found ([`Table::survey`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Survey {
+    /// Where it came from (for error messages).
+    pub source: PathBuf,
+    /// Column names, in file order.
+    pub headers: Vec<String>,
+    /// Number of data rows.
+    pub rows: usize,
+    /// Every column's type, in file order.
+    pub columns: Vec<SurveyedColumn>,
+}
+
+impl Survey {
+    /// The second pass: the rows of `src` (the source surveyed) in tables of at most
+    /// `chunk_rows` rows, typed as the survey decided, so any chunk types its columns as
+    /// the whole file would. A source that no longer matches the survey (changed between
+    /// the passes) is an error.
+    pub fn chunks<'a>(
+        &self,
+        src: CsvSource<'a>,
+        opts: CsvOptions,
+        chunk_rows: usize,
+    ) -> Result<Chunks<'a>> {
+        let records = Records::new(src.name(), src.open()?, opts)?;
+        if records.headers != self.headers {
+            return Err(changed(src.name()));
+        }
+        Ok(Chunks {
+            records,
+            kinds: self.columns.iter().map(|c| c.kind).collect(),
+            chunk_rows: chunk_rows.max(1),
+            remaining: self.rows,
+        })
+    }
+}
+
+/// The rows of a surveyed CSV source, a table of at most `chunk_rows` rows at a time
+/// ([`Survey::chunks`]).
+pub struct Chunks<'a> {
+    records: Records<'a, Box<dyn std::io::Read + 'a>>,
+    kinds: Vec<Kind>,
+    chunk_rows: usize,
+    /// Rows the survey counted that are not yet read: the columns are sized for them
+    /// up front, since growing a vector by doubling holds the old and the new buffer
+    /// at once (1.5x a whole-file column at the moment of the last copy).
+    remaining: usize,
+}
+
+impl Chunks<'_> {
+    /// The next rows, or `None` after the last.
+    pub fn next_chunk(&mut self) -> Result<Option<Table>> {
+        let source = self.records.source;
+        let n = self.chunk_rows.min(self.remaining);
+        let mut columns: Vec<Column> = self
+            .kinds
+            .iter()
+            .map(|k| match k {
+                Kind::Numeric => Column::Numeric(Vec::with_capacity(n)),
+                Kind::Text => Column::Text(Vec::with_capacity(n)),
+            })
+            .collect();
+        let mut lines = Vec::with_capacity(n);
+        while lines.len() < self.chunk_rows {
+            let Some(line) = self.records.next()? else {
+                break;
+            };
+            for ((j, f), col) in self.records.record.iter().enumerate().zip(&mut columns) {
+                let s = self.records.field(line, j, f)?;
+                match col {
+                    Column::Numeric(v) if is_missing_text(s) => v.push(f64::NAN),
+                    Column::Numeric(v) => match s.parse::<f64>() {
+                        Ok(x) if x.is_finite() => v.push(x),
+                        _ => return Err(changed(source)),
+                    },
+                    Column::Text(v) if is_missing_text(s) => v.push(String::new()),
+                    Column::Text(v) => v.push(s.to_string()),
+                }
+            }
+            lines.push(line);
+        }
+        self.remaining = self.remaining.saturating_sub(lines.len());
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Table {
+            source: source.into(),
+            headers: self.records.headers.clone(),
+            columns,
+            lines,
+        }))
+    }
+}
+
+/// What the survey counts of one column's cells.
+#[derive(Default)]
+struct Tally {
+    /// Present cells that read as numbers, and those that do not.
+    numbers: u64,
+    others: u64,
+    /// The first number that is not finite (line, text, value).
+    non_finite: Option<(u64, String, f64)>,
+    /// The first three cells that are not numbers (line, text).
+    offenders: Vec<(u64, String)>,
+    first_present: Option<(u64, String)>,
+}
+
+impl Tally {
+    fn add(&mut self, line: u64, s: &str) {
+        if is_missing_text(s) {
+            return;
+        }
+        if self.first_present.is_none() {
+            self.first_present = Some((line, s.to_string()));
+        }
+        match s.parse::<f64>() {
+            Ok(v) => {
+                self.numbers += 1;
+                if !v.is_finite() && self.non_finite.is_none() {
+                    self.non_finite = Some((line, s.to_string(), v));
+                }
+            }
+            Err(_) => {
+                self.others += 1;
+                if self.offenders.len() < 3 {
+                    self.offenders.push((line, s.to_string()));
+                }
+            }
+        }
+    }
+
+    /// The column's type, or the error [`type_column`] gives for the same cells.
+    fn decide(self, source: &Path, name: &str, j: usize) -> Result<SurveyedColumn> {
+        if let Some((line, c, v)) = self.non_finite {
+            return Err(non_finite(source, name, line, j, &c, v));
+        }
+        let kind = if self.others == 0 {
+            Kind::Numeric
+        } else if self.numbers >= 2 * self.others && self.numbers >= 3 {
+            let shown: Vec<String> = self
+                .offenders
+                .iter()
+                .map(|(line, c)| format!("`{c}` on line {line}"))
+                .collect();
+            return Err(mostly_numeric(
+                source,
+                name,
+                self.offenders[0].0,
+                j,
+                self.others,
+                &shown,
+            ));
+        } else {
+            Kind::Text
+        };
+        Ok(SurveyedColumn {
+            kind,
+            first_present: self.first_present,
+        })
+    }
+}
+
+fn non_finite(source: &Path, name: &str, line: u64, j: usize, c: &str, v: f64) -> Error {
+    Error::Csv { path: source.into(), line, column: j + 1, reason: format!("column `{name}` holds `{c}` ({v}); numbers must be finite: leave the cell empty or write NA to mark it missing") }
+}
+
+fn mostly_numeric(
+    source: &Path,
+    name: &str,
+    line: u64,
+    j: usize,
+    others: u64,
+    shown: &[String],
+) -> Error {
+    Error::Csv {
+        path: source.into(),
+        line,
+        column: j + 1,
+        reason: format!(
+            "column `{name}` is numeric except for {} value(s): {}; fix them, or leave the cells empty / NA to mark them missing",
+            others,
+            shown.join(", ")
+        ),
+    }
+}
+
+fn changed(source: &Path) -> Error {
+    Error::Format {
+        path: source.into(),
+        reason: "the file changed while being read; read it again when nothing writes to it".into(),
+    }
+}
+
+/// Whether a reader yields only ASCII whitespace (stopping at the first other byte).
+fn all_whitespace(mut r: impl std::io::Read) -> std::io::Result<bool> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if !buf[..n].iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(false);
+        }
+    }
+}
+
 /// The UTF-8 byte-order mark, skipped at the start of a file.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -218,6 +483,14 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub enum CsvSource<'a> {
     /// A file, streamed (never read into memory whole).
     File(&'a Path),
+    /// A file named `name` in messages (such as standard input saved to a temporary
+    /// file, so it can be read twice).
+    Named {
+        /// The file.
+        path: &'a Path,
+        /// The name used in messages.
+        name: &'a Path,
+    },
     /// Bytes in memory (such as embedded data), named `name` in messages.
     Bytes {
         /// The name used in messages.
@@ -232,14 +505,14 @@ impl<'a> CsvSource<'a> {
     pub fn name(&self) -> &'a Path {
         match *self {
             CsvSource::File(p) => p,
-            CsvSource::Bytes { name, .. } => name,
+            CsvSource::Named { name, .. } | CsvSource::Bytes { name, .. } => name,
         }
     }
 
     /// A reader positioned after the byte-order mark, if any.
     fn open(&self) -> Result<Box<dyn std::io::Read + 'a>> {
         match *self {
-            CsvSource::File(path) => {
+            CsvSource::File(path) | CsvSource::Named { path, .. } => {
                 if path.is_dir() {
                     return Err(Error::Format {
                         path: path.into(),
@@ -247,9 +520,10 @@ impl<'a> CsvSource<'a> {
                             .into(),
                     });
                 }
-                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let name = self.name();
+                let file = std::fs::File::open(path).map_err(|e| Error::io(name, e))?;
                 let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-                let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+                let head = reader.fill_buf().map_err(|e| Error::io(name, e))?;
                 if head.starts_with(BOM) {
                     reader.consume(BOM.len());
                 }
@@ -439,17 +713,20 @@ impl<'s, R: std::io::Read> Records<'s, R> {
     /// Appends the fields of the current record (on `line`) to `cells`, trimmed.
     fn push_cells(&self, line: u64, cells: &mut [Vec<String>]) -> Result<()> {
         for (j, f) in self.record.iter().enumerate() {
-            let s = utf8(f).map_err(|off| Error::Csv {
-                path: self.source.into(),
-                line,
-                column: j + 1,
-                reason: format!(
-                    "invalid UTF-8 at byte {off} of this field; save the file as UTF-8"
-                ),
-            })?;
-            cells[j].push(s.trim().to_string());
+            cells[j].push(self.field(line, j, f)?.to_string());
         }
         Ok(())
+    }
+
+    /// Field `j` (bytes `f`) of the record on `line` as trimmed text.
+    fn field<'f>(&self, line: u64, j: usize, f: &'f [u8]) -> Result<&'f str> {
+        let s = utf8(f).map_err(|off| Error::Csv {
+            path: self.source.into(),
+            line,
+            column: j + 1,
+            reason: format!("invalid UTF-8 at byte {off} of this field; save the file as UTF-8"),
+        })?;
+        Ok(s.trim())
     }
 }
 
@@ -498,9 +775,7 @@ fn type_column(
         }
         match c.parse::<f64>() {
             Ok(v) if v.is_finite() => values.push(v),
-            Ok(v) => {
-                return Err(Error::Csv { path: source.into(), line: lines[i], column: j + 1, reason: format!("column `{name}` holds `{c}` ({v}); numbers must be finite: leave the cell empty or write NA to mark it missing") });
-            }
+            Ok(v) => return Err(non_finite(source, name, lines[i], j, c, v)),
             Err(_) => {
                 offenders.push(i);
                 values.push(f64::NAN);
@@ -526,16 +801,14 @@ fn type_column(
             .take(3)
             .map(|&i| format!("`{}` on line {}", cells[i], lines[i]))
             .collect();
-        return Err(Error::Csv {
-            path: source.into(),
-            line: lines[first],
-            column: j + 1,
-            reason: format!(
-                "column `{name}` is numeric except for {} value(s): {}; fix them, or leave the cells empty / NA to mark them missing",
-                others,
-                shown.join(", ")
-            ),
-        });
+        return Err(mostly_numeric(
+            source,
+            name,
+            lines[first],
+            j,
+            others as u64,
+            &shown,
+        ));
     }
     Ok(Column::Text(
         cells
@@ -699,6 +972,58 @@ mod tests {
         let err = Table::count_rows(CsvSource::File(&path), CsvOptions::default()).unwrap_err();
         assert!(err.to_string().contains("the file is empty"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Chunks of any size hold the rows of the whole table, typed as the whole file: a
+    /// column whose numbers give way to words later is text in every chunk.
+    #[test]
+    fn chunks_hold_the_rows_typed_as_the_whole_file() {
+        let mut text = String::from("\u{feff}n,late,t\r\n");
+        for i in 0..20 {
+            let late = if i < 8 { format!("{i}.50") } else { "w".into() };
+            let n = if i % 5 == 0 {
+                "NA".into()
+            } else {
+                format!("{}", i * 3)
+            };
+            text.push_str(&format!("{n},{late},\"x, {i}\"\r\n"));
+            if i == 10 {
+                text.push_str("\r\n"); // a blank line
+            }
+        }
+        let src = CsvSource::Bytes {
+            name: Path::new("c.csv"),
+            bytes: text.as_bytes(),
+        };
+        let whole =
+            Table::parse(Path::new("c.csv"), text.as_bytes(), CsvOptions::default()).unwrap();
+        assert!(matches!(whole.columns[1], Column::Text(_)));
+        assert_eq!(whole.columns[1].len(), 20);
+        let survey = Table::survey(src, CsvOptions::default()).unwrap();
+        assert_eq!(survey.rows, 20);
+        assert_eq!(
+            survey.columns[1].first_present,
+            Some((2, "0.50".to_string()))
+        );
+        for chunk in [1, 3, 19, 20, 21] {
+            let mut chunks = survey.chunks(src, CsvOptions::default(), chunk).unwrap();
+            let mut rows = 0;
+            while let Some(t) = chunks.next_chunk().unwrap() {
+                assert!(t.rows() <= chunk && t.rows() > 0);
+                assert_eq!(t.headers, whole.headers);
+                for (j, c) in t.columns.iter().enumerate() {
+                    let want = match &whole.columns[j] {
+                        Column::Numeric(v) => Column::Numeric(v[rows..rows + t.rows()].to_vec()),
+                        Column::Text(v) => Column::Text(v[rows..rows + t.rows()].to_vec()),
+                    };
+                    // NaN != NaN: compare the bits.
+                    assert_eq!(format!("{c:?}"), format!("{want:?}"), "{chunk} {j}");
+                }
+                assert_eq!(t.lines, whole.lines[rows..rows + t.rows()], "{chunk}");
+                rows += t.rows();
+            }
+            assert_eq!(rows, 20, "{chunk}");
+        }
     }
 
     /// Errors name the line a record is on, also after blank lines, with Windows line

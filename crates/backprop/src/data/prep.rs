@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::collective::{order_statistics, total, union, Alone, Collective};
-use super::csv::{Column, Table};
+use std::path::Path;
+
+use super::csv::{Column, Kind, Survey, Table};
 pub use super::scale::{inverse_normal_cdf, ScaleKind, Scaler, QUANTILES};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
@@ -205,6 +207,17 @@ pub fn detect_task_with(col: &Column, c: &mut dyn Collective) -> Task {
                 _ => Task::Regress,
             }
         }
+    }
+}
+
+fn numeric_holds_text(source: &Path, line: u64, j: usize, name: &str, text: &str) -> Error {
+    Error::Csv {
+        path: source.into(),
+        line,
+        column: j + 1,
+        reason: format!(
+            "column `{name}` was numeric in training but holds text such as `{text}` here"
+        ),
     }
 }
 
@@ -438,18 +451,41 @@ impl Preprocessor {
     /// Finds this preprocessor's feature columns in `table` by name; an error names the
     /// columns that are missing.
     pub fn locate_features(&self, table: &Table) -> Result<Vec<usize>> {
+        self.locate_in(&table.source, &table.headers)
+    }
+
+    /// [`Preprocessor::locate_features`] in a surveyed file, before any row is read;
+    /// also checks that every numeric feature is a numeric column there, with the error
+    /// [`Preprocessor::transform_features`] would give on the whole file.
+    pub fn locate_in_survey(&self, survey: &Survey) -> Result<Vec<usize>> {
+        let cols = self.locate_in(&survey.source, &survey.headers)?;
+        for (f, &j) in self.features.iter().zip(&cols) {
+            if let (Feature::Numeric { name, .. }, Kind::Text) = (f, survey.columns[j].kind) {
+                let (line, text) = survey.columns[j].first_present.clone().unwrap_or_default();
+                return Err(numeric_holds_text(
+                    &survey.source,
+                    line.max(1),
+                    j,
+                    name,
+                    &text,
+                ));
+            }
+        }
+        Ok(cols)
+    }
+
+    fn locate_in(&self, source: &Path, headers: &[String]) -> Result<Vec<usize>> {
         let mut idx = Vec::new();
         let mut missing = Vec::new();
         for f in &self.features {
-            match table.column_index(f.name()) {
+            match headers.iter().position(|h| h == f.name()) {
                 Some(j) => idx.push(j),
                 None => missing.push(f.name().to_string()),
             }
         }
         if !missing.is_empty() {
             let target = self.target.name();
-            let unknown: Vec<&str> = table
-                .headers
+            let unknown: Vec<&str> = headers
                 .iter()
                 .map(String::as_str)
                 .filter(|h| *h != target && !self.features.iter().any(|f| f.name() == *h))
@@ -465,7 +501,7 @@ impl Preprocessor {
             return Err(Error::IncompatibleModel {
                 found: format!(
                     "{} without column(s) {}{unknown}",
-                    table.source.display(),
+                    source.display(),
                     missing.join(", ")
                 ),
                 expected: format!(
@@ -507,7 +543,13 @@ impl Preprocessor {
                             .copied()
                             .find(|&i| !col.is_missing(i))
                             .unwrap_or(0);
-                        return Err(Error::Csv { path: table.source.clone(), line: table.lines.get(i).copied().unwrap_or(1), column: j + 1, reason: format!("column `{name}` was numeric in training but holds text such as `{}` here", cell_text(col, i)) });
+                        let line = table.lines.get(i).copied().unwrap_or(1);
+                        let text = if col.is_empty() {
+                            String::new()
+                        } else {
+                            cell_text(col, i)
+                        };
+                        return Err(numeric_holds_text(&table.source, line, j, name, &text));
                     };
                     let mut imputed = 0;
                     for (r, &i) in rows.iter().enumerate() {
@@ -681,7 +723,6 @@ impl Preprocessor {
 mod tests {
     use super::*;
     use crate::data::csv::CsvOptions;
-    use std::path::Path;
 
     #[test]
     fn fits_on_training_rows_only_and_encodes_text() {
