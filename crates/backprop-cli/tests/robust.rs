@@ -324,10 +324,9 @@ fn same_seed_gives_identical_bytes_across_runs_and_thread_counts() {
 /// epoch (history.csv, metrics.json, report.html), the checkpoint holds the position
 /// within it, and `--resume` ends with the uninterrupted run's model and history.
 ///
-/// The signal is sent once the run has printed its third epoch, and the checkpoint is
-/// written only at the end, so that nearly all of the run's time is spent in steps
-/// rather than at epoch boundaries; a stop that still lands on an epoch's last step is
-/// tried again (three times at most), since it could not show the partial epoch.
+/// The run pauses after its third epoch (`--pause-after-epoch`), takes the signal there
+/// and stops after the next step, the first of epoch 4; no checkpoint is due before the
+/// end, so the one on disk is the stop's.
 #[test]
 fn ctrl_c_within_an_epoch_records_no_partial_epoch_and_resumes_exactly() {
     use std::io::{BufRead, BufReader, Read};
@@ -360,13 +359,13 @@ fn ctrl_c_within_an_epoch_records_no_partial_epoch_and_resumes_exactly() {
     let o = bin().args(args(&full)).arg("--quiet").output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let mut attempts = 0;
-    let (stopped, err, (epoch, step, steps)) = loop {
-        attempts += 1;
-        assert!(attempts <= 3, "every Ctrl-C landed on an epoch's last step");
-        let stopped = tmp(&format!("partial-stopped-{attempts}"));
+    // Paused after epoch 3 (the hidden test hook), the run takes Ctrl-C there and
+    // stops after the first step of epoch 4, whatever the machine's speed.
+    let (stopped, err, (epoch, step, steps)) = {
+        let stopped = tmp("partial-stopped");
         let mut child = bin()
             .args(args(&stopped))
+            .args(["--pause-after-epoch", "3"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -402,9 +401,9 @@ fn ctrl_c_within_an_epoch_records_no_partial_epoch_and_resumes_exactly() {
             .filter(|t| !t.is_empty())
             .map(|t| t.parse().unwrap())
             .collect();
-        if pos[1] < pos[2] {
-            break (stopped, err, (pos[0], pos[1], pos[2]));
-        }
+        assert_eq!((pos[0], pos[1]), (4, 1), "{err}");
+        assert!(pos[1] < pos[2], "{err}");
+        (stopped, err, (pos[0], pos[1], pos[2]))
     };
     assert!(
         err.contains(&format!("epoch {epoch} is not recorded as an epoch")),
