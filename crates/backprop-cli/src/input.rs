@@ -126,15 +126,7 @@ impl Output {
         if path == Path::new("-") {
             return Ok(Output::Stdout(std::io::BufWriter::new(std::io::stdout())));
         }
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        let tmp = backprop::model::temp_path(path);
         let file = std::fs::File::create(&tmp).with_context(|| {
             format!(
                 "cannot write {}; check that its folder exists and is writable",

@@ -237,9 +237,9 @@ fn to_le(x: &[f32]) -> Vec<u8> {
     x.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed
-/// to disk, then renamed over the target. A crash leaves the old file or the new one.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The temporary file beside `path` that an atomic write fills before renaming it over
+/// `path`: `.NAME.tmpPID` in the same folder, so the rename never crosses file systems.
+pub fn temp_path(path: &Path) -> std::path::PathBuf {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -248,14 +248,20 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    dir.join(format!(".{name}.tmp{}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed
+/// to disk, then renamed over the target. A crash leaves the old file or the new one.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
+        if let Some(Ok(d)) = tmp.parent().map(std::fs::File::open) {
             let _ = d.sync_all();
         }
         Ok(())
