@@ -446,11 +446,24 @@ fn prepare(s: &Settings) -> Result<Prepared> {
         let y = prep.transform_target(t, target_col, rows)?;
         Ok((Dataset::new(x, y)?, r))
     };
-    let (train, r_train) = build(&table, &features, target, &split.train)?;
-    let valid = if !has_valid {
-        None
+    // The splits of the table are encoded from the table itself, which is consumed
+    // (freed column by column) so that it and the matrices do not both exist in full.
+    let mut lists: Vec<&[usize]> = vec![&split.train];
+    if has_valid {
+        lists.push(&split.valid);
+    }
+    if s.test.is_none() {
+        lists.push(&split.test);
+    }
+    let mut encoded = prep
+        .transform_splits(table, &features, target, &lists)?
+        .into_iter()
+        .map(|(x, y, r)| Dataset::new(x, y).map(|d| (d, r)));
+    let (train, r_train) = encoded.next().expect("train is always encoded")?;
+    let valid = if has_valid {
+        Some(encoded.next().expect("encoded above")?.0)
     } else {
-        Some(build(&table, &features, target, &split.valid)?.0)
+        None
     };
     let (test, r_test) = match &s.test {
         Some(p) if crate::cluster::size() > 1 => {
@@ -474,7 +487,7 @@ fn prepare(s: &Settings) -> Result<Prepared> {
             let tcol = tt.require_column(target_name, "target")?;
             build(&tt, &cols, tcol, &(0..tt.rows()).collect::<Vec<_>>())?
         }
-        None => build(&table, &features, target, &split.test)?,
+        None => encoded.next().expect("encoded above")?,
     };
     // Counts over all ranks for the notes below (rank 0 prints them).
     let names: Vec<String> = prep.features.iter().map(|f| f.name().to_string()).collect();

@@ -210,6 +210,79 @@ pub fn detect_task_with(col: &Column, c: &mut dyn Collective) -> Task {
     }
 }
 
+/// Writes feature `f` (table column `j`) of `rows` into `data`, a row-major matrix
+/// `width` wide, at column `offset`; counts imputed and unseen cells into `report`.
+#[allow(clippy::too_many_arguments)]
+fn encode_feature(
+    f: &Feature,
+    table: &Table,
+    j: usize,
+    rows: &[usize],
+    data: &mut [f32],
+    width: usize,
+    offset: usize,
+    report: &mut PrepReport,
+) -> Result<()> {
+    let col = &table.columns[j];
+    match f {
+        Feature::Numeric {
+            name,
+            median,
+            scaler,
+            ..
+        } => {
+            let Column::Numeric(v) = col else {
+                let i = rows
+                    .iter()
+                    .copied()
+                    .find(|&i| !col.is_missing(i))
+                    .unwrap_or(0);
+                let line = table.lines.get(i).copied().unwrap_or(1);
+                let text = if col.is_empty() {
+                    String::new()
+                } else {
+                    cell_text(col, i)
+                };
+                return Err(numeric_holds_text(&table.source, line, j, name, &text));
+            };
+            let mut imputed = 0;
+            for (r, &i) in rows.iter().enumerate() {
+                let x = if v[i].is_nan() {
+                    imputed += 1;
+                    *median
+                } else {
+                    v[i]
+                };
+                data[r * width + offset] = scaler.apply(x) as f32;
+            }
+            if imputed > 0 {
+                report.imputed.push((name.clone(), imputed));
+            }
+        }
+        Feature::Categorical { name, categories } => {
+            let (mut imputed, mut unseen) = (0, 0);
+            for (r, &i) in rows.iter().enumerate() {
+                let mut text = cell_text(col, i);
+                if col.is_missing(i) {
+                    imputed += 1;
+                    text = MISSING_CATEGORY.to_string();
+                }
+                match categories.binary_search(&text) {
+                    Ok(k) => data[r * width + offset + k] = 1.0,
+                    Err(_) => unseen += 1,
+                }
+            }
+            if imputed > 0 {
+                report.imputed.push((name.clone(), imputed));
+            }
+            if unseen > 0 {
+                report.unseen.push((name.clone(), unseen));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn numeric_holds_text(source: &Path, line: u64, j: usize, name: &str, text: &str) -> Error {
     Error::Csv {
         path: source.into(),
@@ -529,69 +602,70 @@ impl Preprocessor {
         let mut report = PrepReport::default();
         let mut offset = 0;
         for (f, &j) in self.features.iter().zip(cols) {
-            let col = &table.columns[j];
-            match f {
-                Feature::Numeric {
-                    name,
-                    median,
-                    scaler,
-                    ..
-                } => {
-                    let Column::Numeric(v) = col else {
-                        let i = rows
-                            .iter()
-                            .copied()
-                            .find(|&i| !col.is_missing(i))
-                            .unwrap_or(0);
-                        let line = table.lines.get(i).copied().unwrap_or(1);
-                        let text = if col.is_empty() {
-                            String::new()
-                        } else {
-                            cell_text(col, i)
-                        };
-                        return Err(numeric_holds_text(&table.source, line, j, name, &text));
-                    };
-                    let mut imputed = 0;
-                    for (r, &i) in rows.iter().enumerate() {
-                        let x = if v[i].is_nan() {
-                            imputed += 1;
-                            *median
-                        } else {
-                            v[i]
-                        };
-                        data[r * width + offset] = scaler.apply(x) as f32;
-                    }
-                    if imputed > 0 {
-                        report.imputed.push((name.clone(), imputed));
-                    }
-                }
-                Feature::Categorical { name, categories } => {
-                    let (mut imputed, mut unseen) = (0, 0);
-                    for (r, &i) in rows.iter().enumerate() {
-                        let mut text = cell_text(col, i);
-                        if col.is_missing(i) {
-                            imputed += 1;
-                            text = MISSING_CATEGORY.to_string();
-                        }
-                        match categories.binary_search(&text) {
-                            Ok(k) => data[r * width + offset + k] = 1.0,
-                            Err(_) => unseen += 1,
-                        }
-                    }
-                    if imputed > 0 {
-                        report.imputed.push((name.clone(), imputed));
-                    }
-                    if unseen > 0 {
-                        report.unseen.push((name.clone(), unseen));
-                    }
-                }
-            }
+            encode_feature(f, table, j, rows, &mut data, width, offset, &mut report)?;
             offset += f.width();
         }
         Ok((
             Matrix::from_vec(rows.len(), width, data).expect("sized above"),
             report,
         ))
+    }
+
+    /// The inputs and targets of every row list in `splits`, as
+    /// [`Preprocessor::transform_features`] and [`Preprocessor::transform_target`]
+    /// give them, built from a table this consumes: each column is freed as soon as it
+    /// is encoded, so the table and the matrices never both exist in full (issue 19).
+    /// The inputs are first encoded a feature at a time (a row-major matrix's pages are
+    /// all touched by its first column), then assembled split by split.
+    pub fn transform_splits(
+        &self,
+        mut table: Table,
+        cols: &[usize],
+        target: usize,
+        splits: &[&[usize]],
+    ) -> Result<Vec<(Matrix, Matrix, PrepReport)>> {
+        let mut reports = vec![PrepReport::default(); splits.len()];
+        let mut blocks: Vec<Vec<Vec<f32>>> = vec![Vec::new(); splits.len()];
+        for (k, (f, &j)) in self.features.iter().zip(cols).enumerate() {
+            let w = f.width();
+            for (s, rows) in splits.iter().enumerate() {
+                let mut block = vec![0.0f32; rows.len() * w];
+                encode_feature(f, &table, j, rows, &mut block, w, 0, &mut reports[s])?;
+                blocks[s].push(block);
+            }
+            if j != target && !cols[k + 1..].contains(&j) {
+                table.columns[j] = Column::Numeric(Vec::new());
+            }
+        }
+        let targets = splits
+            .iter()
+            .map(|rows| self.transform_target(&table, target, rows))
+            .collect::<Result<Vec<_>>>()?;
+        drop(table);
+        let width = self.input_width();
+        let mut out = Vec::with_capacity(splits.len());
+        for ((rows, feature_blocks), (y, report)) in splits
+            .iter()
+            .zip(blocks.iter_mut())
+            .zip(targets.into_iter().zip(reports))
+        {
+            let mut data = vec![0.0f32; rows.len() * width];
+            let mut offset = 0;
+            for (f, block) in self.features.iter().zip(feature_blocks.iter_mut()) {
+                // Freed as it is copied, so a split's blocks and matrix do not both
+                // outlive this loop.
+                let block = std::mem::take(block);
+                let w = f.width();
+                for r in 0..rows.len() {
+                    let at = r * width + offset;
+                    data[at..at + w].copy_from_slice(&block[r * w..(r + 1) * w]);
+                }
+                offset += w;
+            }
+            let x = Matrix::from_vec(rows.len(), width, data).expect("sized above");
+            out.push((x, y, report));
+        }
+        Ok(out)
     }
 
     /// The training targets for `rows` of `table` (column `target`): standardised
@@ -771,6 +845,42 @@ mod tests {
             ));
         }
         Table::parse(Path::new("w.csv"), csv.as_bytes(), CsvOptions::default()).unwrap()
+    }
+
+    /// Encoding the splits from a consumed table gives, split by split, the matrices
+    /// and reports of transforming each split from the whole table (numeric, text and
+    /// a repeated feature column, missing cells, an empty split, both tasks).
+    #[test]
+    fn encoding_splits_from_a_consumed_table_matches_transforming_each() {
+        let t = wide_table();
+        let train: Vec<usize> = (0..200).rev().filter(|i| i % 7 != 0).collect();
+        let valid: Vec<usize> = (200..300).filter(|i| i % 2 == 0).collect();
+        let test: Vec<usize> = (0..300)
+            .filter(|i| i % 7 == 0 || (*i >= 200 && i % 2 == 1))
+            .collect();
+        let empty: Vec<usize> = Vec::new();
+        for (scale, task, target, cols) in [
+            (ScaleKind::Quantile, Task::Regress, 3, vec![0, 1, 2]),
+            (ScaleKind::Standard, Task::Classify, 2, vec![1, 0, 3, 0]),
+        ] {
+            let opts = PrepOptions {
+                scale,
+                target_transform: TargetTransform::None,
+                task,
+            };
+            let (p, _) = Preprocessor::fit(&t, &cols, target, &train, &opts).unwrap();
+            let lists: [&[usize]; 4] = [&train, &valid, &test, &empty];
+            let got = p
+                .transform_splits(t.clone(), &cols, target, &lists)
+                .unwrap();
+            assert_eq!(got.len(), 4);
+            for (rows, (x, y, report)) in lists.iter().zip(got) {
+                let (want_x, want_report) = p.transform_features(&t, &cols, rows).unwrap();
+                assert_eq!(x, want_x);
+                assert_eq!(y, p.transform_target(&t, target, rows).unwrap());
+                assert_eq!(report, want_report);
+            }
+        }
     }
 
     /// Fitting on three shards of the training rows gives the one-process fit: order
