@@ -27,7 +27,10 @@ const METRIC_TOL: f64 = 1e-5;
 /// A test whose job is not done by then has hung in a collective.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Training flags of the runs compared (embedded house prices): SGD with momentum.
+/// Training flags of the runs compared (embedded house prices): SGD with momentum, with
+/// the gradient norm clipped at 1 so that no seed can make the standardised outliers of
+/// the house-price features diverge (seed 42 did at lr 0.005 once the split, the initial
+/// weights and the shuffle drew from independent streams).
 fn flags(epochs: &str, hidden: &str, batch: &str, lr: &str) -> Vec<String> {
     let f = [
         "train",
@@ -41,6 +44,8 @@ fn flags(epochs: &str, hidden: &str, batch: &str, lr: &str) -> Vec<String> {
         "sgd",
         "--lr",
         lr,
+        "--clip-norm",
+        "1",
         "--schedule",
         "constant",
         "--scale",
