@@ -120,7 +120,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
     pub momentum: Option<f32>,
     /// Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw) [default: 0.2 for
-    /// adamw, where it is multiplied by the learning rate; 0 for the others].
+    /// adamw, where it is multiplied by the learning rate, growing as sqrt(10,000 / rows)
+    /// up to 2 for the default network on fewer than 10,000 training rows; 0 for the
+    /// others].
     #[arg(long, value_name = "L", allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
     /// Observations per update: a number (1 = online SGD) or `full`; a number larger

@@ -204,7 +204,8 @@ fn preprocessor(cols: usize, scale: ScaleKind, hist: &[u64]) -> Preprocessor {
             // The k-th smallest value (0-based): the first with more than k at or below.
             let kth = |k: usize| cumulative.partition_point(|&seen| seen <= k as u64) as f64;
             let scaler = match scale {
-                ScaleKind::Minmax => Scaler::Minmax {
+                // Pixels share one known range: `auto` scales them by it.
+                ScaleKind::Minmax | ScaleKind::Auto => Scaler::Minmax {
                     min: 0.0,
                     range: 255.0,
                 },

@@ -152,6 +152,16 @@ impl Default for Optimizer {
 }
 
 impl Optimizer {
+    /// The same rule with weight decay `λ` (each rule applies it its own way).
+    pub fn with_weight_decay(self, weight_decay: f32) -> Optimizer {
+        match self {
+            Optimizer::Sgd(o) => Optimizer::Sgd(Sgd { weight_decay, ..o }),
+            Optimizer::Adam(o) => Optimizer::Adam(Adam { weight_decay, ..o }),
+            Optimizer::AdamW(o) => Optimizer::AdamW(Adam { weight_decay, ..o }),
+            Optimizer::RmsProp(o) => Optimizer::RmsProp(RmsProp { weight_decay, ..o }),
+        }
+    }
+
     /// Checks the hyper-parameters.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, reason: &str| Err(Error::config(field, reason));
