@@ -16,7 +16,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     let prep = &model.meta.preprocessor;
     let (rows, metrics) = if crate::images::is_image_source(&a.data) {
         let d = crate::images::labelled_dataset(prep, &a.data)?;
-        let metrics = super::train::evaluate(&model.network, &prep.target, &d);
+        let metrics = crate::summary::evaluate(&model.network, &prep.target, &d);
         (d.len(), metrics)
     } else {
         csv_metrics(&a, &model)?
@@ -48,7 +48,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             let m: backprop::metrics::ClassificationMetrics = serde_json::from_value(metrics)?;
             print!(
                 "{}",
-                crate::classify::table(&a.data.display().to_string(), &m)
+                crate::report::classify::table(&a.data.display().to_string(), &m)
             );
         }
     }

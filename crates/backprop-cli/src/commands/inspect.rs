@@ -36,7 +36,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 std,
             } => format!(
                 "{name} (regression; transform {}, standardised with mean {mean:.4}, std {std:.4})",
-                crate::args::flag_value(transform)
+                crate::settings::flag_value(transform)
             ),
             Target::Classification { name, classes } => format!(
                 "{name} (classification over {} classes: {})",
@@ -103,7 +103,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         t.lr,
         t.schedule,
         t.batch_size,
-        super::train::epochs(t.epochs),
+        crate::summary::epochs(t.epochs),
         t.seed
     );
     if let Ok(text) = std::fs::read_to_string(a.model.join("metrics.json")) {

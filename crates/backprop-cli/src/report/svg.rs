@@ -199,18 +199,7 @@ fn fmt_log_tick(m: f64, e: i32) -> String {
     }
 }
 
-/// A compact human number: 3 significant digits, scientific when very large or small.
-pub fn fmt_num(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let a = v.abs();
-    if !(1e-3..1e6).contains(&a) {
-        return format!("{v:.2e}");
-    }
-    let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
-    format!("{v:.decimals$}")
-}
+pub use crate::summary::fmt_num;
 
 /// XML-escapes text.
 pub fn esc(s: &str) -> String {
