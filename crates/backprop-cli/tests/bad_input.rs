@@ -332,20 +332,21 @@ fn bad_flags_exit_2_without_touching_the_run_folder() {
         2,
         &["invalid --epochs 0", "at least one epoch"],
     );
-    fails(
+    // Typed by their parsers, so clap names the flag and the value.
+    usage_error(
         &with(&["--hidden", "64,x"]),
-        2,
-        &["invalid --hidden `64,x`", "such as 64,64"],
+        &[
+            "invalid value '64,x' for '--hidden <WIDTHS>'",
+            "such as 64,64",
+        ],
     );
-    fails(
+    usage_error(
         &with(&["--hidden", "4,0"]),
-        2,
-        &["invalid --hidden `4,0`", "0 units"],
+        &["invalid value '4,0' for '--hidden <WIDTHS>'", "0 units"],
     );
-    fails(
+    usage_error(
         &with(&["--batch-size", "0"]),
-        2,
-        &["invalid --batch-size `0`", "or `full`"],
+        &["invalid value '0' for '--batch-size <N|full>'", "or `full`"],
     );
     fails(&with(&["--clip-norm", "-1"]), 2, &["clip-norm", "positive"]);
     fails(
@@ -708,5 +709,77 @@ fn resume_refuses_an_optimizer_state_that_does_not_fit() {
             "expected that of adam (buffers m, v)",
             "train anew",
         ],
+    );
+}
+
+/// A checkpoint written before the settings were saved (its record holds the command
+/// line and the folder it ran in) is refused with the command that starts the run again.
+#[test]
+fn resume_refuses_a_checkpoint_of_an_earlier_version_and_says_what_to_do() {
+    let root = tmp("resume_v1");
+    let run_dir = root.join("run");
+    let r = run_dir.to_str().unwrap();
+    let data = bad("base_houses.csv");
+    let mut args = vec!["train", "--data", &data, "--target", "price", "--out", r];
+    args.extend(FAST);
+    assert!(run(&args).status.success());
+    let ck = run_dir.join("checkpoint/state.safetensors");
+    let mut c = backprop::checkpoint::Checkpoint::load(&ck).unwrap();
+    c.extra = serde_json::json!({
+        "argv": ["/old/backprop", "train", "--data", "my data.csv", "--target", "price"],
+        "cwd": "/home/someone/project",
+        "inputs": [],
+        "train_config": null,
+    });
+    backprop::checkpoint::Checkpoint::save(&ck, &c.network, &c.state, &c.extra).unwrap();
+    fails(
+        &run(&["train", "--resume", r]),
+        2,
+        &[
+            "written by an earlier backprop",
+            "backprop train --data 'my data.csv' --target price",
+            "in /home/someone/project",
+            "--out NEW_DIR",
+        ],
+    );
+}
+
+/// `--resume` restores the saved settings, relative paths made absolute when the run
+/// started: it works from any folder, without re-reading the command line or changing
+/// the working folder.
+#[test]
+fn resume_works_from_another_folder() {
+    let root = tmp("resume_cwd");
+    let here = root.join("here");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(bad("base_houses.csv"), here.join("data.csv")).unwrap();
+    let mut args = vec![
+        "train", "--data", "data.csv", "--target", "price", "--out", "run",
+    ];
+    args.extend(FAST);
+    let o = common::bin()
+        .args(&args)
+        .current_dir(&here)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = std::fs::read(here.join("run/model.safetensors")).unwrap();
+    std::fs::remove_file(here.join("run/model.safetensors")).unwrap();
+    let o = common::bin()
+        .args(["train", "--resume"])
+        .arg(here.join("run"))
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(here.join("run/model.safetensors")).unwrap(),
+        model
+    );
+    assert!(
+        !elsewhere.join("run").exists(),
+        "wrote into the current folder"
     );
 }

@@ -57,10 +57,11 @@ fn lr(a: LrArgs) -> Result<()> {
     if !(a.lr_min > 0.0 && a.lr_max > a.lr_min && a.lr_max.is_finite()) || a.steps < 10 {
         bail!("invalid range: need 0 < --lr-min < --lr-max and --steps of at least 10");
     }
+    let dir = a.train.out.clone();
     let s = Settings::resolve(a.train.options(), a.train.config.as_deref())?;
     let p = crate::run::prepare::prepare(&s)?;
     let (net_config, config) = crate::run::prepare::plan(&s, &p, p.train.len())?;
-    let out = out_dir(s.out.as_deref(), "lr")?;
+    let out = out_dir(dir.as_deref(), "lr")?;
     let r = compute::lr::range_test(&net_config, &config, &p.train, a.lr_min, a.lr_max, a.steps)?;
     let view = render::lr::LrView {
         range: &r,

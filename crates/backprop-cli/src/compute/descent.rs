@@ -218,16 +218,7 @@ pub fn compute(p: &Params) -> Result<Descent> {
         });
     }
 
-    // The brute-force count for the default network.
-    let default_net = NetworkConfig {
-        inputs: 8,
-        hidden: DEFAULT_HIDDEN.to_vec(),
-        outputs: 1,
-        ..Default::default()
-    };
-    let weights: usize = default_net.layers().iter().map(Dense::num_params).sum();
-    let log10_evals = weights as f64 * GRID_PER_WEIGHT.log10();
-    let log10_years = log10_evals - 9.0 - (365.25f64 * 24.0 * 3600.0).log10();
+    let (weights, log10_evals, log10_years) = brute_force_count();
     Ok(Descent {
         feature: p.feature.clone(),
         grid_points: p.grid,
@@ -252,6 +243,21 @@ pub fn compute(p: &Params) -> Result<Descent> {
         log10_evals,
         log10_years,
     })
+}
+
+/// The brute-force count for the default network: its weights, and log10 of the cost
+/// evaluations and of the years at a billion evaluations per second.
+fn brute_force_count() -> (usize, f64, f64) {
+    let default_net = NetworkConfig {
+        inputs: 8,
+        hidden: DEFAULT_HIDDEN.to_vec(),
+        outputs: 1,
+        ..Default::default()
+    };
+    let weights: usize = default_net.layers().iter().map(Dense::num_params).sum();
+    let log10_evals = weights as f64 * GRID_PER_WEIGHT.log10();
+    let log10_years = log10_evals - 9.0 - (365.25f64 * 24.0 * 3600.0).log10();
+    (weights, log10_evals, log10_years)
 }
 
 /// Full-batch walks at a too small, a good and a too large rate, on the two-weight and

@@ -7,10 +7,13 @@ pub mod classify;
 pub mod explain;
 pub mod html;
 pub mod plot;
+mod run_report;
 mod sections;
 pub mod svg;
 mod text;
 
+use run_report::MAX_POINTS;
+pub use run_report::{RunReport, FILE};
 pub use text::{history_csv, train_summary};
 
 use std::path::Path;
@@ -18,51 +21,11 @@ use std::path::Path;
 use anyhow::Result;
 use backprop::data::prep::Target;
 use backprop::optim::Schedule;
-use backprop::{History, Matrix, Network, NetworkConfig, PartialEpoch, ScheduleState, TrainConfig};
+use backprop::{History, Network, ScheduleState};
 use serde_json::Value;
 
 use html::{figure, log_toggle, page, table};
 use svg::{histogram, Axis, Corner, Plot, Scale, PALETTE};
-
-/// File name in the run folder.
-pub const FILE: &str = "report.html";
-
-/// Points drawn at most per series or scatter (more are averaged or sampled).
-const MAX_POINTS: usize = 3000;
-
-/// Everything the report shows.
-pub struct RunReport<'a> {
-    /// Name of the data set.
-    pub name: &'a str,
-    /// The network's shape.
-    pub net_config: &'a NetworkConfig,
-    /// How it was trained (after `--lr auto` resolved the rate).
-    pub train_config: &'a TrainConfig,
-    /// What training recorded.
-    pub history: &'a History,
-    /// The weights before training.
-    pub initial: &'a [f32],
-    /// The trained network.
-    pub network: &'a Network,
-    /// The target encoding (units, classes).
-    pub target: &'a Target,
-    /// The network's predictions for the test rows, in the target's units.
-    pub test_pred: &'a Matrix,
-    /// The test rows' targets, encoded.
-    pub test_y: &'a Matrix,
-    /// Training rows (for steps per epoch).
-    pub train_rows: usize,
-    /// The run's metrics.json.
-    pub metrics: &'a Value,
-    /// The baseline's history, if one was trained.
-    pub baseline: Option<&'a History>,
-    /// Dollars per target unit, if known.
-    pub dollars: Option<f64>,
-    /// How the learning rate was chosen, if by the range test.
-    pub lr_note: Option<String>,
-    /// How far the epoch Ctrl-C stopped got, if it stopped one part-way.
-    pub partial: Option<&'a PartialEpoch>,
-}
 
 /// Writes `report.html` into `dir`.
 pub fn write(dir: &Path, r: &RunReport) -> Result<()> {

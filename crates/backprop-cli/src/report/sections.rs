@@ -4,8 +4,8 @@
 use backprop::metrics::{argmax_rows, ClassificationMetrics};
 
 use super::html::{figure, table};
+use super::run_report::{RunReport, MAX_POINTS};
 use super::svg::{self, Axis, Corner, Plot, Scale, PALETTE};
-use super::{RunReport, MAX_POINTS};
 use crate::summary::target_units;
 
 fn units(r: &RunReport, name: &str) -> String {

@@ -194,20 +194,10 @@ fn encode(s: &Settings, read: Read, c: &mut dyn Collective) -> Result<Prepared> 
         dollars,
     } = read;
     let (target_name, target, features) = columns(s, &table, default_target)?;
-    let task = match s.task {
-        Some(t) => t,
-        None => {
-            let t = detect_task_with(&table.columns[target], c);
-            if t == Task::Classify && !s.quiet {
-                eprintln!("note: the target `{target_name}` holds text or a few whole numbers, so this is classification (pass --task regress to override)");
-            }
-            t
-        }
-    };
     let opts = PrepOptions {
         scale: s.scale,
         target_transform: s.target_transform,
-        task,
+        task: task(s, &table, target, &target_name, c),
     };
     let (split, has_valid, (prep, report)) = match split {
         Some(local) => {
@@ -266,6 +256,26 @@ fn encode(s: &Settings, read: Read, c: &mut dyn Collective) -> Result<Prepared> 
         test,
         dollars,
     })
+}
+
+/// `--task`, or the task the target column's values suggest.
+fn task(
+    s: &Settings,
+    table: &Table,
+    target: usize,
+    target_name: &str,
+    c: &mut dyn Collective,
+) -> Task {
+    match s.task {
+        Some(t) => t,
+        None => {
+            let t = detect_task_with(&table.columns[target], c);
+            if t == Task::Classify && !s.quiet {
+                eprintln!("note: the target `{target_name}` holds text or a few whole numbers, so this is classification (pass --task regress to override)");
+            }
+            t
+        }
+    }
 }
 
 /// The rows of `--test FILE` (under mpirun, this rank's shard of them), encoded.

@@ -34,22 +34,7 @@ pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
     let lr_note = choose_lr(s, &net_config, &mut config, &p.train)?;
     let out_dir = run_dir(s.out.as_deref(), &p.name)?;
     run.claim(&out_dir)?;
-    if !s.quiet {
-        eprintln!(
-            "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {}, {} thread(s)",
-            shape(&net_config),
-            net_config.layers().iter().map(|l| l.num_params()).sum::<usize>(),
-            rows[0],
-            rows[1],
-            rows[2],
-            config.loss,
-            config.optimizer.name(),
-            config.lr,
-            config.batch_size,
-            epochs(config.epochs),
-            s.threads()
-        );
-    }
+    announce(s, &net_config, &config, rows);
     let mut path = None;
     if crate::cluster::size() == 1 {
         // Under mpirun, Ctrl-C goes to mpirun, which ends every rank; resume from the
@@ -111,6 +96,27 @@ pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
         Some(stopped) => Err(stopped.into()),
         None => Ok(()),
     }
+}
+
+/// The line that says what is about to be trained.
+fn announce(s: &Settings, net_config: &NetworkConfig, config: &TrainConfig, rows: [usize; 3]) {
+    if s.quiet {
+        return;
+    }
+    eprintln!(
+        "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {}, {} thread(s)",
+        shape(net_config),
+        net_config.layers().iter().map(|l| l.num_params()).sum::<usize>(),
+        rows[0],
+        rows[1],
+        rows[2],
+        config.loss,
+        config.optimizer.name(),
+        config.lr,
+        config.batch_size,
+        epochs(config.epochs),
+        s.threads()
+    );
 }
 
 /// The trainer is handed no validation set (never an empty one, whose loss would be

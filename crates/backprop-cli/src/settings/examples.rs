@@ -8,20 +8,9 @@ use anyhow::{bail, Result};
 use backprop::data::csv::{CsvOptions, Table};
 use backprop::data::prep::{ScaleKind, Task};
 use backprop::OptimizerKind;
-use clap::ValueEnum;
 
-use super::{Batch, Options, ScheduleKind};
-
-/// The example data sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Example {
-    /// MNIST handwritten digits: 60,000 training and 10,000 test images of 28x28
-    /// pixels, read from data/mnist in the repository.
-    Mnist,
-    /// scikit-learn's 8x8 handwritten digits (1,797 images), embedded in the binary.
-    Digits,
-}
+use super::options::Options;
+use super::values::{Batch, Example, Lr, ScheduleKind};
 
 /// scikit-learn's 8x8 digits: 64 pixel columns `pixel_<row>_<col>` (0-16) and `digit`.
 pub const DIGITS: &[u8] = include_bytes!("../../../../data/digits/digits.csv");
@@ -124,7 +113,7 @@ fn image_settings(a: &mut Options) -> Result<()> {
     a.valid_fraction.get_or_insert(0.0);
     a.hidden.get_or_insert_with(|| vec![512, 256]);
     a.optimizer.get_or_insert(OptimizerKind::Adam);
-    a.lr.get_or_insert(super::Lr::Rate(0.001));
+    a.lr.get_or_insert(Lr::Rate(0.001));
     a.weight_decay.get_or_insert(0.0);
     a.schedule.get_or_insert(ScheduleKind::Cosine);
     a.batch_size.get_or_insert(Batch::Rows(128));

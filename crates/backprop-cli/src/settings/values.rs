@@ -162,6 +162,17 @@ pub enum ScheduleKind {
     Plateau,
 }
 
+/// The example data sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Example {
+    /// MNIST handwritten digits: 60,000 training and 10,000 test images of 28x28
+    /// pixels, read from data/mnist in the repository.
+    Mnist,
+    /// scikit-learn's 8x8 handwritten digits (1,797 images), embedded in the binary.
+    Digits,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
