@@ -207,7 +207,6 @@ fn without_tests(src: &str) -> &str {
 /// One source file: its module path (`crate`, `report::svg`), what it declares and uses.
 #[derive(Debug, Default)]
 struct Module {
-    file: String,
     /// Child modules declared with `mod x;`.
     children: BTreeSet<String>,
     /// Paths used, each as written: first segment `crate`, `super`, `self` or a child.
@@ -236,12 +235,9 @@ fn module_name(rel: &Path) -> String {
 }
 
 /// Reads one file's declarations and paths.
-fn parse_module(file: &str, src: &str) -> Module {
+fn parse_module(src: &str) -> Module {
     let t = tokens(without_tests(src));
-    let mut m = Module {
-        file: file.to_string(),
-        ..Module::default()
-    };
+    let mut m = Module::default();
     // `mod x;` declarations.
     for w in t.windows(3) {
         if let (Tok::Ident(k), Tok::Ident(name), Tok::Semi) = (&w[0].0, &w[1].0, &w[2].0) {
@@ -292,13 +288,12 @@ fn parse_module(file: &str, src: &str) -> Module {
     m
 }
 
+/// A path as written (`crate`, `report`, `svg`) and the name it is bound to (`as`).
+type UsePath = (Vec<String>, Option<String>);
+
 /// Parses a path or use tree starting at `t[i]` under `prefix`: the full paths it names
 /// (with their `as` names) and the index after it.
-fn use_tree(
-    t: &[(Tok, usize)],
-    mut i: usize,
-    prefix: Vec<String>,
-) -> (Vec<(Vec<String>, Option<String>)>, usize) {
+fn use_tree(t: &[(Tok, usize)], mut i: usize, prefix: Vec<String>) -> (Vec<UsePath>, usize) {
     let mut path = prefix;
     let mut out = Vec::new();
     loop {
@@ -354,7 +349,7 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 fn graph(files: &[(String, String, String)]) -> Graph {
     let mods: BTreeMap<String, Module> = files
         .iter()
-        .map(|(file, name, src)| (name.clone(), parse_module(file, src)))
+        .map(|(_, name, src)| (name.clone(), parse_module(src)))
         .collect();
     let mut g = Graph::new();
     for (name, m) in &mods {

@@ -48,10 +48,10 @@ fn charts(d: &Descent) -> Charts {
     let b_label = format!("b: price at the average {feature} ($100,000s)");
     let surface = surface_chart(
         "Cost surface and learning rates (full-batch gradient descent)",
-        &ws,
-        &bs,
+        ws,
+        bs,
         &d.grid,
-        &rate_paths,
+        rate_paths,
         &RATE_COLORS,
         (w_ls, b_ls),
         &w_label,
@@ -59,16 +59,16 @@ fn charts(d: &Descent) -> Charts {
     );
     let batches = surface_chart(
         "Full-batch, mini-batch and online gradient descent (same rate)",
-        &ws,
-        &bs,
+        ws,
+        bs,
         &d.grid,
-        &batch_paths,
+        batch_paths,
         &BATCH_COLORS,
         (w_ls, b_ls),
         &w_label,
         &b_label,
     );
-    let one = one_weight_chart(&ws, &grid1, &rate_paths_1d, w_ls, feature);
+    let one = one_weight_chart(ws, grid1, rate_paths_1d, w_ls, feature);
     Charts {
         one,
         surface,
@@ -180,9 +180,9 @@ fn html_body(d: &Descent, text: &str, c: &Charts) -> String {
         log = thousands(log10_evals.round() as usize),
         years = log10_years.floor(),
         limit = fmt_num(limit),
-        f1 = figure(&one, "One weight (price against the feature, both centred): the cost is a parabola; each dot is one gradient-descent step from the same start."),
-        f2 = figure(&surface, "Two weights: colour is the cost found by brute force (darker is lower; log-spaced bands, so band edges are contour lines); lines are gradient-descent paths from the same start; the ring marks the least-squares solution."),
-        f3 = figure(&batches, &format!("The same rate η = {} and {} updates each; a mini-batch step costs 32 rows of work and an online step 1, against {n} for a full-batch step.", fmt_num(batch_lr), batch_steps)),
+        f1 = figure(one, "One weight (price against the feature, both centred): the cost is a parabola; each dot is one gradient-descent step from the same start."),
+        f2 = figure(surface, "Two weights: colour is the cost found by brute force (darker is lower; log-spaced bands, so band edges are contour lines); lines are gradient-descent paths from the same start; the ring marks the least-squares solution."),
+        f3 = figure(batches, &format!("The same rate η = {} and {} updates each; a mini-batch step costs 32 rows of work and an online step 1, against {n} for a full-batch step.", fmt_num(batch_lr), batch_steps)),
         text = esc(text),
     )
 }
