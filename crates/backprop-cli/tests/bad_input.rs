@@ -713,32 +713,67 @@ fn resume_refuses_an_optimizer_state_that_does_not_fit() {
 }
 
 /// A checkpoint written before the settings were saved (its record holds the command
-/// line and the folder it ran in) is refused with the command that starts the run again.
+/// line and the folder it ran in, relative paths relative to it) resumes from any folder
+/// to the same model; one whose command line no longer parses is refused with the
+/// command that starts the run again.
 #[test]
-fn resume_refuses_a_checkpoint_of_an_earlier_version_and_says_what_to_do() {
+fn checkpoints_that_saved_the_command_line_resume_or_say_what_to_do() {
     let root = tmp("resume_v1");
-    let run_dir = root.join("run");
-    let r = run_dir.to_str().unwrap();
-    let data = bad("base_houses.csv");
-    let mut args = vec!["train", "--data", &data, "--target", "price", "--out", r];
+    let here = root.join("here");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(bad("base_houses.csv"), here.join("data.csv")).unwrap();
+    let mut args = vec![
+        "train", "--data", "data.csv", "--target", "price", "--out", "run",
+    ];
     args.extend(FAST);
-    assert!(run(&args).status.success());
-    let ck = run_dir.join("checkpoint/state.safetensors");
+    let o = common::bin()
+        .args(&args)
+        .current_dir(&here)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = std::fs::read(here.join("run/model.safetensors")).unwrap();
+    let ck = here.join("run/checkpoint/state.safetensors");
     let mut c = backprop::checkpoint::Checkpoint::load(&ck).unwrap();
-    c.extra = serde_json::json!({
-        "argv": ["/old/backprop", "train", "--data", "my data.csv", "--target", "price"],
-        "cwd": "/home/someone/project",
-        "inputs": [],
-        "train_config": null,
+    let mut argv = vec!["/old/backprop".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let mut v1 = serde_json::json!({
+        "argv": argv,
+        "cwd": here,
+        "inputs": [{ "path": "data.csv", "bytes": 0, "fnv1a64": "" }],
+        "train_config": c.extra["train_config"],
     });
+    // The fingerprint as it was recorded: the path as typed, relative to `cwd`.
+    v1["inputs"][0]["bytes"] = c.extra["inputs"][0]["bytes"].clone();
+    v1["inputs"][0]["fnv1a64"] = c.extra["inputs"][0]["fnv1a64"].clone();
+    c.extra = v1.clone();
+    backprop::checkpoint::Checkpoint::save(&ck, &c.network, &c.state, &c.extra).unwrap();
+    std::fs::remove_file(here.join("run/model.safetensors")).unwrap();
+    let o = common::bin()
+        .args(["train", "--resume"])
+        .arg(here.join("run"))
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(here.join("run/model.safetensors")).unwrap(),
+        model
+    );
+
+    v1["argv"] = serde_json::json!(["/old/backprop", "train", "--data", "my data.csv", "--gone"]);
+    c.extra = v1;
     backprop::checkpoint::Checkpoint::save(&ck, &c.network, &c.state, &c.extra).unwrap();
     fails(
-        &run(&["train", "--resume", r]),
+        &run(&["train", "--resume", here.join("run").to_str().unwrap()]),
         2,
         &[
             "written by an earlier backprop",
-            "backprop train --data 'my data.csv' --target price",
-            "in /home/someone/project",
+            "no longer parses",
+            "backprop train --data 'my data.csv' --gone",
+            &format!("in {}", here.display()),
             "--out NEW_DIR",
         ],
     );

@@ -12,8 +12,10 @@
 //! are bit-identical to those of an uninterrupted run. Nothing is parsed again and the
 //! working folder is not changed.
 //!
-//! Checkpoints written before the settings were saved (record version 1 kept the command
-//! line and its folder instead) are refused with the command to start the run again.
+//! Checkpoints written before the settings were saved (record version 1) keep the command
+//! line and the folder it ran in instead: `commands::train` parses that command line once
+//! more (relative paths taken from that folder) and the run continues with those settings;
+//! one that no longer parses is refused with the command that starts the run again.
 
 use std::path::{Path, PathBuf};
 
@@ -52,11 +54,15 @@ struct Record {
     train_config: Option<serde_json::Value>,
 }
 
-/// The record of checkpoints written before the settings were saved.
+/// The record of checkpoints written before the settings were saved: the command line,
+/// the folder it ran in (relative paths are relative to it), the input files and the
+/// training configuration.
 #[derive(Deserialize)]
 struct RecordV1 {
     argv: Vec<String>,
     cwd: PathBuf,
+    inputs: Vec<Fingerprint>,
+    train_config: Option<serde_json::Value>,
 }
 
 /// Size and FNV-1a hash of an input file's bytes.
@@ -90,54 +96,65 @@ pub struct Resume {
     record: Record,
 }
 
-impl Resume {
-    /// Opens the checkpoint of the run folder `given` (`--resume DIR`).
-    pub fn open(given: &Path) -> Result<Resume> {
-        let dir =
-            std::path::absolute(given).with_context(|| format!("--resume {}", given.display()))?;
-        if !dir.is_dir() {
-            bail!(
-                "--resume {}: no such run folder; give a folder written by `backprop train`",
-                given.display()
-            );
-        }
-        let path = checkpoint_path(&dir);
-        if !path.is_file() {
-            bail!("--resume {}: holds no checkpoint ({} is missing); only runs of `backprop train` can be resumed", given.display(), Path::new(CHECKPOINT_DIR).join(CHECKPOINT_FILE).display());
-        }
-        let checkpoint = Checkpoint::load(&path)?;
-        if let Ok(old) = serde_json::from_value::<RecordV1>(checkpoint.extra.clone()) {
-            bail!(
-                "{}: written by an earlier backprop, which saved the command line rather than the settings, and this version cannot resume it; \
-                 start the run again with `{}` in {} (append `--out NEW_DIR`: a flag given twice takes the last value), or finish it with the backprop that started it",
-                path.display(),
-                std::iter::once("backprop".to_string())
-                    .chain(old.argv.iter().skip(1).map(|a| shell_word(a)))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                old.cwd.display()
-            );
-        }
-        let record: Record = serde_json::from_value(checkpoint.extra.clone()).map_err(|e| {
-            anyhow!(
-                "{}: holds no readable run settings ({e}); train again",
-                path.display()
-            )
-        })?;
-        if record.version != RECORD_VERSION {
-            bail!(
-                "{}: run settings of version {} (this backprop reads version {RECORD_VERSION}); resume with the backprop that started the run, or train again",
-                path.display(),
-                record.version
-            );
-        }
-        Ok(Resume {
+/// A checkpoint whose record keeps the command line instead of the settings: the caller
+/// parses that command line (`args`) into settings, then [`Legacy::with_settings`].
+pub struct Legacy {
+    dir: PathBuf,
+    checkpoint: Checkpoint,
+    old: RecordV1,
+}
+
+/// What `--resume DIR` found.
+pub enum Opened {
+    /// A checkpoint with its settings.
+    Current(Box<Resume>),
+    /// A checkpoint of the earlier layout.
+    Legacy(Box<Legacy>),
+}
+
+/// Opens the checkpoint of the run folder `given` (`--resume DIR`).
+pub fn open(given: &Path) -> Result<Opened> {
+    let dir =
+        std::path::absolute(given).with_context(|| format!("--resume {}", given.display()))?;
+    if !dir.is_dir() {
+        bail!(
+            "--resume {}: no such run folder; give a folder written by `backprop train`",
+            given.display()
+        );
+    }
+    let path = checkpoint_path(&dir);
+    if !path.is_file() {
+        bail!("--resume {}: holds no checkpoint ({} is missing); only runs of `backprop train` can be resumed", given.display(), Path::new(CHECKPOINT_DIR).join(CHECKPOINT_FILE).display());
+    }
+    let checkpoint = Checkpoint::load(&path)?;
+    if let Ok(old) = serde_json::from_value::<RecordV1>(checkpoint.extra.clone()) {
+        return Ok(Opened::Legacy(Box::new(Legacy {
             dir,
             checkpoint,
-            record,
-        })
+            old,
+        })));
     }
+    let record: Record = serde_json::from_value(checkpoint.extra.clone()).map_err(|e| {
+        anyhow!(
+            "{}: holds no readable run settings ({e}); train again",
+            path.display()
+        )
+    })?;
+    if record.version != RECORD_VERSION {
+        bail!(
+            "{}: run settings of version {} (this backprop reads version {RECORD_VERSION}); resume with the backprop that started the run, or train again",
+            path.display(),
+            record.version
+        );
+    }
+    Ok(Opened::Current(Box::new(Resume {
+        dir,
+        checkpoint,
+        record,
+    })))
+}
 
+impl Resume {
     /// The settings the run started with, writing into its folder, with the switches
     /// that change neither the data nor the arithmetic taken from this command line.
     pub fn settings(&self, quiet: bool, threads: Option<usize>, every: Option<usize>) -> Settings {
@@ -147,6 +164,57 @@ impl Resume {
         s.threads = threads.or(s.threads);
         s.checkpoint_every = every.unwrap_or(s.checkpoint_every);
         s
+    }
+}
+
+impl Legacy {
+    /// The saved command line, program name first, and the folder it ran in.
+    pub fn command_line(&self) -> (&[String], &Path) {
+        (&self.old.argv, &self.old.cwd)
+    }
+
+    /// The checkpoint file.
+    pub fn path(&self) -> PathBuf {
+        checkpoint_path(&self.dir)
+    }
+
+    /// Why the saved command line cannot be used, and what to do instead.
+    pub fn refuse(&self, why: &str) -> anyhow::Error {
+        anyhow!(
+            "{}: written by an earlier backprop, which saved the command line rather than the settings, and {why}; \
+             start the run again with `{}` in {} (append `--out NEW_DIR`: a flag given twice takes the last value), or finish it with the backprop that started it",
+            self.path().display(),
+            std::iter::once("backprop".to_string())
+                .chain(self.old.argv.iter().skip(1).map(|a| shell_word(a)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            self.old.cwd.display()
+        )
+    }
+
+    /// Continues with the settings the saved command line gives (paths absolute), as
+    /// a current checkpoint would; its input files are checked as they were recorded.
+    pub fn with_settings(self, settings: Settings) -> Resume {
+        let cwd = self.old.cwd;
+        let inputs = self
+            .old
+            .inputs
+            .into_iter()
+            .map(|f| Fingerprint {
+                path: cwd.join(&f.path),
+                ..f
+            })
+            .collect();
+        Resume {
+            dir: self.dir,
+            checkpoint: self.checkpoint,
+            record: Record {
+                version: RECORD_VERSION,
+                settings,
+                inputs,
+                train_config: self.old.train_config,
+            },
+        }
     }
 }
 
