@@ -4,7 +4,8 @@
 //! name; [`Settings`] is the resolved, checked whole. Both serialise, so a checkpoint
 //! keeps the settings a run started with and `--resume` restores them as they were.
 //!
-//! This module knows nothing of clap: `args` turns flags into an [`Options`] layer.
+//! This module parses no command line: `args` turns flags into an [`Options`] layer (the
+//! value enums derive `clap::ValueEnum` only so that flags can name them).
 
 pub mod examples;
 mod options;
