@@ -3,5 +3,7 @@
 //! renderers, never the other way round.
 
 pub mod checkpoint;
+pub mod evaluate;
+pub mod predict;
 pub mod prepare;
 pub mod train;
