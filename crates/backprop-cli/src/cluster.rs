@@ -163,9 +163,9 @@ pub fn abort_on_error(result: Result<()>) -> Result<()> {
             "error on rank {} of {}: {}",
             rank(),
             size(),
-            crate::chain(e)
+            crate::errors::chain(e)
         );
-        crate::distributed::abort(&message, crate::exit_code(e));
+        crate::distributed::abort(&message, crate::errors::exit_code(e));
     }
     result
 }

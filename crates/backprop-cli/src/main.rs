@@ -1,23 +1,32 @@
 //! `backprop`: train, evaluate and use feed-forward neural networks from the command line.
 //!
-//! Raw flags (`args`) are validated into settings by each command, which calls the
-//! library; everything the user sees is printed here, never in the library.
+//! Everything the user sees is printed here, never in the library. The modules are
+//! layers, each importing only those below it (checked by `tests/architecture.rs`):
+//!
+//! - `commands`: one thin module per sub-command, wiring the layers below;
+//! - `args`: the flags, clap types only, which give a layer of settings;
+//! - `run`: loads the data, trains (with checkpoints and `--resume`), writes a run folder;
+//! - `report`: renders numbers as text, JSON, SVG and HTML (run reports, `explain` pages);
+//! - `compute`: the numbers behind `explain` (range test, descent paths, landscapes);
+//! - `settings`: defaults, `--config` files and `--example` presets, resolved into
+//!   validated, serialisable [`settings::Settings`];
+//! - helpers at the bottom: `input`, `images`, `cluster` (MPI), `interrupt`, `errors`, ...
 
 mod args;
-mod checkpoint;
-mod classify;
 mod cluster;
 mod commands;
+mod compute;
 #[cfg(feature = "distributed")]
 mod distributed;
-mod examples;
+mod errors;
 mod images;
 mod input;
 mod interrupt;
 mod pause;
-mod plot;
 mod progress;
 mod report;
+mod run;
+mod settings;
 mod summary;
 
 use std::process::ExitCode;
@@ -42,39 +51,9 @@ fn main() -> ExitCode {
             } else {
                 "error"
             };
-            eprintln!("{label}: {}", chain(&e));
-            ExitCode::from(exit_code(&e))
+            eprintln!("{label}: {}", errors::chain(&e));
+            ExitCode::from(errors::exit_code(&e))
         }
-    }
-}
-
-/// The error and its causes on one line.
-pub(crate) fn chain(e: &anyhow::Error) -> String {
-    let mut s = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-    }
-    if e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
-    }) {
-        s.push_str("; check the path");
-    }
-    s
-}
-
-/// 1 when training itself failed (diverged), 2 for bad usage or bad input.
-pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.is::<interrupt::Interrupted>() {
-        return interrupt::EXIT_CODE;
-    }
-    match e.downcast_ref::<backprop::Error>() {
-        Some(backprop::Error::NonFinite { .. }) => 1,
-        _ => 2,
     }
 }
 

@@ -89,6 +89,64 @@ fn dollars_fmt(x: f64) -> String {
     format!("{}${out}", if n < 0 { "-" } else { "" })
 }
 
+/// Test (or validation) metrics as JSON: RMSE/MAE/R² in target units, or accuracy,
+/// log-loss, per-class precision/recall/F1 and the confusion matrix.
+pub fn evaluate(net: &Network, target: &Target, d: &backprop::Dataset) -> serde_json::Value {
+    metrics_of(target, &predict_units(net, target, &d.x), &d.y)
+}
+
+/// Metrics of predictions `pred` (target units) against encoded targets `y`.
+pub fn metrics_of(target: &Target, pred: &Matrix, y: &Matrix) -> serde_json::Value {
+    match target {
+        Target::Regression { .. } => {
+            let actual = target_units(target, y);
+            serde_json::to_value(RegressionMetrics::compute(&actual, pred.as_slice()))
+                .unwrap_or_default()
+        }
+        Target::Classification { classes, .. } => {
+            let actual = backprop::metrics::argmax_rows(y);
+            let m = backprop::metrics::ClassificationMetrics::compute(&actual, pred)
+                .with_class_names(classes);
+            serde_json::to_value(m).unwrap_or_default()
+        }
+    }
+}
+
+/// Regression metrics read back from their JSON.
+pub fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
+    Some(RegressionMetrics {
+        rmse: v.get("rmse")?.as_f64()?,
+        mae: v.get("mae")?.as_f64()?,
+        r2: v.get("r2")?.as_f64()?,
+    })
+}
+
+/// `8-256-256-128-1`.
+pub fn shape(c: &backprop::NetworkConfig) -> String {
+    let mut parts = vec![c.inputs.to_string()];
+    parts.extend(c.hidden.iter().map(|h| h.to_string()));
+    parts.push(c.outputs.to_string());
+    parts.join("-")
+}
+
+/// `1 epoch`, `2 epochs`.
+pub fn epochs(n: usize) -> String {
+    format!("{n} epoch{}", if n == 1 { "" } else { "s" })
+}
+
+/// A compact human number: 3 significant digits, scientific when very large or small.
+pub fn fmt_num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:.2e}");
+    }
+    let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

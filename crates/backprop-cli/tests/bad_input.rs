@@ -334,20 +334,21 @@ fn bad_flags_exit_2_without_touching_the_run_folder() {
         2,
         &["invalid --epochs 0", "at least one epoch"],
     );
-    fails(
+    // Typed by their parsers, so clap names the flag and the value.
+    usage_error(
         &with(&["--hidden", "64,x"]),
-        2,
-        &["invalid --hidden `64,x`", "such as 64,64"],
+        &[
+            "invalid value '64,x' for '--hidden <WIDTHS>'",
+            "such as 64,64",
+        ],
     );
-    fails(
+    usage_error(
         &with(&["--hidden", "4,0"]),
-        2,
-        &["invalid --hidden `4,0`", "0 units"],
+        &["invalid value '4,0' for '--hidden <WIDTHS>'", "0 units"],
     );
-    fails(
+    usage_error(
         &with(&["--batch-size", "0"]),
-        2,
-        &["invalid --batch-size `0`", "or `full`"],
+        &["invalid value '0' for '--batch-size <N|full>'", "or `full`"],
     );
     fails(&with(&["--clip-norm", "-1"]), 2, &["clip-norm", "positive"]);
     fails(
@@ -710,5 +711,112 @@ fn resume_refuses_an_optimizer_state_that_does_not_fit() {
             "expected that of adam (buffers m, v)",
             "train anew",
         ],
+    );
+}
+
+/// A checkpoint written before the settings were saved (its record holds the command
+/// line and the folder it ran in, relative paths relative to it) resumes from any folder
+/// to the same model; one whose command line no longer parses is refused with the
+/// command that starts the run again.
+#[test]
+fn checkpoints_that_saved_the_command_line_resume_or_say_what_to_do() {
+    let root = tmp("resume_v1");
+    let here = root.join("here");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(bad("base_houses.csv"), here.join("data.csv")).unwrap();
+    let mut args = vec![
+        "train", "--data", "data.csv", "--target", "price", "--out", "run",
+    ];
+    args.extend(FAST);
+    let o = common::bin()
+        .args(&args)
+        .current_dir(&here)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = std::fs::read(here.join("run/model.safetensors")).unwrap();
+    let ck = here.join("run/checkpoint/state.safetensors");
+    let mut c = backprop::checkpoint::Checkpoint::load(&ck).unwrap();
+    let mut argv = vec!["/old/backprop".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let mut v1 = serde_json::json!({
+        "argv": argv,
+        "cwd": here,
+        "inputs": [{ "path": "data.csv", "bytes": 0, "fnv1a64": "" }],
+        "train_config": c.extra["train_config"],
+    });
+    // The fingerprint as it was recorded: the path as typed, relative to `cwd`.
+    v1["inputs"][0]["bytes"] = c.extra["inputs"][0]["bytes"].clone();
+    v1["inputs"][0]["fnv1a64"] = c.extra["inputs"][0]["fnv1a64"].clone();
+    c.extra = v1.clone();
+    backprop::checkpoint::Checkpoint::save(&ck, &c.network, &c.state, &c.extra).unwrap();
+    std::fs::remove_file(here.join("run/model.safetensors")).unwrap();
+    let o = common::bin()
+        .args(["train", "--resume"])
+        .arg(here.join("run"))
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(here.join("run/model.safetensors")).unwrap(),
+        model
+    );
+
+    v1["argv"] = serde_json::json!(["/old/backprop", "train", "--data", "my data.csv", "--gone"]);
+    c.extra = v1;
+    backprop::checkpoint::Checkpoint::save(&ck, &c.network, &c.state, &c.extra).unwrap();
+    fails(
+        &run(&["train", "--resume", here.join("run").to_str().unwrap()]),
+        2,
+        &[
+            "written by an earlier backprop",
+            "no longer parses",
+            "backprop train --data 'my data.csv' --gone",
+            &format!("in {}", here.display()),
+            "--out NEW_DIR",
+        ],
+    );
+}
+
+/// `--resume` restores the saved settings, relative paths made absolute when the run
+/// started: it works from any folder, without re-reading the command line or changing
+/// the working folder.
+#[test]
+fn resume_works_from_another_folder() {
+    let root = tmp("resume_cwd");
+    let here = root.join("here");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(bad("base_houses.csv"), here.join("data.csv")).unwrap();
+    let mut args = vec![
+        "train", "--data", "data.csv", "--target", "price", "--out", "run",
+    ];
+    args.extend(FAST);
+    let o = common::bin()
+        .args(&args)
+        .current_dir(&here)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = std::fs::read(here.join("run/model.safetensors")).unwrap();
+    std::fs::remove_file(here.join("run/model.safetensors")).unwrap();
+    let o = common::bin()
+        .args(["train", "--resume"])
+        .arg(here.join("run"))
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(here.join("run/model.safetensors")).unwrap(),
+        model
+    );
+    assert!(
+        !elsewhere.join("run").exists(),
+        "wrote into the current folder"
     );
 }

@@ -36,7 +36,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 std,
             } => format!(
                 "{name} (regression; transform {}, standardised with mean {mean:.4}, std {std:.4})",
-                crate::args::flag_value(transform)
+                crate::settings::flag_value(transform)
             ),
             Target::Classification { name, classes } => format!(
                 "{name} (classification over {} classes: {})",
@@ -50,9 +50,36 @@ pub fn run(a: InspectArgs) -> Result<()> {
         m.preprocessor.features.len(),
         m.preprocessor.input_width()
     );
+    print_features(&m.preprocessor.features);
+    let t = &m.training;
+    println!(
+        "\ntraining: loss {}, optimizer {}, lr {}, schedule {}, batch {}, {}, seed {}",
+        t.loss,
+        t.optimizer.name(),
+        t.lr,
+        t.schedule,
+        t.batch_size,
+        crate::summary::epochs(t.epochs),
+        t.seed
+    );
+    if let Ok(text) = std::fs::read_to_string(a.model.join("metrics.json")) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            println!("\nmetrics: test {}", v["test"]);
+            if !v["baseline"]["test"].is_null() {
+                println!(
+                    "         no-hidden-layer baseline test {}",
+                    v["baseline"]["test"]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line per feature: its scaling or categories.
+fn print_features(features: &[Feature]) {
     // Image models have a feature per pixel: show the first few and count the rest.
     const SHOWN: usize = 20;
-    let features = &m.preprocessor.features;
     if features.len() > SHOWN {
         println!(
             "  (first {SHOWN} of {}; all are listed in model.json)",
@@ -95,27 +122,4 @@ pub fn run(a: InspectArgs) -> Result<()> {
             ),
         }
     }
-    let t = &m.training;
-    println!(
-        "\ntraining: loss {}, optimizer {}, lr {}, schedule {}, batch {}, {}, seed {}",
-        t.loss,
-        t.optimizer.name(),
-        t.lr,
-        t.schedule,
-        t.batch_size,
-        super::train::epochs(t.epochs),
-        t.seed
-    );
-    if let Ok(text) = std::fs::read_to_string(a.model.join("metrics.json")) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            println!("\nmetrics: test {}", v["test"]);
-            if !v["baseline"]["test"].is_null() {
-                println!(
-                    "         no-hidden-layer baseline test {}",
-                    v["baseline"]["test"]
-                );
-            }
-        }
-    }
-    Ok(())
 }

@@ -3,62 +3,29 @@
 //! norms and update ratios, weight histograms before and after, the test predictions,
 //! and the configuration and metrics beside the no-hidden-layer baseline.
 
+pub mod classify;
+pub mod explain;
 pub mod html;
+pub mod plot;
+mod run_report;
+mod sections;
 pub mod svg;
-pub mod trajectory;
+mod text;
+
+use run_report::MAX_POINTS;
+pub use run_report::{RunReport, FILE};
+pub use text::{history_csv, train_summary};
 
 use std::path::Path;
 
 use anyhow::Result;
 use backprop::data::prep::Target;
-use backprop::metrics::{argmax_rows, ClassificationMetrics};
 use backprop::optim::Schedule;
-use backprop::{History, Matrix, Network, NetworkConfig, PartialEpoch, ScheduleState, TrainConfig};
+use backprop::{History, Network, ScheduleState};
 use serde_json::Value;
 
-use crate::summary::target_units;
 use html::{figure, log_toggle, page, table};
 use svg::{histogram, Axis, Corner, Plot, Scale, PALETTE};
-
-/// File name in the run folder.
-pub const FILE: &str = "report.html";
-
-/// Points drawn at most per series or scatter (more are averaged or sampled).
-const MAX_POINTS: usize = 3000;
-
-/// Everything the report shows.
-pub struct RunReport<'a> {
-    /// Name of the data set.
-    pub name: &'a str,
-    /// The network's shape.
-    pub net_config: &'a NetworkConfig,
-    /// How it was trained (after `--lr auto` resolved the rate).
-    pub train_config: &'a TrainConfig,
-    /// What training recorded.
-    pub history: &'a History,
-    /// The weights before training.
-    pub initial: &'a [f32],
-    /// The trained network.
-    pub network: &'a Network,
-    /// The target encoding (units, classes).
-    pub target: &'a Target,
-    /// The network's predictions for the test rows, in the target's units.
-    pub test_pred: &'a Matrix,
-    /// The test rows' targets, encoded.
-    pub test_y: &'a Matrix,
-    /// Training rows (for steps per epoch).
-    pub train_rows: usize,
-    /// The run's metrics.json.
-    pub metrics: &'a Value,
-    /// The baseline's history, if one was trained.
-    pub baseline: Option<&'a History>,
-    /// Dollars per target unit, if known.
-    pub dollars: Option<f64>,
-    /// How the learning rate was chosen, if by the range test.
-    pub lr_note: Option<String>,
-    /// How far the epoch Ctrl-C stopped got, if it stopped one part-way.
-    pub partial: Option<&'a PartialEpoch>,
-}
 
 /// Writes `report.html` into `dir`.
 pub fn write(dir: &Path, r: &RunReport) -> Result<()> {
@@ -69,8 +36,15 @@ pub fn write(dir: &Path, r: &RunReport) -> Result<()> {
 
 /// The whole page.
 pub fn render(r: &RunReport) -> String {
-    let shape = crate::commands::train::shape(r.net_config);
-    let mut b = format!(
+    let mut b = intro(r);
+    b.push_str(&body(r));
+    page(&format!("backprop report: {}", r.name), &b)
+}
+
+/// The title and the paragraph under it.
+fn intro(r: &RunReport) -> String {
+    let shape = crate::summary::shape(r.net_config);
+    format!(
         "<h1>How the network learned: {}</h1><p class=\"lead\">A {shape} network ({} weights and biases) trained by backpropagation and {} on {} rows for {} epochs{}. Every figure below comes from this run. {}</p>\n",
         svg::esc(r.name),
         r.network.num_params(),
@@ -87,8 +61,12 @@ pub fn render(r: &RunReport) -> String {
             Target::Regression { .. } => format!("The cost is the {} of the standardised target, so 1.0 is what always predicting the mean scores.", r.train_config.loss),
             Target::Classification { classes, .. } => format!("The cost is the {} of the predicted class probabilities; guessing uniformly among the {} classes scores ln {} = {:.2}.", r.train_config.loss, classes.len(), classes.len(), (classes.len() as f64).ln()),
         }
-    );
-    b.push_str("<h2>Configuration and results</h2><div class=\"tables\">");
+    )
+}
+
+/// The sections of the page.
+fn body(r: &RunReport) -> String {
+    let mut b = String::from("<h2>Configuration and results</h2><div class=\"tables\">");
     b.push_str(&config_table(r));
     b.push_str(&metrics_table(r));
     b.push_str("</div>\n");
@@ -144,17 +122,19 @@ pub fn render(r: &RunReport) -> String {
     }
     b.push_str("</div>\n");
     match r.target {
-        Target::Regression { .. } => b.push_str(&regression_section(r)),
-        Target::Classification { classes, .. } => b.push_str(&classification_section(r, classes)),
+        Target::Regression { .. } => b.push_str(&sections::regression_section(r)),
+        Target::Classification { classes, .. } => {
+            b.push_str(&sections::classification_section(r, classes))
+        }
     }
-    page(&format!("backprop report: {}", r.name), &b)
+    b
 }
 
 fn config_table(r: &RunReport) -> String {
     let c = r.train_config;
     let n = r.net_config;
     let rows = vec![
-        vec!["architecture".into(), crate::commands::train::shape(n)],
+        vec!["architecture".into(), crate::summary::shape(n)],
         vec!["parameters".into(), r.network.num_params().to_string()],
         vec!["hidden activation".into(), n.activation.name().to_string()],
         vec!["initialisation".into(), n.init.to_string()],
@@ -244,7 +224,7 @@ fn metrics_table(r: &RunReport) -> String {
         head.extend(["RMSE ($)", "MAE ($)"]);
     }
     let mut rows = Vec::new();
-    let shape = crate::commands::train::shape(r.net_config);
+    let shape = crate::summary::shape(r.net_config);
     let network = format!("network {shape}");
     let baseline = "no hidden layer".to_string();
     for (model, split, base) in [
@@ -262,11 +242,9 @@ fn metrics_table(r: &RunReport) -> String {
                 .map(|k| get(base, k).map_or("-".into(), |v| format!("{v:.4}"))),
         );
         if let Some(d) = dollars {
-            row.extend(
-                ["rmse", "mae"]
-                    .iter()
-                    .map(|k| get(base, k).map_or("-".into(), |v| format!("${}", thousands(v * d)))),
-            );
+            row.extend(["rmse", "mae"].iter().map(|k| {
+                get(base, k).map_or("-".into(), |v| format!("${}", sections::thousands(v * d)))
+            }));
         }
         rows.push(row);
     }
@@ -577,204 +555,4 @@ fn weight_histogram(r: &RunReport, l: usize) -> String {
     p.line(&start, "#777", 1.8, true, Some("at initialisation"));
     p.line(&end, PALETTE[0], 2.2, false, Some("after training"));
     p.finish()
-}
-
-fn units(r: &RunReport, name: &str) -> String {
-    match r.dollars {
-        Some(d) if (d - 1.0).abs() > f64::EPSILON => format!("{name} (×${})", thousands(d)),
-        Some(_) => format!("{name} ($)"),
-        None => format!("{name} (target units)"),
-    }
-}
-
-fn regression_section(r: &RunReport) -> String {
-    let name = r.target.name();
-    let pred = r.test_pred;
-    let actual = target_units(r.target, r.test_y);
-    let pairs: Vec<(f64, f64)> = actual
-        .iter()
-        .zip(pred.as_slice())
-        .map(|(&a, &p)| (a as f64, p as f64))
-        .collect();
-    let every = pairs.len().div_ceil(MAX_POINTS).max(1);
-    let shown: Vec<(f64, f64)> = pairs.iter().step_by(every).copied().collect();
-    let vals = shown.iter().flat_map(|p| [p.0, p.1]);
-    let (lo, hi) = Axis::fit("", vals, Scale::Linear, 0.03).range();
-    let mut a = Plot::new(
-        "Predicted vs actual (test rows)",
-        Axis::new(&units(r, &format!("actual {name}")), lo, hi, Scale::Linear),
-        Axis::new(
-            &units(r, &format!("predicted {name}")),
-            lo,
-            hi,
-            Scale::Linear,
-        ),
-    )
-    .size(640.0, 520.0)
-    .legend_at(Corner::TopLeft);
-    a.points(
-        &shown,
-        PALETTE[0],
-        2.2,
-        0.3,
-        Some(&format!("test row ({} of {})", shown.len(), pairs.len())),
-    );
-    a.line(
-        &[(lo, lo), (hi, hi)],
-        PALETTE[1],
-        1.5,
-        true,
-        Some("perfect prediction"),
-    );
-    let resid: Vec<(f64, f64)> = shown.iter().map(|&(a, p)| (p, p - a)).collect();
-    let mut b = Plot::new(
-        "Residuals (test rows)",
-        Axis::fit(
-            &units(r, &format!("predicted {name}")),
-            resid.iter().map(|q| q.0),
-            Scale::Linear,
-            0.03,
-        ),
-        Axis::fit(
-            &units(r, "residual: predicted − actual"),
-            resid.iter().map(|q| q.1),
-            Scale::Linear,
-            0.05,
-        ),
-    )
-    .size(640.0, 520.0);
-    b.points(&resid, PALETTE[0], 2.2, 0.3, Some("test row"));
-    b.line(
-        &[(-1e12, 0.0), (1e12, 0.0)],
-        "#333",
-        1.2,
-        false,
-        Some("zero error"),
-    );
-    format!(
-        "<h2>Predictions on the test rows</h2><p>Rows the network never saw during training. Points on the diagonal are exact; a pattern in the residuals (rather than an even band around zero) is structure the network has not learned.</p><div class=\"grid\">{}{}</div>\n",
-        figure(&a.finish(), "Each dot is one test row: actual value across, prediction up."),
-        figure(&b.finish(), "Prediction error of each test row against its prediction.")
-    )
-}
-
-/// `100000` as `100,000`.
-fn thousands(v: f64) -> String {
-    let digits = format!("{:.0}", v.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn classification_section(r: &RunReport, classes: &[String]) -> String {
-    let probs = r.test_pred;
-    let actual = argmax_rows(r.test_y);
-    let m = ClassificationMetrics::compute(&actual, probs).with_class_names(classes);
-    let k = classes.len();
-    let x = Axis::new("predicted class", -0.5, k as f64 - 0.5, Scale::Linear);
-    let y = Axis::new("actual class", -0.5, k as f64 - 0.5, Scale::Linear);
-    let ticks: Vec<(f64, String)> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (i as f64, c.clone()))
-        .collect();
-    let side = (360.0 + 34.0 * k as f64).min(760.0);
-    let mut p = Plot::new("Confusion matrix (test rows)", x, y)
-        .size(side + 120.0, side)
-        .x_ticks(ticks.clone())
-        .y_ticks(
-            ticks
-                .iter()
-                .map(|(v, c)| (k as f64 - 1.0 - v, c.clone()))
-                .collect(),
-        );
-    let row_max: Vec<f64> = m
-        .confusion
-        .iter()
-        .map(|r| r.iter().sum::<u64>().max(1) as f64)
-        .collect();
-    let xs: Vec<f64> = (0..k).map(|i| i as f64).collect();
-    let ys: Vec<f64> = (0..k).map(|i| (k - 1 - i) as f64).collect();
-    let shares: Vec<Vec<f64>> = m
-        .confusion
-        .iter()
-        .enumerate()
-        .map(|(a, row)| row.iter().map(|&c| c as f64 / row_max[a]).collect())
-        .collect();
-    let edges: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
-    p.heat(
-        &xs,
-        &ys,
-        &shares,
-        svg::ColorBar {
-            label: "share of the actual class's rows".into(),
-            edges,
-            log: false,
-        },
-    );
-    if k <= 20 {
-        for (a, row) in m.confusion.iter().enumerate() {
-            for (q, &c) in row.iter().enumerate() {
-                let color = if shares[a][q] > 0.6 { "#222" } else { "#fff" };
-                p.text(
-                    q as f64,
-                    (k - 1 - a) as f64,
-                    &c.to_string(),
-                    color,
-                    if k > 12 { 9.0 } else { 12.0 },
-                );
-            }
-        }
-    }
-    let bars_x = Axis::new("class", -0.5, k as f64 - 0.5, Scale::Linear);
-    let mut bars = Plot::new(
-        "Per-class accuracy (recall, test rows)",
-        bars_x,
-        Axis::new(
-            "rows of the class predicted correctly (share)",
-            0.0,
-            1.25,
-            Scale::Linear,
-        ),
-    )
-    .x_ticks(ticks);
-    for (i, c) in m.per_class.iter().enumerate() {
-        bars.rect(
-            (i as f64 - 0.35, 0.0),
-            (i as f64 + 0.35, c.recall),
-            PALETTE[0],
-            (i == 0).then_some("recall"),
-        );
-    }
-    bars.line(
-        &[(-1.0, m.accuracy), (k as f64, m.accuracy)],
-        PALETTE[1],
-        1.5,
-        true,
-        Some(&format!("overall accuracy {:.3}", m.accuracy)),
-    );
-    let rows: Vec<Vec<String>> = m
-        .per_class
-        .iter()
-        .map(|c| {
-            vec![
-                c.class.clone(),
-                format!("{:.3}", c.precision),
-                format!("{:.3}", c.recall),
-                format!("{:.3}", c.f1),
-                c.support.to_string(),
-            ]
-        })
-        .collect();
-    format!(
-        "<h2>Predictions on the test rows</h2><div class=\"grid\">{}{}</div>{}\n",
-        figure(&p.finish(), "Rows: actual class; columns: predicted class; colour: share of the actual class's rows, numbers: counts. A perfect classifier fills only the diagonal."),
-        figure(&bars.finish(), "Share of each class's test rows that the network classified correctly."),
-        table(&["class", "precision", "recall", "F1", "rows"], &rows)
-    )
 }

@@ -1,6 +1,6 @@
 //! `backprop train --example NAME`: data sets that ship with backprop, each with the
-//! settings documented for it. Flags given on the command line (or in `--config`) win
-//! over these settings.
+//! settings documented for it: a layer of [`Options`] under the command line and the
+//! `--config` file, which win over it.
 
 use std::path::{Path, PathBuf};
 
@@ -8,23 +8,12 @@ use anyhow::{bail, Result};
 use backprop::data::csv::{CsvOptions, Table};
 use backprop::data::prep::{ScaleKind, Task};
 use backprop::OptimizerKind;
-use clap::ValueEnum;
 
-use crate::args::{ScheduleArg, TrainArgs};
-
-/// The example data sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Example {
-    /// MNIST handwritten digits: 60,000 training and 10,000 test images of 28x28
-    /// pixels, read from data/mnist in the repository.
-    Mnist,
-    /// scikit-learn's 8x8 handwritten digits (1,797 images), embedded in the binary.
-    Digits,
-}
+use super::options::Options;
+use super::values::{Batch, Example, Lr, ScheduleKind};
 
 /// scikit-learn's 8x8 digits: 64 pixel columns `pixel_<row>_<col>` (0-16) and `digit`.
-pub const DIGITS: &[u8] = include_bytes!("../../../data/digits/digits.csv");
+pub const DIGITS: &[u8] = include_bytes!("../../../../data/digits/digits.csv");
 /// Name the embedded digits go by in messages and run folders.
 pub const DIGITS_NAME: &str = "digits.csv (embedded)";
 /// Target column of the digits.
@@ -59,7 +48,7 @@ pub fn mnist_dir() -> Result<PathBuf> {
 
 /// Fills the settings of `--example NAME`, and of an image folder given with `--data`,
 /// into the flags left unset; checks that no flag contradicts the data.
-pub fn apply(a: &mut TrainArgs) -> Result<()> {
+pub fn apply(a: &mut Options) -> Result<()> {
     match a.example {
         Some(Example::Mnist) => {
             if let Some(d) = &a.data {
@@ -79,8 +68,8 @@ pub fn apply(a: &mut TrainArgs) -> Result<()> {
             }
             a.target.get_or_insert_with(|| DIGITS_TARGET.to_string());
             a.scale.get_or_insert(ScaleKind::Minmax);
-            a.hidden.get_or_insert_with(|| "128".to_string());
-            a.batch_size.get_or_insert_with(|| "32".to_string());
+            a.hidden.get_or_insert_with(|| vec![128]);
+            a.batch_size.get_or_insert(Batch::Rows(32));
             a.epochs.get_or_insert(40);
             Ok(())
         }
@@ -98,7 +87,7 @@ pub fn apply(a: &mut TrainArgs) -> Result<()> {
 /// The documented MNIST settings: a 784-512-256-10 ReLU network, Adam at 0.001 annealed
 /// to zero by a cosine schedule, batches of 128, 10 epochs, pixels mapped to [0, 1],
 /// and all 60,000 training images trained on (no validation split).
-fn image_settings(a: &mut TrainArgs) -> Result<()> {
+fn image_settings(a: &mut Options) -> Result<()> {
     for (flag, given) in [
         ("--target", a.target.is_some()),
         ("--features", a.features.is_some()),
@@ -122,13 +111,12 @@ fn image_settings(a: &mut TrainArgs) -> Result<()> {
     }
     a.scale.get_or_insert(ScaleKind::Minmax);
     a.valid_fraction.get_or_insert(0.0);
-    a.hidden.get_or_insert_with(|| "512,256".to_string());
+    a.hidden.get_or_insert_with(|| vec![512, 256]);
     a.optimizer.get_or_insert(OptimizerKind::Adam);
-    // Parsed like the flag, so this reads the same whatever type `--lr` parses into.
-    a.lr.get_or_insert_with(|| "0.001".parse().expect("0.001 is a valid --lr"));
+    a.lr.get_or_insert(Lr::Rate(0.001));
     a.weight_decay.get_or_insert(0.0);
-    a.schedule.get_or_insert(ScheduleArg::Cosine);
-    a.batch_size.get_or_insert_with(|| "128".to_string());
+    a.schedule.get_or_insert(ScheduleKind::Cosine);
+    a.batch_size.get_or_insert(Batch::Rows(128));
     a.epochs.get_or_insert(10);
     Ok(())
 }
@@ -147,20 +135,20 @@ mod tests {
 
     #[test]
     fn flags_win_over_example_settings() {
-        let mut a = TrainArgs {
+        let mut a = Options {
             example: Some(Example::Digits),
             epochs: Some(3),
-            ..TrainArgs::default()
+            ..Options::default()
         };
         apply(&mut a).unwrap();
         assert_eq!(
             (a.epochs, a.hidden.as_deref(), a.target.as_deref()),
-            (Some(3), Some("128"), Some("digit"))
+            (Some(3), Some(&[128][..]), Some("digit"))
         );
-        let mut a = TrainArgs {
+        let mut a = Options {
             example: Some(Example::Digits),
             data: Some("x.csv".into()),
-            ..TrainArgs::default()
+            ..Options::default()
         };
         assert!(apply(&mut a)
             .unwrap_err()
@@ -173,20 +161,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("backprop-examples-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("train-images-idx3-ubyte"), b"").unwrap();
-        let mut a = TrainArgs {
+        let mut a = Options {
             data: Some(dir.clone()),
             target: Some("y".into()),
-            ..TrainArgs::default()
+            ..Options::default()
         };
         let e = apply(&mut a).unwrap_err().to_string();
         assert!(
             e.contains("--target does not apply to an image folder"),
             "{e}"
         );
-        let mut a = TrainArgs {
+        let mut a = Options {
             data: Some(dir),
             lr: Some("0.01".parse().unwrap()),
-            ..TrainArgs::default()
+            ..Options::default()
         };
         apply(&mut a).unwrap();
         assert_eq!(

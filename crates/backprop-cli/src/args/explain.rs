@@ -1,16 +1,11 @@
-//! `backprop explain`: pictures of how a network learns, each an HTML page with inline
-//! SVG charts plus the SVG files and a JSON file of the numbers behind them.
+//! Flags of `backprop explain` and its pictures.
 
-pub mod descent;
-pub mod landscape;
-pub mod lr;
+use std::path::PathBuf;
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::args::TrainArgs;
+use super::TrainArgs;
+use crate::compute::landscape::SplitArg;
 
 /// Flags of `backprop explain`.
 #[derive(Debug, Args)]
@@ -53,17 +48,6 @@ pub struct DescentArgs {
     /// Folder to write [default: runs/explain-descent].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-}
-
-/// Which rows to evaluate a landscape on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SplitArg {
-    /// The rows the network learned from.
-    Train,
-    /// The validation rows.
-    Valid,
-    /// The test rows.
-    Test,
 }
 
 /// Flags of `backprop explain landscape`.
@@ -120,32 +104,4 @@ pub struct LrArgs {
     /// Data, network and optimizer, as for `backprop train`.
     #[command(flatten)]
     pub train: TrainArgs,
-}
-
-/// Runs `backprop explain ...`.
-pub fn run(a: ExplainArgs) -> Result<()> {
-    match a.command {
-        ExplainCommand::Descent(d) => descent::run(d),
-        ExplainCommand::Landscape(l) => landscape::run(l),
-        ExplainCommand::Lr(l) => lr::run(*l),
-    }
-}
-
-/// The output folder: `--out` or `runs/explain-<name>`, created.
-fn out_dir(out: Option<&Path>, name: &str) -> Result<PathBuf> {
-    let dir = out.map_or_else(
-        || Path::new("runs").join(format!("explain-{name}")),
-        Path::to_path_buf,
-    );
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// Writes `files` (name, contents) into `dir`.
-fn write_all(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
-    for (name, text) in files {
-        backprop::model::atomic_write(&dir.join(name), text.as_bytes())?;
-    }
-    Ok(())
 }

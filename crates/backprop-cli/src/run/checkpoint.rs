@@ -6,36 +6,34 @@
 //! (within an epoch too), the network and the whole training state go into
 //! `checkpoint/state.safetensors`, one file written atomically
 //! (see [`backprop::checkpoint`]), together with what is needed to start the same run
-//! again: the command line, the folder it ran in, fingerprints of its input files and
-//! the training configuration. `--resume DIR` parses that command line again, checks
-//! the inputs are unchanged and continues from the checkpoint; the weights it ends
-//! with are bit-identical to those of an uninterrupted run.
+//! again: the resolved settings (file paths made absolute), fingerprints of its input
+//! files and the training configuration. `--resume DIR` restores those settings, checks
+//! the inputs are unchanged and continues from the checkpoint; the weights it ends with
+//! are bit-identical to those of an uninterrupted run. Nothing is parsed again and the
+//! working folder is not changed.
+//!
+//! Checkpoints written before the settings were saved (record version 1) keep the command
+//! line and the folder it ran in instead: `commands::train` parses that command line once
+//! more (relative paths taken from that folder) and the run continues with those settings;
+//! one that no longer parses is refused with the command that starts the run again.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use backprop::checkpoint::Checkpoint;
 use backprop::{Callback, Control, Network, TrainConfig, TrainState};
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-use crate::args::{Cli, Command, TrainArgs};
 use crate::interrupt;
+use crate::settings::Settings;
 
 /// Sub-folder of a run folder holding the checkpoint.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 /// The checkpoint file in [`CHECKPOINT_DIR`].
 pub const CHECKPOINT_FILE: &str = "state.safetensors";
-
-/// Flags `--resume` accepts beside itself: they change neither the data nor the
-/// arithmetic (results are bit-identical whatever the thread count).
-const RESUME_FLAGS: [&str; 5] = [
-    "--resume",
-    "--quiet",
-    "-q",
-    "--threads",
-    "--checkpoint-every",
-];
+/// Layout of the record saved beside the checkpoint (1: command line and folder; 2:
+/// resolved settings).
+const RECORD_VERSION: u32 = 2;
 
 /// The checkpoint file of run folder `dir`.
 pub fn checkpoint_path(dir: &Path) -> PathBuf {
@@ -45,13 +43,25 @@ pub fn checkpoint_path(dir: &Path) -> PathBuf {
 /// What a run saves beside its checkpoint so that it can be started again.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Record {
-    /// The command line, program name first.
-    argv: Vec<String>,
-    /// The folder it was started from (relative paths in `argv` are relative to it).
-    cwd: PathBuf,
+    /// [`RECORD_VERSION`].
+    version: u32,
+    /// The settings the run started with, file paths absolute.
+    settings: Settings,
     /// The files it read.
     inputs: Vec<Fingerprint>,
-    /// The training configuration the flags gave (checked again on resume).
+    /// The training configuration the settings gave with the data (checked again on
+    /// resume).
+    train_config: Option<serde_json::Value>,
+}
+
+/// The record of checkpoints written before the settings were saved: the command line,
+/// the folder it ran in (relative paths are relative to it), the input files and the
+/// training configuration.
+#[derive(Deserialize)]
+struct RecordV1 {
+    argv: Vec<String>,
+    cwd: PathBuf,
+    inputs: Vec<Fingerprint>,
     train_config: Option<serde_json::Value>,
 }
 
@@ -86,25 +96,26 @@ pub struct Resume {
     record: Record,
 }
 
-/// For `--resume DIR`: the flags of the run that wrote the checkpoint (with `--quiet`,
-/// `--threads` and `--checkpoint-every` taken from this command line), and the
-/// checkpoint. Returns `args` unchanged when there is no `--resume`.
-pub fn resume_args(args: TrainArgs) -> Result<(TrainArgs, Option<Resume>)> {
-    let Some(given) = args.resume.clone() else {
-        return Ok((args, None));
-    };
-    for a in std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .skip_while(|a| a != "train")
-        .skip(1)
-    {
-        let flag = a.split('=').next().unwrap_or_default();
-        if flag.starts_with('-') && !RESUME_FLAGS.contains(&flag) {
-            bail!("--resume continues with the settings saved in the run's checkpoint; leave out {flag} (only --quiet, --threads and --checkpoint-every may be given)");
-        }
-    }
+/// A checkpoint whose record keeps the command line instead of the settings: the caller
+/// parses that command line (`args`) into settings, then [`Legacy::with_settings`].
+pub struct Legacy {
+    dir: PathBuf,
+    checkpoint: Checkpoint,
+    old: RecordV1,
+}
+
+/// What `--resume DIR` found.
+pub enum Opened {
+    /// A checkpoint with its settings.
+    Current(Box<Resume>),
+    /// A checkpoint of the earlier layout.
+    Legacy(Box<Legacy>),
+}
+
+/// Opens the checkpoint of the run folder `given` (`--resume DIR`).
+pub fn open(given: &Path) -> Result<Opened> {
     let dir =
-        std::path::absolute(&given).with_context(|| format!("--resume {}", given.display()))?;
+        std::path::absolute(given).with_context(|| format!("--resume {}", given.display()))?;
     if !dir.is_dir() {
         bail!(
             "--resume {}: no such run folder; give a folder written by `backprop train`",
@@ -116,42 +127,107 @@ pub fn resume_args(args: TrainArgs) -> Result<(TrainArgs, Option<Resume>)> {
         bail!("--resume {}: holds no checkpoint ({} is missing); only runs of `backprop train` can be resumed", given.display(), Path::new(CHECKPOINT_DIR).join(CHECKPOINT_FILE).display());
     }
     let checkpoint = Checkpoint::load(&path)?;
+    if let Ok(old) = serde_json::from_value::<RecordV1>(checkpoint.extra.clone()) {
+        return Ok(Opened::Legacy(Box::new(Legacy {
+            dir,
+            checkpoint,
+            old,
+        })));
+    }
     let record: Record = serde_json::from_value(checkpoint.extra.clone()).map_err(|e| {
         anyhow!(
             "{}: holds no readable run settings ({e}); train again",
             path.display()
         )
     })?;
-    std::env::set_current_dir(&record.cwd).with_context(|| {
-        format!(
-            "--resume: cannot return to {}, the folder the run was started from",
-            record.cwd.display()
-        )
-    })?;
-    let cli = Cli::try_parse_from(&record.argv).map_err(|e| {
-        let first = e.to_string().lines().next().unwrap_or_default().to_string();
-        anyhow!("{}: the saved command line no longer parses ({first}); resume with the version of backprop that started the run", path.display())
-    })?;
-    let Command::Train(saved) = cli.command else {
+    if record.version != RECORD_VERSION {
         bail!(
-            "{}: the saved command line is not `backprop train`; train again",
-            path.display()
+            "{}: run settings of version {} (this backprop reads version {RECORD_VERSION}); resume with the backprop that started the run, or train again",
+            path.display(),
+            record.version
+        );
+    }
+    Ok(Opened::Current(Box::new(Resume {
+        dir,
+        checkpoint,
+        record,
+    })))
+}
+
+impl Resume {
+    /// The settings the run started with, writing into its folder, with the switches
+    /// that change neither the data nor the arithmetic taken from this command line.
+    pub fn settings(&self, quiet: bool, threads: Option<usize>, every: Option<usize>) -> Settings {
+        let mut s = self.record.settings.clone();
+        s.out = Some(self.dir.clone());
+        s.quiet |= quiet;
+        s.threads = threads.or(s.threads);
+        s.checkpoint_every = every.unwrap_or(s.checkpoint_every);
+        s
+    }
+}
+
+impl Legacy {
+    /// The saved command line, program name first, and the folder it ran in.
+    pub fn command_line(&self) -> (&[String], &Path) {
+        (&self.old.argv, &self.old.cwd)
+    }
+
+    /// The checkpoint file.
+    pub fn path(&self) -> PathBuf {
+        checkpoint_path(&self.dir)
+    }
+
+    /// Why the saved command line cannot be used, and what to do instead.
+    pub fn refuse(&self, why: &str) -> anyhow::Error {
+        anyhow!(
+            "{}: written by an earlier backprop, which saved the command line rather than the settings, and {why}; \
+             start the run again with `{}` in {} (append `--out NEW_DIR`: a flag given twice takes the last value), or finish it with the backprop that started it",
+            self.path().display(),
+            std::iter::once("backprop".to_string())
+                .chain(self.old.argv.iter().skip(1).map(|a| shell_word(a)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            self.old.cwd.display()
         )
-    };
-    let mut saved = *saved;
-    saved.out = Some(dir.clone());
-    saved.resume = Some(dir.clone());
-    saved.quiet |= args.quiet;
-    saved.threads = args.threads.or(saved.threads);
-    saved.checkpoint_every = args.checkpoint_every.or(saved.checkpoint_every);
-    Ok((
-        saved,
-        Some(Resume {
-            dir,
-            checkpoint,
-            record,
-        }),
-    ))
+    }
+
+    /// Continues with the settings the saved command line gives (paths absolute), as
+    /// a current checkpoint would; its input files are checked as they were recorded.
+    pub fn with_settings(self, settings: Settings) -> Resume {
+        let cwd = self.old.cwd;
+        let inputs = self
+            .old
+            .inputs
+            .into_iter()
+            .map(|f| Fingerprint {
+                path: cwd.join(&f.path),
+                ..f
+            })
+            .collect();
+        Resume {
+            dir: self.dir,
+            checkpoint: self.checkpoint,
+            record: Record {
+                version: RECORD_VERSION,
+                settings,
+                inputs,
+                train_config: self.old.train_config,
+            },
+        }
+    }
+}
+
+/// `a b` as `'a b'` for a command line to copy.
+fn shell_word(a: &str) -> String {
+    if !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
 }
 
 /// The checkpointing side of a training run: claims the run folder, restores or
@@ -172,11 +248,11 @@ pub struct Run {
 }
 
 impl Run {
-    /// Plans checkpointing for a run with these (merged) flags. Checks, on resume,
-    /// that the input files are those the run started with.
-    pub fn new(args: &TrainArgs, resume: Option<Resume>) -> Result<Run> {
+    /// Plans checkpointing for a run with these settings. Checks, on resume, that the
+    /// input files are those the run started with.
+    pub fn new(settings: &Settings, resume: Option<Resume>) -> Result<Run> {
         // Written only at the end: fail now rather than after a long run.
-        if let Some(m) = &args.metrics_json {
+        if let Some(m) = &settings.metrics_json {
             let parent = m
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -185,10 +261,7 @@ impl Run {
                 bail!("--metrics-json {}: the folder {} does not exist; create it or give another path", m.display(), parent.display());
             }
         }
-        let every = args.checkpoint_every.unwrap_or(1);
-        if every == 0 {
-            bail!("invalid --checkpoint-every 0: checkpoint every N >= 1 epochs");
-        }
+        let every = settings.checkpoint_every;
         let record = match &resume {
             Some(r) => {
                 for f in &r.record.inputs {
@@ -202,18 +275,16 @@ impl Run {
                 r.record.clone()
             }
             None => {
-                let inputs = [&args.data, &args.test, &args.config]
+                let settings = settings.absolute()?;
+                let inputs = [&settings.data, &settings.test]
                     .into_iter()
                     .flatten()
                     .filter(|p| p.as_path() != Path::new("-") && p.is_file())
                     .map(|p| Fingerprint::of(p))
                     .collect::<Result<_>>()?;
-                let cwd = std::env::current_dir().context("cannot read the current folder")?;
                 Record {
-                    argv: std::env::args_os()
-                        .map(|a| a.to_string_lossy().into_owned())
-                        .collect(),
-                    cwd,
+                    version: RECORD_VERSION,
+                    settings,
                     inputs,
                     train_config: None,
                 }
@@ -265,11 +336,11 @@ impl Run {
             Some(r) => {
                 let path = checkpoint_path(&r.dir);
                 if r.record.train_config.as_ref() != Some(&config_json) {
-                    bail!("{}: the saved flags now give a different training configuration (was the --config file changed?); train anew", path.display());
+                    bail!("{}: the saved settings now give a different training configuration with this data; train anew", path.display());
                 }
                 if r.checkpoint.network.layers() != net.layers() {
                     bail!(
-                        "{}: its network does not match the one the saved flags build; train anew",
+                        "{}: its network does not match the one the saved settings build; train anew",
                         path.display()
                     );
                 }
@@ -279,7 +350,7 @@ impl Run {
                     .check(&config.optimizer, net.num_params())
                     .map_err(|e| {
                         anyhow!(
-                            "{}: {e}; the checkpoint does not belong to the run its saved flags describe: train anew",
+                            "{}: {e}; the checkpoint does not belong to the run its saved settings describe: train anew",
                             path.display()
                         )
                     })?;
