@@ -278,11 +278,11 @@ fn steady_state_steps_allocate_nothing_at_all() {
 /// (MNIST-like: 392-512-256-10, softmax cross-entropy, batch 128; its two large layers'
 /// products are 16.8M and 25.7M multiply-adds, above `matrix::gemm`'s 8.4M limit for
 /// splitting), whose inputs have columns that are zero throughout a batch (see
-/// [`data`]): nothing allocates on
-/// the training thread nor on the pool's worker threads, which each keep their own
-/// packing buffer.
+/// [`data`]): our code allocates nothing on the training thread nor on the pool's
+/// worker threads, and the workers, which each keep their own packing buffer, make it
+/// at most once.
 #[test]
-fn threaded_steps_allocate_nothing_at_all() {
+fn threaded_steps_allocate_nothing_but_one_buffer_per_worker() {
     let c = Case {
         what: "392-512-256-10 relu, sgd+momentum, cross-entropy, batch 128, 2 threads",
         activation: Activation::Relu,
@@ -320,7 +320,24 @@ fn threaded_steps_allocate_nothing_at_all() {
         std::thread::yield_now();
     }
     drop(guard);
-    assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
+    assert_none(&c, &steps, |a| a.ordinary);
+    // Each worker makes its packing buffer the first time it runs a split product and
+    // keeps it. On a loaded machine a worker can miss every split product of the
+    // warm-up epoch (another thread stole them all) and make its buffer in a measured
+    // step instead: once per worker at most, never again.
+    let over: Vec<(usize, &Allocated)> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.overaligned > 0)
+        .collect();
+    let total: usize = over.iter().map(|(_, a)| a.overaligned).sum();
+    assert!(
+        total <= 2,
+        "{}: {total} packing buffers made in {} measured steps, more than one per worker: {:?}",
+        c.what,
+        steps.len(),
+        &over[..over.len().min(3)]
+    );
 }
 
 /// Online learning (batch 1) needs only one-row and outer products, which
