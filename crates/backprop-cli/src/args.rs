@@ -35,6 +35,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Pictures of how a network learns: cost surfaces, gradient descent, learning rates.
     Explain(crate::commands::explain::ExplainArgs),
+    /// Write a saved model, preprocessing included, as an ONNX file.
+    Export(crate::commands::export::ExportArgs),
 }
 
 /// Learning-rate schedules on the command line.

@@ -95,6 +95,20 @@ pub fn run(a: InspectArgs) -> Result<()> {
             ),
         }
     }
+    match backprop::onnx::signature(&model, backprop::onnx::InputMode::Auto) {
+        Ok(sig) => {
+            let list = |ports: &[backprop::onnx::Port]| {
+                let mut s: Vec<String> = ports.iter().take(SHOWN).map(|p| p.to_string()).collect();
+                if ports.len() > SHOWN {
+                    s.push(format!("... ({} in all)", ports.len()));
+                }
+                s.join(", ")
+            };
+            println!("\nonnx (backprop export): inputs {}", list(&sig.inputs));
+            println!("                        outputs {}", list(&sig.outputs));
+        }
+        Err(e) => println!("\nonnx (backprop export): {e}"),
+    }
     let t = &m.training;
     println!(
         "\ntraining: loss {}, optimizer {}, lr {}, schedule {}, batch {}, {}, seed {}",
