@@ -49,13 +49,22 @@ pub enum Attr<'a> {
     Int(&'a str, i64),
     /// A float.
     Float(&'a str, f32),
+    /// A list of integers.
+    Ints(&'a str, &'a [i64]),
+    /// A list of strings.
+    Strings(&'a str, &'a [String]),
 }
+
+/// The domain of the ONNX-ML operators (`LabelEncoder`).
+pub const ML_DOMAIN: &str = "ai.onnx.ml";
 
 /// The nodes and constants of a graph under construction.
 #[derive(Default)]
 pub struct Graph {
     pub nodes: Vec<NodeProto>,
     pub initializers: Vec<TensorProto>,
+    /// Whether a node of the ONNX-ML domain was added.
+    pub uses_ml: bool,
     next: usize,
 }
 
@@ -70,6 +79,16 @@ impl Graph {
     pub fn op(&mut self, op: &str, inputs: &[&str], attrs: &[Attr]) -> String {
         let out = self.fresh(&op.to_ascii_lowercase());
         self.op_into(op, inputs, attrs, &out);
+        out
+    }
+
+    /// Adds node `op` of the ONNX-ML domain over `inputs`, returning its output.
+    pub fn ml_op(&mut self, op: &str, inputs: &[&str], attrs: &[Attr]) -> String {
+        let out = self.op(op, inputs, attrs);
+        if let Some(n) = self.nodes.last_mut() {
+            n.domain = ML_DOMAIN.into();
+        }
+        self.uses_ml = true;
         out
     }
 
@@ -162,6 +181,16 @@ fn attribute(a: &Attr) -> AttributeProto {
             p.name = name.into();
             p.type_ = AttributeType::FLOAT.into();
             p.f = v;
+        }
+        Attr::Ints(name, v) => {
+            p.name = name.into();
+            p.type_ = AttributeType::INTS.into();
+            p.ints = v.to_vec();
+        }
+        Attr::Strings(name, v) => {
+            p.name = name.into();
+            p.type_ = AttributeType::STRINGS.into();
+            p.strings = v.iter().map(|s| s.as_bytes().to_vec()).collect();
         }
     }
     p

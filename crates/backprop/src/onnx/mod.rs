@@ -42,6 +42,8 @@ use graph::{value_info, Attr, Graph, INTERNAL_PREFIX};
 
 /// The ONNX operator set the graph uses.
 pub const OPSET: i64 = 17;
+/// The ONNX-ML operator set, imported by models with text columns (`LabelEncoder`).
+pub const ML_OPSET: i64 = 2;
 /// The ONNX IR version written (ONNX Runtime reads 8 from version 1.10 on).
 pub const IR_VERSION: i64 = 8;
 /// Output of a regression model: the prediction in the target's units.
@@ -287,6 +289,7 @@ pub fn build(model: &Model, mode: InputMode) -> Result<ModelProto> {
         .iter()
         .map(|p| value_info(&p.name, p.elem, &p.shape, ""))
         .collect();
+    let uses_ml = g.uses_ml;
     graph.node = g.nodes;
     graph.initializer = g.initializers;
 
@@ -296,6 +299,12 @@ pub fn build(model: &Model, mode: InputMode) -> Result<ModelProto> {
     opset.domain = String::new();
     opset.version = OPSET;
     m.opset_import = vec![opset];
+    if uses_ml {
+        let mut ml = OperatorSetIdProto::new();
+        ml.domain = graph::ML_DOMAIN.into();
+        ml.version = ML_OPSET;
+        m.opset_import.push(ml);
+    }
     m.producer_name = "backprop".into();
     m.producer_version = env!("CARGO_PKG_VERSION").into();
     m.doc_string = format!(

@@ -205,26 +205,35 @@ fn join(g: &mut Graph, pieces: Vec<(String, Vec<usize>)>, widths: &[usize]) -> S
 /// One-hot encoding of the text input `name` (`N x 1`) over `categories`: a cell
 /// equal to a category sets its column; a missing cell (one of the CSV reader's
 /// missing texts, such as the empty string) counts as the category `"missing"`; any
-/// other text is all zeros.
+/// other text is all zeros. ONNX-ML's `LabelEncoder` maps the text to the category's
+/// index (-1 for none), as skl2onnx encodes categories (the standard `Equal` takes
+/// strings only from opset 19).
 fn one_hot(g: &mut Graph, name: &str, categories: &[String]) -> String {
     let k = categories.len();
-    let cats = g.strings("categories", &[1, k], categories);
-    let eq = g.bin("Equal", name, &cats);
-    let hot = g.cast(&eq, Elem::Float);
-    let Some(m) = categories.iter().position(|c| c == MISSING_CATEGORY) else {
-        return hot;
-    };
-    let tokens: Vec<String> = MISSING.iter().map(|s| s.to_string()).collect();
-    let tokens = g.strings("missing", &[1, tokens.len()], &tokens);
-    let is = g.bin("Equal", name, &tokens);
-    let is = g.cast(&is, Elem::Float);
-    let axes = g.i64s("axes", &[1], &[1]);
-    let flag = g.op("ReduceSum", &[&is, &axes], &[Attr::Int("keepdims", 1)]);
-    let mut unit = vec![0.0f32; k];
-    unit[m] = 1.0;
-    let unit = g.f32s("unit", &[1, k], &unit);
-    let add = g.bin("Mul", &flag, &unit);
-    g.bin("Add", &hot, &add)
+    let mut keys = categories.to_vec();
+    let mut values: Vec<i64> = (0..k as i64).collect();
+    if let Some(m) = categories.iter().position(|c| c == MISSING_CATEGORY) {
+        for t in MISSING
+            .iter()
+            .filter(|t| !categories.iter().any(|c| c == *t))
+        {
+            keys.push(t.to_string());
+            values.push(m as i64);
+        }
+    }
+    let index = g.ml_op(
+        "LabelEncoder",
+        &[name],
+        &[
+            Attr::Strings("keys_strings", &keys),
+            Attr::Ints("values_int64s", &values),
+            Attr::Int("default_int64", -1),
+        ],
+    );
+    let all: Vec<i64> = (0..k as i64).collect();
+    let all = g.i64s("categories", &[1, k], &all);
+    let hot = g.bin("Equal", &index, &all);
+    g.cast(&hot, Elem::Float)
 }
 
 /// The quantile transform of the columns of `x` (`N x G` double), column `c` over
