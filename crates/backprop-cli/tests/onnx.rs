@@ -37,7 +37,7 @@ impl Case {
     }
 
     fn is_idx(&self) -> bool {
-        !self.rows.extension().is_some_and(|e| e == "csv")
+        self.rows.extension().is_none_or(|e| e != "csv")
     }
 }
 

@@ -130,7 +130,7 @@ fn max_rel(a: &[Vec<f32>], b: &[Vec<f32>], floor: f32) -> (f32, String) {
     for (r, (x, y)) in a.iter().zip(b).enumerate() {
         for (u, v) in x.iter().zip(y) {
             let d = (u - v).abs() / u.abs().max(floor);
-            if !(d <= worst.0) {
+            if d > worst.0 || d.is_nan() {
                 worst = (d, format!("row {r}: library {u}, tract {v}"));
             }
         }

@@ -13,9 +13,6 @@ use onnx_protobuf::{
 /// The symbolic batch dimension of every input and output.
 pub const BATCH: &str = "N";
 
-/// Prefix of every value the builder names; graph inputs and outputs must not use it.
-pub const INTERNAL_PREFIX: &str = "bp.";
-
 /// Element types the graph's interface uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Elem {
@@ -66,13 +63,31 @@ pub struct Graph {
     /// Whether a node of the ONNX-ML domain was added.
     pub uses_ml: bool,
     next: usize,
+    /// Scalar constants already stored, by type and bits, so each is stored once.
+    scalars: std::collections::HashMap<(u8, u64), String>,
+    /// Names the builder must not give (the graph's inputs and outputs).
+    reserved: std::collections::HashSet<String>,
 }
 
 impl Graph {
-    /// A fresh value name (`bp.<hint>.<n>`).
-    pub fn fresh(&mut self, hint: &str) -> String {
-        self.next += 1;
-        format!("{INTERNAL_PREFIX}{hint}.{}", self.next)
+    /// A graph that names no value after the graph's inputs and outputs, `reserved`.
+    pub fn new(reserved: impl IntoIterator<Item = String>) -> Graph {
+        Graph {
+            reserved: reserved.into_iter().collect(),
+            ..Graph::default()
+        }
+    }
+
+    /// A fresh value name: `t<n>`, short (a graph names hundreds of values), skipping
+    /// the reserved names.
+    pub fn fresh(&mut self, _hint: &str) -> String {
+        loop {
+            self.next += 1;
+            let name = format!("t{}", self.next);
+            if !self.reserved.contains(&name) {
+                return name;
+            }
+        }
     }
 
     /// Adds node `op` over `inputs` writing a fresh value, and returns that value's name.
@@ -96,7 +111,6 @@ impl Graph {
     pub fn op_into(&mut self, op: &str, inputs: &[&str], attrs: &[Attr], out: &str) {
         let mut n = NodeProto::new();
         n.op_type = op.into();
-        n.name = format!("{INTERNAL_PREFIX}node.{}", self.nodes.len());
         n.input = inputs.iter().map(|s| s.to_string()).collect();
         n.output = vec![out.to_string()];
         n.attribute = attrs.iter().map(attribute).collect();
@@ -138,9 +152,25 @@ impl Graph {
         self.constant(hint, dims, Elem::Double, raw)
     }
 
-    /// A scalar double constant.
+    /// A scalar double constant (stored once however often it is used).
     pub fn f64(&mut self, v: f64) -> String {
-        self.f64s("c", &[], &[v])
+        if let Some(name) = self.scalars.get(&(0, v.to_bits())) {
+            return name.clone();
+        }
+        let name = self.f64s("c", &[], &[v]);
+        self.scalars.insert((0, v.to_bits()), name.clone());
+        name
+    }
+
+    /// A scalar float constant (stored once however often it is used).
+    pub fn f32(&mut self, v: f32) -> String {
+        let key = (1, u64::from(v.to_bits()));
+        if let Some(name) = self.scalars.get(&key) {
+            return name.clone();
+        }
+        let name = self.f32s("c", &[], &[v]);
+        self.scalars.insert(key, name.clone());
+        name
     }
 
     /// An int64 constant of shape `dims`.

@@ -38,7 +38,7 @@ use crate::data::prep::{Feature, Preprocessor, Target, TargetTransform};
 use crate::error::{Error, Result};
 use crate::model::{atomic_write, Model};
 use crate::{Activation, Network};
-use graph::{value_info, Attr, Graph, INTERNAL_PREFIX};
+use graph::{value_info, Attr, Graph};
 
 /// The ONNX operator set the graph uses.
 pub const OPSET: i64 = 17;
@@ -164,8 +164,8 @@ pub fn signature(model: &Model, mode: InputMode) -> Result<Signature> {
         ],
     };
     for p in &inputs {
-        if p.name.is_empty() || p.name.starts_with(INTERNAL_PREFIX) {
-            return Err(export(format!("the feature column `{}` cannot name a graph input (empty, or starting with `{INTERNAL_PREFIX}`, which the graph keeps for itself); rename the column and retrain", p.name)));
+        if p.name.is_empty() {
+            return Err(export("a feature column has an empty name, which cannot name a graph input; name the column and retrain".into()));
         }
         if outputs.iter().any(|o| o.name == p.name) {
             return Err(export(format!("the feature column `{}` has the name of a graph output; rename the column and retrain", p.name)));
@@ -216,12 +216,12 @@ fn activation(g: &mut Graph, x: &str, a: Activation) -> String {
         Activation::Elu => g.op("Elu", &[x], &[Attr::Float("alpha", ELU_ALPHA)]),
         Activation::Gelu => {
             // z Φ(z) = z (0.5 (1 + erf(z / √2))), in the Rust code's order.
-            let r = g.f32s("c", &[], &[std::f32::consts::FRAC_1_SQRT_2]);
+            let r = g.f32(std::f32::consts::FRAC_1_SQRT_2);
             let s = g.bin("Mul", x, &r);
             let e = g.op("Erf", &[&s], &[]);
-            let one = g.f32s("c", &[], &[1.0]);
+            let one = g.f32(1.0);
             let e = g.bin("Add", &one, &e);
-            let half = g.f32s("c", &[], &[0.5]);
+            let half = g.f32(0.5);
             let cdf = g.bin("Mul", &half, &e);
             g.bin("Mul", x, &cdf)
         }
@@ -234,7 +234,12 @@ pub fn build(model: &Model, mode: InputMode) -> Result<ModelProto> {
     let prep = &model.meta.preprocessor;
     let sig = signature(model, mode)?;
     let mode = resolve(prep, mode)?;
-    let mut g = Graph::default();
+    let mut g = Graph::new(
+        sig.inputs
+            .iter()
+            .chain(&sig.outputs)
+            .map(|p| p.name.clone()),
+    );
     let mut x = preprocess::build(&mut g, prep, mode);
     for (i, l) in layers(&model.network)?.into_iter().enumerate() {
         let w = g.f32s(
@@ -282,7 +287,7 @@ pub fn build(model: &Model, mode: InputMode) -> Result<ModelProto> {
     graph.input = sig
         .inputs
         .iter()
-        .map(|p| value_info(&p.name, p.elem, &p.shape, "raw feature column"))
+        .map(|p| value_info(&p.name, p.elem, &p.shape, ""))
         .collect();
     graph.output = sig
         .outputs

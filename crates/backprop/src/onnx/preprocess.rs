@@ -324,41 +324,39 @@ fn horner(g: &mut Graph, coefs: &[f64], q: &str) -> String {
 }
 
 /// Acklam's approximation of the normal quantile of `p` (in `[1e-7, 1 - 1e-7]`):
-/// the tail form below `P_LOW` and above `1 - P_LOW`, the central form between.
+/// the tail form below `P_LOW` and above `1 - P_LOW`, the central form between. The
+/// two tails are one computation on `u = min(p, 1 - p)`, negated for the upper tail:
+/// Rust's upper-tail form is the lower one on `1 - p`, negated, so this is the same
+/// arithmetic.
 fn inverse_normal(g: &mut Graph, p: &str) -> String {
     let d1: Vec<f64> = ACKLAM_D.iter().copied().chain([1.0]).collect();
     let b1: Vec<f64> = ACKLAM_B.iter().copied().chain([1.0]).collect();
+    let one = g.f64(1.0);
+    let half = g.f64(0.5);
+    // Tails.
+    let lower = g.bin("Less", p, &half);
+    let flip = g.bin("Sub", &one, p);
+    let u = g.op("Where", &[&lower, p, &flip], &[]);
+    let ln = g.op("Log", &[&u], &[]);
     let minus_two = g.f64(-2.0);
-    let tail_q = |g: &mut Graph, p: &str| {
-        let ln = g.op("Log", &[p], &[]);
-        let m = g.bin("Mul", &minus_two, &ln);
-        g.op("Sqrt", &[&m], &[])
-    };
-    // Lower tail.
-    let q = tail_q(g, p);
+    let m = g.bin("Mul", &minus_two, &ln);
+    let q = g.op("Sqrt", &[&m], &[]);
     let num = horner(g, &ACKLAM_C, &q);
     let den = horner(g, &d1, &q);
-    let low = g.bin("Div", &num, &den);
+    let tail = g.bin("Div", &num, &den);
+    let negated = g.op("Neg", &[&tail], &[]);
+    let tail = g.op("Where", &[&lower, &tail, &negated], &[]);
     // Centre.
-    let half = g.f64(0.5);
     let q = g.bin("Sub", p, &half);
     let r = g.bin("Mul", &q, &q);
     let num = horner(g, &ACKLAM_A, &r);
     let num = g.bin("Mul", &num, &q);
     let den = horner(g, &b1, &r);
     let mid = g.bin("Div", &num, &den);
-    // Upper tail.
-    let one = g.f64(1.0);
-    let u = g.bin("Sub", &one, p);
-    let q = tail_q(g, &u);
-    let num = horner(g, &ACKLAM_C, &q);
-    let num = g.op("Neg", &[&num], &[]);
-    let den = horner(g, &d1, &q);
-    let high = g.bin("Div", &num, &den);
     let p_low = g.f64(ACKLAM_P_LOW);
     let p_high = g.f64(1.0 - ACKLAM_P_LOW);
-    let central = g.bin("LessOrEqual", p, &p_high);
-    let x = g.op("Where", &[&central, &mid, &high], &[]);
-    let lower = g.bin("Less", p, &p_low);
-    g.op("Where", &[&lower, &low, &x], &[])
+    let above = g.bin("GreaterOrEqual", p, &p_low);
+    let below = g.bin("LessOrEqual", p, &p_high);
+    let central = g.op("And", &[&above, &below], &[]);
+    g.op("Where", &[&central, &mid, &tail], &[])
 }
