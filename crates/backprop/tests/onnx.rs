@@ -391,6 +391,60 @@ fn the_file_declares_its_interface_and_is_the_numbers_it_holds() {
     );
 }
 
+/// The default model's shape (8 quantile-scaled columns of 1000 references, an
+/// 8-256-256-128-1 network): the file is within 1% of the numbers it must hold.
+#[test]
+fn a_default_sized_file_is_within_one_percent_of_its_numbers() {
+    let features = (0..8)
+        .map(|j| Feature::Numeric {
+            name: format!("column{j}"),
+            median: 0.5,
+            scaler: Scaler::Quantile {
+                references: (0..1000).map(|i| (i * (j + 1)) as f64 / 999.0).collect(),
+            },
+            constant: false,
+        })
+        .collect();
+    let prep = Preprocessor {
+        features,
+        target: Target::Regression {
+            name: "y".into(),
+            transform: TargetTransform::None,
+            mean: 2.0,
+            std: 1.2,
+        },
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let net = NetworkConfig {
+        inputs: 8,
+        hidden: vec![256, 256, 128],
+        outputs: 1,
+        ..Default::default()
+    }
+    .init(&mut rng)
+    .unwrap();
+    let m = Model::new(net, prep, TrainConfig::default());
+    let proto = onnx::build(&m, InputMode::Auto).unwrap();
+    let bytes = onnx::to_bytes(&proto).unwrap().len();
+    // The constants: weights as floats, references as doubles, medians, range ends,
+    // the formulas' coefficients; the weights and references make nearly all of it.
+    let numbers: usize = proto
+        .graph
+        .initializer
+        .iter()
+        .map(|t| t.raw_data.len())
+        .sum();
+    let at_least = 4 * m.network.num_params() + 8 * (8 * 1000 + 3 * 8);
+    assert!(
+        (at_least..at_least + 1024).contains(&numbers),
+        "{numbers} bytes of numbers"
+    );
+    assert!(
+        bytes < numbers + numbers / 100,
+        "{bytes} bytes for {numbers} bytes of numbers"
+    );
+}
+
 #[test]
 fn models_the_graph_cannot_take_are_refused_with_a_reason() {
     let t = table();

@@ -69,7 +69,7 @@ pub(super) fn build(g: &mut Graph, prep: &Preprocessor, mode: InputMode) -> Stri
     }
     if !numeric.is_empty() {
         let raw = match mode {
-            InputMode::Pixels => PIXELS_INPUT.to_string(),
+            InputMode::Pixels => g.cast(PIXELS_INPUT, Elem::Double),
             _ => {
                 let names: Vec<&str> = numeric.iter().map(|n| prep.features[n.0].name()).collect();
                 if names.len() == 1 {
@@ -81,10 +81,6 @@ pub(super) fn build(g: &mut Graph, prep: &Preprocessor, mode: InputMode) -> Stri
         };
         let medians: Vec<f64> = numeric.iter().map(|n| n.1).collect();
         let scalers: Vec<&Scaler> = numeric.iter().map(|n| n.2).collect();
-        let raw = match mode {
-            InputMode::Pixels => g.cast(&raw, Elem::Double),
-            _ => raw,
-        };
         let x = impute(g, &raw, &medians);
         let scaled = scale(g, &x, &scalers);
         let block = g.cast(&scaled, Elem::Float);
