@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         args::Command::Predict(a) => commands::predict::run(a),
         args::Command::Inspect(a) => commands::inspect::run(a),
         args::Command::Explain(a) => commands::explain::run(a),
+        args::Command::Export(a) => commands::export::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -85,6 +85,12 @@ pub enum Error {
         /// What the optimizer and the network need.
         expected: String,
     },
+    /// A model cannot be exported (to ONNX), or its export cannot be encoded.
+    #[error("cannot export the model: {reason}")]
+    Export {
+        /// What is wrong and what to do.
+        reason: String,
+    },
 }
 
 /// Shorthand for results in this crate.

@@ -57,6 +57,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod model;
 pub mod network;
+pub mod onnx;
 pub mod optim;
 mod patterns;
 pub mod seed;

@@ -9,7 +9,8 @@ mod train;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use backprop::onnx::InputMode;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use explain::{DescentArgs, ExplainArgs, ExplainCommand, LandscapeArgs, LrArgs};
 pub use train::TrainArgs;
@@ -43,6 +44,35 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Pictures of how a network learns: cost surfaces, gradient descent, learning rates.
     Explain(ExplainArgs),
+    /// Write a saved model, preprocessing included, as an ONNX file.
+    Export(ExportArgs),
+}
+
+/// Formats `backprop export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// ONNX (opset 17, IR version 8): raw feature columns in, predictions out.
+    #[default]
+    Onnx,
+}
+
+/// Flags of `backprop export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Model folder written by `backprop train`.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = Format::Onnx)]
+    pub format: Format,
+    /// Where to write the file [default: DIR/model.onnx].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Graph inputs: one per feature column (`columns`, named after it), one `[N, F]`
+    /// float tensor `pixels` (`pixels`, for image models), or chosen by the model
+    /// (`auto`).
+    #[arg(long, value_enum, default_value_t = InputMode::Auto)]
+    pub inputs: InputMode,
 }
 
 /// Flags of `backprop evaluate`.

@@ -51,6 +51,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         m.preprocessor.input_width()
     );
     print_features(&m.preprocessor.features);
+    print_onnx(&model);
     let t = &m.training;
     println!(
         "\ntraining: loss {}, optimizer {}, lr {}, schedule {}, batch {}, {}, seed {}",
@@ -121,5 +122,24 @@ fn print_features(features: &[Feature]) {
                 categories.join(", ")
             ),
         }
+    }
+}
+
+/// The inputs and outputs `backprop export` would give the model.
+fn print_onnx(model: &Model) {
+    const SHOWN: usize = 20;
+    match backprop::onnx::signature(model, backprop::onnx::InputMode::Auto) {
+        Ok(sig) => {
+            let list = |ports: &[backprop::onnx::Port]| {
+                let mut s: Vec<String> = ports.iter().take(SHOWN).map(|p| p.to_string()).collect();
+                if ports.len() > SHOWN {
+                    s.push(format!("... ({} in all)", ports.len()));
+                }
+                s.join(", ")
+            };
+            println!("\nonnx (backprop export): inputs {}", list(&sig.inputs));
+            println!("                        outputs {}", list(&sig.outputs));
+        }
+        Err(e) => println!("\nonnx (backprop export): {e}"),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod evaluate;
 pub mod explain;
+pub mod export;
 pub mod inspect;
 pub mod predict;
 pub mod train;

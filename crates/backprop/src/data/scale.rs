@@ -79,7 +79,7 @@ pub enum Scaler {
 /// Number of quantile levels stored by the quantile scaler (scikit-learn's default).
 pub const QUANTILES: usize = 1000;
 /// Clipping of quantile levels before the inverse normal CDF (scikit-learn's bounds).
-const QUANTILE_CLIP: f64 = 1e-7;
+pub(crate) const QUANTILE_CLIP: f64 = 1e-7;
 
 impl Scaler {
     /// Fits the scaler to `values` (no NaN).
@@ -318,40 +318,53 @@ fn interp_level_rev(refs: &[f64], x: f64) -> f64 {
     1.0 - ((i - 1) as f64 + t) / (n - 1) as f64
 }
 
+/// Acklam's rational approximation of the normal quantile function: numerator (`A`)
+/// and denominator (`B`) of the central region, and of the tails (`C`, `D`); shared
+/// with the ONNX export, which builds the same formula from graph operations.
+#[allow(clippy::excessive_precision)] // Acklam's published coefficients, kept verbatim.
+pub(crate) const ACKLAM_A: [f64; 6] = [
+    -3.969683028665376e1,
+    2.209460984245205e2,
+    -2.759285104469687e2,
+    1.383577518672690e2,
+    -3.066479806614716e1,
+    2.506628277459239,
+];
+#[allow(clippy::excessive_precision)]
+pub(crate) const ACKLAM_B: [f64; 5] = [
+    -5.447609879822406e1,
+    1.615858368580409e2,
+    -1.556989798598866e2,
+    6.680131188771972e1,
+    -1.328068155288572e1,
+];
+#[allow(clippy::excessive_precision)]
+pub(crate) const ACKLAM_C: [f64; 6] = [
+    -7.784894002430293e-3,
+    -3.223964580411365e-1,
+    -2.400758277161838,
+    -2.549732539343734,
+    4.374664141464968,
+    2.938163982698783,
+];
+#[allow(clippy::excessive_precision)]
+pub(crate) const ACKLAM_D: [f64; 4] = [
+    7.784695709041462e-3,
+    3.224671290700398e-1,
+    2.445134137142996,
+    3.754408661907416,
+];
+/// Below this level (and above one minus it) Acklam's tail form is used.
+pub(crate) const ACKLAM_P_LOW: f64 = 0.02425;
+
 /// The standard normal quantile function (Acklam's rational approximation refined by
 /// one Halley step; relative error below 1e-12).
-#[allow(clippy::excessive_precision)] // Acklam's published coefficients, kept verbatim.
 pub fn inverse_normal_cdf(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969683028665376e1,
-        2.209460984245205e2,
-        -2.759285104469687e2,
-        1.383577518672690e2,
-        -3.066479806614716e1,
-        2.506628277459239,
-    ];
-    const B: [f64; 5] = [
-        -5.447609879822406e1,
-        1.615858368580409e2,
-        -1.556989798598866e2,
-        6.680131188771972e1,
-        -1.328068155288572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784894002430293e-3,
-        -3.223964580411365e-1,
-        -2.400758277161838,
-        -2.549732539343734,
-        4.374664141464968,
-        2.938163982698783,
-    ];
-    const D: [f64; 4] = [
-        7.784695709041462e-3,
-        3.224671290700398e-1,
-        2.445134137142996,
-        3.754408661907416,
-    ];
-    let p_low = 0.02425;
+    const A: [f64; 6] = ACKLAM_A;
+    const B: [f64; 5] = ACKLAM_B;
+    const C: [f64; 6] = ACKLAM_C;
+    const D: [f64; 4] = ACKLAM_D;
+    let p_low = ACKLAM_P_LOW;
     let x = if p < p_low {
         let q = (-2.0 * p.ln()).sqrt();
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])

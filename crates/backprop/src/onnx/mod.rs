@@ -1,0 +1,368 @@
+//! Export of a trained [`Model`] to ONNX, preprocessing included, so that any ONNX
+//! runtime scores the raw feature columns exactly as `backprop predict` does.
+//!
+//! The graph (opset [`OPSET`], IR version [`IR_VERSION`], read by ONNX Runtime 1.16
+//! and later) has a symbolic batch dimension `N` and:
+//! - **inputs**: in [`InputMode::Columns`] one per feature column, named after it,
+//!   `[N, 1]`, `double` for numeric columns (NaN for a missing cell) and `string`
+//!   for text columns (the trimmed cell; the empty string or another of the CSV
+//!   reader's missing texts for a missing cell), the convention skl2onnx uses for data
+//!   frames, with doubles (a data frame's numbers) rather than floats so the graph
+//!   sees the values `backprop predict` parses: the quantile transform jumps at values
+//!   tied in training, and a float can land on the other side of the jump;
+//!   in [`InputMode::Pixels`] one `float` input `pixels`, `[N, F]`, the features in
+//!   order (the raw pixel values 0-255 of an image model, exact as floats);
+//! - **preprocessing**: median imputation, the fitted scaling, one-hot encoding (a
+//!   missing cell is the category `"missing"`, an unseen category all zeros);
+//! - **layers**: `Gemm` with `transB = 1` on the `[out, in]` weights, then the
+//!   activation;
+//! - **outputs**: `prediction` (`[N, 1]`, regression, in the target's units), or
+//!   `label` (`[N]`, string) and `probabilities` (`[N, K]`, softmax) for
+//!   classification;
+//! - **metadata**: the feature columns, the target, the classes and the version of
+//!   backprop that wrote it.
+
+mod graph;
+mod preprocess;
+
+use std::path::Path;
+
+use onnx_protobuf::{GraphProto, Message, OperatorSetIdProto, StringStringEntryProto};
+
+pub use graph::{Dim, Elem};
+pub use onnx_protobuf::ModelProto;
+pub use preprocess::{InputMode, PIXELS_INPUT};
+
+use crate::activation::{ELU_ALPHA, LEAKY_SLOPE};
+use crate::data::prep::{Feature, Preprocessor, Target, TargetTransform};
+use crate::error::{Error, Result};
+use crate::model::{atomic_write, Model};
+use crate::{Activation, Network};
+use graph::{value_info, Attr, Graph};
+
+/// The ONNX operator set the graph uses.
+pub const OPSET: i64 = 17;
+/// The ONNX-ML operator set, imported by models with text columns (`LabelEncoder`).
+pub const ML_OPSET: i64 = 2;
+/// The ONNX IR version written (ONNX Runtime reads 8 from version 1.10 on).
+pub const IR_VERSION: i64 = 8;
+/// Output of a regression model: the prediction in the target's units.
+pub const PREDICTION: &str = "prediction";
+/// Output of a classifier: the predicted class.
+pub const LABEL: &str = "label";
+/// Output of a classifier: the probability of every class.
+pub const PROBABILITIES: &str = "probabilities";
+
+/// An input or output of the exported graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// Its name.
+    pub name: String,
+    /// Element type ([`Elem::Float`] or [`Elem::String`]).
+    pub elem: Elem,
+    /// Its shape; [`Dim::Batch`] is the symbolic batch dimension `N`.
+    pub shape: Vec<Dim>,
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let elem = match self.elem {
+            Elem::Float => "float",
+            Elem::Double => "double",
+            Elem::Int64 => "int64",
+            Elem::String => "string",
+            Elem::Bool => "bool",
+        };
+        let dims: Vec<String> = self
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dim::Batch => graph::BATCH.to_string(),
+                Dim::Fixed(n) => n.to_string(),
+            })
+            .collect();
+        write!(f, "{} {elem}[{}]", self.name, dims.join(", "))
+    }
+}
+
+/// The inputs and outputs a model exports to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// Graph inputs, in order.
+    pub inputs: Vec<Port>,
+    /// Graph outputs, in order.
+    pub outputs: Vec<Port>,
+}
+
+/// Whether `prep` is an image model's: every feature numeric and named
+/// `pixel_<row>_<col>`.
+fn is_image_model(prep: &Preprocessor) -> bool {
+    prep.features.iter().all(|f| {
+        matches!(f, Feature::Numeric { .. })
+            && f.name().strip_prefix("pixel_").is_some_and(|rc| {
+                rc.split_once('_')
+                    .is_some_and(|(r, c)| r.parse::<usize>().is_ok() && c.parse::<usize>().is_ok())
+            })
+    })
+}
+
+/// The concrete input mode for `prep` (`Auto` resolved), checked to fit it.
+pub fn resolve(prep: &Preprocessor, mode: InputMode) -> Result<InputMode> {
+    match mode {
+        InputMode::Auto if is_image_model(prep) => Ok(InputMode::Pixels),
+        InputMode::Auto | InputMode::Columns => Ok(InputMode::Columns),
+        InputMode::Pixels => match prep.features.iter().find(|f| !matches!(f, Feature::Numeric { .. })) {
+            Some(f) => Err(export(format!("--inputs pixels needs every feature numeric, but `{}` is a text column; use --inputs columns", f.name()))),
+            None => Ok(InputMode::Pixels),
+        },
+    }
+}
+
+fn export(reason: String) -> Error {
+    Error::Export { reason }
+}
+
+/// The inputs and outputs `model` exports to in `mode`.
+pub fn signature(model: &Model, mode: InputMode) -> Result<Signature> {
+    let prep = &model.meta.preprocessor;
+    let mode = resolve(prep, mode)?;
+    let inputs: Vec<Port> = preprocess::inputs(prep, mode)
+        .into_iter()
+        .map(|(name, elem, shape)| Port { name, elem, shape })
+        .collect();
+    let outputs = match &prep.target {
+        Target::Regression { .. } => vec![Port {
+            name: PREDICTION.into(),
+            elem: Elem::Float,
+            shape: vec![Dim::Batch, Dim::Fixed(1)],
+        }],
+        Target::Classification { classes, .. } => vec![
+            Port {
+                name: LABEL.into(),
+                elem: Elem::String,
+                shape: vec![Dim::Batch],
+            },
+            Port {
+                name: PROBABILITIES.into(),
+                elem: Elem::Float,
+                shape: vec![Dim::Batch, Dim::Fixed(classes.len())],
+            },
+        ],
+    };
+    for p in &inputs {
+        if p.name.is_empty() {
+            return Err(export("a feature column has an empty name, which cannot name a graph input; name the column and retrain".into()));
+        }
+        if outputs.iter().any(|o| o.name == p.name) {
+            return Err(export(format!("the feature column `{}` has the name of a graph output; rename the column and retrain", p.name)));
+        }
+    }
+    Ok(Signature { inputs, outputs })
+}
+
+/// One dense layer as the export reads it.
+struct LayerView<'a> {
+    inputs: usize,
+    outputs: usize,
+    /// `[outputs, inputs]`, row-major.
+    weight: &'a [f32],
+    bias: &'a [f32],
+    activation: Activation,
+}
+
+/// The network's layers, read through its public accessors: the one place the export
+/// depends on how layers are stored. A layer kind that cannot be exported is refused
+/// here, naming it.
+fn layers(net: &Network) -> Result<Vec<LayerView<'_>>> {
+    Ok(net
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (weight, bias) = l.split(net.layer_params(i));
+            LayerView {
+                inputs: l.inputs,
+                outputs: l.outputs,
+                weight,
+                bias,
+                activation: l.activation,
+            }
+        })
+        .collect())
+}
+
+/// `f(x)` for activation `a`, as [`Activation::forward`] computes it.
+fn activation(g: &mut Graph, x: &str, a: Activation) -> String {
+    match a {
+        Activation::Identity => x.to_string(),
+        Activation::Sigmoid => g.op("Sigmoid", &[x], &[]),
+        Activation::Tanh => g.op("Tanh", &[x], &[]),
+        Activation::Relu => g.op("Relu", &[x], &[]),
+        Activation::LeakyRelu => g.op("LeakyRelu", &[x], &[Attr::Float("alpha", LEAKY_SLOPE)]),
+        Activation::Elu => g.op("Elu", &[x], &[Attr::Float("alpha", ELU_ALPHA)]),
+        Activation::Gelu => {
+            // z Φ(z) = z (0.5 (1 + erf(z / √2))), in the Rust code's order.
+            let r = g.f32(std::f32::consts::FRAC_1_SQRT_2);
+            let s = g.bin("Mul", x, &r);
+            let e = g.op("Erf", &[&s], &[]);
+            let one = g.f32(1.0);
+            let e = g.bin("Add", &one, &e);
+            let half = g.f32(0.5);
+            let cdf = g.bin("Mul", &half, &e);
+            g.bin("Mul", x, &cdf)
+        }
+        Activation::Softmax => g.op("Softmax", &[x], &[Attr::Int("axis", -1)]),
+    }
+}
+
+/// The ONNX model of `model` with inputs in `mode`.
+pub fn build(model: &Model, mode: InputMode) -> Result<ModelProto> {
+    let prep = &model.meta.preprocessor;
+    let sig = signature(model, mode)?;
+    let mode = resolve(prep, mode)?;
+    let mut g = Graph::new(
+        sig.inputs
+            .iter()
+            .chain(&sig.outputs)
+            .map(|p| p.name.clone()),
+    );
+    let mut x = preprocess::build(&mut g, prep, mode);
+    for (i, l) in layers(&model.network)?.into_iter().enumerate() {
+        let w = g.f32s(
+            &format!("layers.{i}.weight"),
+            &[l.outputs, l.inputs],
+            l.weight,
+        );
+        let b = g.f32s(&format!("layers.{i}.bias"), &[l.outputs], l.bias);
+        let z = g.op("Gemm", &[&x, &w, &b], &[Attr::Int("transB", 1)]);
+        x = activation(&mut g, &z, l.activation);
+    }
+    match &prep.target {
+        Target::Regression {
+            transform,
+            mean,
+            std,
+            ..
+        } => {
+            // z * std + mean in double, then exp for a log target (Target::inverse).
+            let z = g.cast(&x, Elem::Double);
+            let s = g.f64(*std);
+            let m = g.f64(*mean);
+            let t = g.bin("Mul", &z, &s);
+            let mut t = g.bin("Add", &t, &m);
+            if *transform == TargetTransform::Log {
+                t = g.op("Exp", &[&t], &[]);
+            }
+            g.op_into("Cast", &[&t], &[Attr::Int("to", 1)], PREDICTION);
+        }
+        Target::Classification { classes, .. } => {
+            g.op_into("Softmax", &[&x], &[Attr::Int("axis", -1)], PROBABILITIES);
+            // The first of equal probabilities, as `backprop predict` picks it.
+            let best = g.op(
+                "ArgMax",
+                &[PROBABILITIES],
+                &[Attr::Int("axis", 1), Attr::Int("keepdims", 0)],
+            );
+            let names = g.strings("classes", &[classes.len()], classes);
+            g.op_into("Gather", &[&names, &best], &[Attr::Int("axis", 0)], LABEL);
+        }
+    }
+    let mut graph = GraphProto::new();
+    graph.name = "backprop".into();
+    graph.doc_string = "Preprocessing and network of a backprop model".into();
+    graph.input = sig
+        .inputs
+        .iter()
+        .map(|p| value_info(&p.name, p.elem, &p.shape, ""))
+        .collect();
+    graph.output = sig
+        .outputs
+        .iter()
+        .map(|p| value_info(&p.name, p.elem, &p.shape, ""))
+        .collect();
+    let uses_ml = g.uses_ml;
+    graph.node = g.nodes;
+    graph.initializer = g.initializers;
+
+    let mut m = ModelProto::new();
+    m.ir_version = IR_VERSION;
+    let mut opset = OperatorSetIdProto::new();
+    opset.domain = String::new();
+    opset.version = OPSET;
+    m.opset_import = vec![opset];
+    if uses_ml {
+        let mut ml = OperatorSetIdProto::new();
+        ml.domain = graph::ML_DOMAIN.into();
+        ml.version = ML_OPSET;
+        m.opset_import.push(ml);
+    }
+    m.producer_name = "backprop".into();
+    m.producer_version = env!("CARGO_PKG_VERSION").into();
+    m.doc_string = format!(
+        "{} of `{}` by a feed-forward network trained with backprop",
+        match prep.target {
+            Target::Regression { .. } => "Regression",
+            Target::Classification { .. } => "Classification",
+        },
+        prep.target.name()
+    );
+    m.metadata_props = metadata(prep, mode);
+    m.graph = Some(graph).into();
+    Ok(m)
+}
+
+fn metadata(prep: &Preprocessor, mode: InputMode) -> Vec<StringStringEntryProto> {
+    let names: Vec<&str> = prep.features.iter().map(Feature::name).collect();
+    let json = |v: &[&str]| serde_json::to_string(v).unwrap_or_default();
+    let mut props = vec![
+        ("backprop_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("feature_columns", json(&names)),
+        ("target", prep.target.name().to_string()),
+        (
+            "inputs",
+            match mode {
+                InputMode::Pixels => "pixels",
+                _ => "columns",
+            }
+            .to_string(),
+        ),
+    ];
+    match &prep.target {
+        Target::Regression { transform, .. } => {
+            props.push(("task", "regression".into()));
+            let t = match transform {
+                TargetTransform::None => "none",
+                TargetTransform::Log => "log",
+            };
+            props.push(("target_transform", t.into()));
+        }
+        Target::Classification { classes, .. } => {
+            props.push(("task", "classification".into()));
+            let c: Vec<&str> = classes.iter().map(String::as_str).collect();
+            props.push(("classes", json(&c)));
+        }
+    }
+    props
+        .into_iter()
+        .map(|(k, v)| {
+            let mut e = StringStringEntryProto::new();
+            e.key = k.into();
+            e.value = v;
+            e
+        })
+        .collect()
+}
+
+/// The serialised bytes of `proto`.
+pub fn to_bytes(proto: &ModelProto) -> Result<Vec<u8>> {
+    proto
+        .write_to_bytes()
+        .map_err(|e| export(format!("cannot serialise the ONNX model ({e})")))
+}
+
+/// Writes `model` as ONNX (inputs in `mode`) to `path`, atomically: a temporary file
+/// beside it renamed over it, so a failure leaves nothing half-written.
+pub fn save(model: &Model, mode: InputMode, path: &Path) -> Result<()> {
+    let bytes = to_bytes(&build(model, mode)?)?;
+    atomic_write(path, &bytes)
+}
