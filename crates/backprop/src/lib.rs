@@ -42,32 +42,51 @@
 //! ```
 #![deny(missing_docs)]
 
+// Everything but `kernels` is free of `unsafe` code (see `kernels` for why it has some).
+#[forbid(unsafe_code)]
 pub mod activation;
+#[forbid(unsafe_code)]
 pub mod checkpoint;
-mod columns;
+#[forbid(unsafe_code)]
 pub mod data;
+#[forbid(unsafe_code)]
+mod dispatch;
+#[forbid(unsafe_code)]
 pub mod error;
+#[forbid(unsafe_code)]
 pub mod explain;
+#[forbid(unsafe_code)]
 pub mod gradcheck;
-mod head;
+#[forbid(unsafe_code)]
 pub mod init;
+pub mod kernels;
+#[forbid(unsafe_code)]
 pub mod layer;
+#[forbid(unsafe_code)]
 pub mod loss;
+#[forbid(unsafe_code)]
 pub mod matrix;
+#[forbid(unsafe_code)]
 pub mod metrics;
+#[forbid(unsafe_code)]
 pub mod model;
+#[forbid(unsafe_code)]
 pub mod network;
+#[forbid(unsafe_code)]
 pub mod optim;
-mod patterns;
+#[forbid(unsafe_code)]
 pub mod seed;
 #[cfg(test)]
 mod test_util;
+#[forbid(unsafe_code)]
+mod trace;
+#[forbid(unsafe_code)]
 pub mod train;
 
 pub use activation::Activation;
 pub use error::{Error, Result};
 pub use init::Init;
-pub use layer::Dense;
+pub use layer::{Dense, Layer};
 pub use loss::Loss;
 pub use matrix::Matrix;
 pub use network::{Network, NetworkConfig, Trace};

@@ -876,7 +876,10 @@ fn check_shapes(net: &Network, d: &Dataset, loss: Loss) -> Result<()> {
         });
     }
     if loss.takes_logits()
-        && net.layers().last().map(|l| l.activation) != Some(crate::Activation::Identity)
+        && net
+            .dense(net.layers().len() - 1)
+            .map(|(l, ..)| l.activation)
+            != Some(crate::Activation::Identity)
     {
         return Err(Error::config("loss", format!("{loss} applies the sigmoid/softmax itself; the output layer must be identity (logits)")));
     }

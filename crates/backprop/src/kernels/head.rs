@@ -12,8 +12,8 @@
 
 use multiversion::multiversion;
 
-use crate::activation::{WithDerivative, WithFunction};
-use crate::matrix::{dots, View};
+use super::{dots, WithDerivative, WithFunction};
+use crate::matrix::View;
 
 /// Forward: `x ← f(x + b)` row by row (the layer below), and `out_r = x_r · w` (the
 /// single-output layer's product, before its bias), [`FORWARD_ROWS`] rows at a time.

@@ -24,7 +24,7 @@
 
 use multiversion::multiversion;
 
-use crate::matrix::PARALLEL_MIN_FLOPS;
+use super::PARALLEL_MIN_FLOPS;
 
 /// Units per group: a group's patterns of active units index its 16 table rows.
 const GROUP: usize = 4;
@@ -278,8 +278,9 @@ fn store(dx: &mut [f32], s: f32, acc: &[f32; PART]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gemm;
     use super::*;
-    use crate::matrix::{gemm, View};
+    use crate::matrix::View;
 
     /// A deterministic spread of values in [-1, 1), about half of them positive.
     fn values(n: usize, seed: u32) -> Vec<f32> {
