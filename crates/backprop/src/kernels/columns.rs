@@ -11,9 +11,8 @@
 //! pays. The columns that remain, and the same columns of the weight, are copied
 //! together in runs (active columns lie next to each other: the middle of each image
 //! row), and the products run on the narrower copies with the same multiply kernel as
-//! always. The weight gradient's left-out columns are written as zeros. On MNIST a
-//! training step took 9-10% less time on one thread and 7-16% less on two (see
-//! `BENCHMARKS.md`, item 19).
+//! always. The weight gradient's left-out columns are written as zeros. See
+//! BENCHMARKS.md, D19.
 //!
 //! The results are the same sums less terms that are exactly zero; the order in which
 //! the product kernel adds the remaining terms may differ, so the last bit of a

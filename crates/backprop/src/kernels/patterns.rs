@@ -16,10 +16,10 @@
 //! its rows for all 16 patterns of active units; a row of `dx` is then `J / 4` table
 //! rows added and one multiplication, where the product takes `J` multiply-adds per
 //! column. The table is built per piece of the batch (15 rows of `K` values per
-//! group), which pays from a few hundred rows up ([`MIN_ROWS`]).
+//! group), which pays from a few hundred rows up ([`MIN_ROWS`]; BENCHMARKS.md, D25).
 //!
 //! The sum is the product's in another order, so the two differ in the last bits.
-//! Both orders are fixed and the choice between them depends on the shape alone (not
+//! Both orders are fixed and the choice between them depends on the shape alone (D27; not
 //! on the thread count), so a run repeats to the bit on any number of threads.
 
 use multiversion::multiversion;

@@ -60,7 +60,7 @@ pub trait Layer: fmt::Debug + Send + Sync {
     /// is given (the first layer of a network has no one to pass it to).
     fn backward(&self, pass: Backward<'_>);
 
-    /// A boxed copy (networks are cloned, e.g. to keep the best weights' shape).
+    /// A boxed copy (a [`crate::Network`] is `Clone`).
     fn boxed_clone(&self) -> Box<dyn Layer>;
 
     /// This layer as a [`Dense`] layer, if it is one.

@@ -353,8 +353,7 @@ impl GradientReducer for LocalReducer {}
 /// in full-batch gradient descent) is processed in pieces of this many rows whose
 /// gradients are summed: each piece's activations then stay in cache from the forward
 /// pass to the backward pass, where the whole batch's would stream from memory several
-/// times per layer. Measured on 8-64-64-1 at full batch (16,512 rows): see
-/// `BENCHMARKS.md`.
+/// times per layer. See BENCHMARKS.md, D4.
 pub const PIECE_ROWS: usize = 512;
 
 /// Rows evaluated at once when computing losses and predictions of a whole data set.

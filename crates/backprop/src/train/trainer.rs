@@ -68,8 +68,8 @@ impl Trainer {
     /// Large products and optimizer steps are split over the threads of the current
     /// rayon pool. Call this inside that pool (`pool.install(|| trainer.fit(..))`, as
     /// `backprop train` does) when it has more than one thread: from outside, every
-    /// split hands both halves to the pool's threads and waits for them. On MNIST
-    /// (784-512-256-10, batch 128, 2 threads) an epoch took about 6% longer that way.
+    /// split hands both halves to the pool's threads and waits for them, which costs
+    /// time on every product (BENCHMARKS.md, D20).
     pub fn fit(
         &self,
         net: &mut Network,
