@@ -18,7 +18,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use backprop::activation::Activation;
-use backprop::matrix::{gemm, View};
+use backprop::kernels::gemm;
+use backprop::matrix::View;
 use backprop::optim::OptimizerKind;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};

@@ -25,8 +25,9 @@
 use std::hint::black_box;
 
 use backprop::activation::Activation;
+use backprop::kernels::gemm;
 use backprop::loss::Loss;
-use backprop::matrix::{gemm, Matrix, View};
+use backprop::matrix::{Matrix, View};
 use backprop::network::{Network, NetworkConfig, Trace};
 use backprop::optim::{Optimizer, OptimizerKind};
 use backprop::train::{BatchSize, Dataset, TrainConfig, Trainer, PIECE_ROWS};

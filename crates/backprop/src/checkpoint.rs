@@ -120,7 +120,10 @@ impl Checkpoint {
             bad_epochs: schedule_bad_epochs,
         } = schedule;
         let meta = Meta {
-            layers: net.layers().to_vec(),
+            layers: net.dense_layers().ok_or_else(|| {
+                let i = net.layers().iter().position(|l| l.as_dense().is_none());
+                crate::model::unsavable(net, i.unwrap_or(0))
+            })?,
             epoch: *epoch,
             optimizer: OptimizerMeta {
                 kind: optimizer.kind(),

@@ -167,10 +167,14 @@ pub fn descent_path(net: &Network, data: &Dataset, config: &PathConfig) -> Resul
 /// the weight matrix (the incoming weights of one unit, a dense layer's "filter") gets
 /// a Gaussian direction rescaled to that row's norm, so that moving one unit along the
 /// direction perturbs every unit by the same relative amount whatever its scale. Bias
-/// entries are zero, as in the paper's default (`--xignore biasbn`).
+/// entries are zero, as in the paper's default (`--xignore biasbn`), and so are the
+/// parameters of layers other than [`crate::Dense`].
 pub fn filter_normalized_direction<R: Rng + ?Sized>(net: &Network, rng: &mut R) -> Vec<f32> {
     let mut d = vec![0.0f32; net.num_params()];
     for (i, layer) in net.layers().iter().enumerate() {
+        let Some(layer) = layer.as_dense() else {
+            continue;
+        };
         let range = net.layer_range(i);
         let (w, _) = layer.split(&net.params()[range.clone()]);
         let (dw, _) = layer.split_mut(&mut d[range]);
@@ -680,10 +684,9 @@ mod tests {
         .init(&mut rng)
         .unwrap();
         let d = filter_normalized_direction(&net, &mut rng);
-        for (i, l) in net.layers().iter().enumerate() {
-            let r = net.layer_range(i);
-            let (w, _) = l.split(&net.params()[r.clone()]);
-            let (dw, db) = l.split(&d[r]);
+        for i in 0..net.layers().len() {
+            let (l, w, _) = net.dense(i).unwrap();
+            let (dw, db) = l.split(&d[net.layer_range(i)]);
             for (wr, dr) in w.chunks(l.inputs).zip(dw.chunks(l.inputs)) {
                 assert!((norm(wr) - norm(dr)).abs() < 1e-5 * norm(wr));
             }

@@ -11,6 +11,28 @@
 //! learning rate sets. Updates happen per observation (online), per mini-batch or per
 //! full batch, and one pass over the training set is an epoch.
 //!
+//! # Where each step of learning lives
+//!
+//! | step | file |
+//! |---|---|
+//! | the network's shape, initial weights | `network/mod.rs` (`NetworkConfig::init`), `init.rs` (the schemes), `seed.rs` (the random streams) |
+//! | a layer: forward and backward | `layer/mod.rs` (the [`Layer`] trait), `layer/dense.rs` ([`Dense`], the reference to read first) |
+//! | activations and their derivatives | `activation.rs` |
+//! | forward and backward through the network | `network/mod.rs` (`forward_rows`, `backward_rows`), `trace.rs` (what forward keeps) |
+//! | the cost and its gradient | `loss.rs` |
+//! | the update | `optim/mod.rs` (SGD, momentum, Adam, AdamW, RMSprop), `optim/schedule.rs` (learning rate) |
+//! | batches, epochs, early stopping, callbacks | `train.rs` |
+//! | data: CSV, IDX images, scaling, splits | `data/` |
+//! | saving and resuming | `model.rs`, `checkpoint.rs` |
+//! | checking gradients | `gradcheck.rs` |
+//!
+//! The fast paths (the matrix products, fused and table-driven passes, SIMD loops) are
+//! in `kernels/`, behind the layers: `dispatch.rs` chooses them per layer by shape, and
+//! each is tested against the layer-by-layer reference (`network/tests.rs`). The
+//! numbers are the same whichever path computes them (to the bit, or to rounding where
+//! a kernel sums in another order, as its docs say). All `unsafe` code is in
+//! `kernels/`.
+//!
 //! ```
 //! use backprop::{Activation, BatchSize, Dataset, Loss, Matrix, NetworkConfig,
 //!                OptimizerKind, TrainConfig, Trainer};
@@ -42,33 +64,53 @@
 //! ```
 #![deny(missing_docs)]
 
+// Everything but `kernels` is free of `unsafe` code (see `kernels` for why it has some).
+#[forbid(unsafe_code)]
 pub mod activation;
+#[forbid(unsafe_code)]
 pub mod checkpoint;
-mod columns;
+#[forbid(unsafe_code)]
 pub mod data;
+#[forbid(unsafe_code)]
+mod dispatch;
+#[forbid(unsafe_code)]
 pub mod error;
+#[forbid(unsafe_code)]
 pub mod explain;
+#[forbid(unsafe_code)]
 pub mod gradcheck;
-mod head;
+#[forbid(unsafe_code)]
 pub mod init;
+pub mod kernels;
+#[forbid(unsafe_code)]
 pub mod layer;
+#[forbid(unsafe_code)]
 pub mod loss;
+#[forbid(unsafe_code)]
 pub mod matrix;
+#[forbid(unsafe_code)]
 pub mod metrics;
+#[forbid(unsafe_code)]
 pub mod model;
+#[forbid(unsafe_code)]
 pub mod network;
+#[forbid(unsafe_code)]
 pub mod onnx;
+#[forbid(unsafe_code)]
 pub mod optim;
-mod patterns;
+#[forbid(unsafe_code)]
 pub mod seed;
 #[cfg(test)]
 mod test_util;
+#[forbid(unsafe_code)]
+mod trace;
+#[forbid(unsafe_code)]
 pub mod train;
 
 pub use activation::Activation;
 pub use error::{Error, Result};
 pub use init::Init;
-pub use layer::Dense;
+pub use layer::{Dense, Layer};
 pub use loss::Loss;
 pub use matrix::Matrix;
 pub use network::{Network, NetworkConfig, Trace};

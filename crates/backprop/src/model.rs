@@ -55,7 +55,9 @@ impl Model {
         let meta = ModelMeta {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
-            layers: network.layers().to_vec(),
+            // A network with layers other than `Dense` cannot be saved:
+            // `weights_to_safetensors` says so.
+            layers: network.dense_layers().unwrap_or_default(),
             preprocessor,
             training,
         };
@@ -169,8 +171,8 @@ impl ModelMeta {
 /// Serialises a network's parameters as safetensors.
 pub fn weights_to_safetensors(net: &Network) -> Result<Vec<u8>> {
     let mut bytes: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
-    for (i, l) in net.layers().iter().enumerate() {
-        let (w, b) = l.split(net.layer_params(i));
+    for i in 0..net.layers().len() {
+        let (l, w, b) = net.dense(i).ok_or_else(|| unsavable(net, i))?;
         bytes.push((
             format!("layers.{i}.weight"),
             to_le(w),
@@ -192,6 +194,18 @@ pub fn weights_to_safetensors(net: &Network) -> Result<Vec<u8>> {
         path: WEIGHTS_FILE.into(),
         reason: e.to_string(),
     })
+}
+
+/// The error for a network whose layer `i` is not `Dense` (only `Dense` layers have a
+/// file format).
+pub(crate) fn unsavable(net: &Network, i: usize) -> Error {
+    Error::config(
+        "network",
+        format!(
+            "layer {i} is a {} layer; only networks of Dense layers can be saved",
+            net.layers()[i].kind()
+        ),
+    )
 }
 
 /// Reads parameters for `layers` from safetensors bytes.

@@ -17,12 +17,12 @@ use rand_chacha::ChaCha8Rng;
 /// way (tests, benches).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
-    /// The train / validation / test split ([`crate::data::split::split_rows`]).
+    /// The train / validation / test split (`data::split::split_rows`).
     Split = 1,
     /// The initial weights (`NetworkConfig::init` and the learning-rate range test,
     /// which must start from the weights training will start from).
     Init = 2,
-    /// The order of rows in each epoch ([`crate::train::TrainState::new`], the
+    /// The order of rows in each epoch (`train::TrainState::new`, the
     /// explain module's mini-batch walks). Under data-parallel training every process
     /// draws the same global order from it.
     Shuffle = 3,

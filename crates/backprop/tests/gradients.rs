@@ -20,7 +20,7 @@
 
 use backprop::activation::Activation;
 use backprop::gradcheck::check_gradient;
-use backprop::layer::Dense;
+use backprop::layer::{Backward, Dense, Forward, Layer};
 use backprop::loss::Loss;
 use backprop::matrix::Matrix;
 use backprop::network::{Network, Trace};
@@ -221,17 +221,37 @@ fn dense_layer_matches_finite_differences() {
         let params = grid_vec(&mut rng, layer.num_params(), 1.0);
         let x = grid_vec(&mut rng, batch * inputs, 1.0);
         let c = grid_vec(&mut rng, batch * outputs, 1.0);
-        let (mut z, mut a) = (vec![0.0; batch * outputs], vec![0.0; batch * outputs]);
-        layer.forward(&params, &x, batch, &mut z, &mut a);
-        let mut dz = vec![0.0; z.len()];
-        act.backward(&z, &a, &c, &mut dz, outputs);
+        let forward = |params: &[f32], x: &[f32]| {
+            let mut a = vec![0.0; batch * outputs];
+            let mut z = vec![0.0; batch * layer.saved_width()];
+            let (out, saved) = (&mut a[..], &mut z[..]);
+            layer.forward(Forward {
+                params,
+                x,
+                batch,
+                out,
+                saved,
+            });
+            (a, z)
+        };
+        let (a, z) = forward(&params, &x);
+        let mut d_out = c.clone(); // dL/da = c
         let mut grads = vec![f32::NAN; params.len()]; // must be overwritten, not added to
         let mut dx = vec![f32::NAN; x.len()];
-        layer.backward_affine(&params, &x, batch, &dz, &mut grads, Some(&mut dx));
+        layer.backward(Backward {
+            params: &params,
+            x: &x,
+            batch,
+            out: &a,
+            saved: &z,
+            d_out: &mut d_out,
+            grads: &mut grads,
+            dx: Some(&mut dx),
+            accumulate: false,
+        });
 
         let loss = |params: &[f32], x: &[f32]| -> f64 {
-            let (mut z, mut a) = (vec![0.0; batch * outputs], vec![0.0; batch * outputs]);
-            layer.forward(params, x, batch, &mut z, &mut a);
+            let (a, _) = forward(params, x);
             a.iter().zip(&c).map(|(&a, &c)| a as f64 * c as f64).sum()
         };
         let (w, b) = layer.split(&params);
@@ -332,7 +352,8 @@ impl Case {
 
     /// The mean loss at parameters `params` (f64, for the checker).
     fn loss_at(&self, params: &[f64]) -> f64 {
-        let net = Network::from_params(self.net.layers().to_vec(), to_f32(params)).unwrap();
+        let layers = self.net.dense_layers().unwrap();
+        let net = Network::from_params(layers, to_f32(params)).unwrap();
         let p = net.predict(&self.x);
         self.loss.value(p.as_slice(), self.y.as_slice(), p.cols())
     }
@@ -360,7 +381,8 @@ fn min_hidden_preactivation(net: &Network, x: &Matrix) -> f32 {
     let mut trace = Trace::default();
     net.forward_train(x, &mut trace);
     let mut min = f32::INFINITY;
-    for (i, layer) in net.layers().iter().enumerate().take(net.layers().len() - 1) {
+    for i in 0..net.layers().len() - 1 {
+        let (layer, ..) = net.dense(i).unwrap();
         let input = if i == 0 {
             x.as_slice()
         } else {
@@ -520,7 +542,8 @@ fn network_check_rejects_wrong_gradients() {
     // the same weights in the network with identity hidden layers.
     let layers: Vec<Dense> = case
         .net
-        .layers()
+        .dense_layers()
+        .unwrap()
         .iter()
         .map(|l| Dense {
             activation: Activation::Identity,

@@ -453,14 +453,9 @@ fn lr_chart(r: &RunReport) -> String {
 }
 
 fn layer_name(net: &Network, l: usize) -> String {
-    let d = net.layers()[l];
-    format!(
-        "layer {} ({}→{}, {})",
-        l + 1,
-        d.inputs,
-        d.outputs,
-        d.activation.name()
-    )
+    let d = &net.layers()[l];
+    let kind = d.as_dense().map_or(d.kind(), |d| d.activation.name());
+    format!("layer {} ({}→{}, {kind})", l + 1, d.inputs(), d.outputs())
 }
 
 fn layer_chart(
@@ -514,10 +509,11 @@ fn layer_chart(
 }
 
 fn weight_histogram(r: &RunReport, l: usize) -> String {
-    let layer = r.network.layers()[l];
-    let range = r.network.layer_range(l);
-    let (w_end, _) = layer.split(&r.network.params()[range.clone()]);
-    let (w_start, _) = layer.split(&r.initial[range]);
+    // The CLI builds and loads networks of `Dense` layers only.
+    let Some((layer, w_end, _)) = r.network.dense(l) else {
+        return String::new();
+    };
+    let (w_start, _) = layer.split(&r.initial[r.network.layer_range(l)]);
     let (lo, hi) = w_start
         .iter()
         .chain(w_end)

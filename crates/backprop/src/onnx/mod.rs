@@ -174,21 +174,23 @@ struct LayerView<'a> {
 /// depends on how layers are stored. A layer kind that cannot be exported is refused
 /// here, naming it.
 fn layers(net: &Network) -> Result<Vec<LayerView<'_>>> {
-    Ok(net
-        .layers()
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let (weight, bias) = l.split(net.layer_params(i));
-            LayerView {
-                inputs: l.inputs,
-                outputs: l.outputs,
+    (0..net.layers().len())
+        .map(|i| {
+            let (d, weight, bias) = net.dense(i).ok_or_else(|| Error::Export {
+                reason: format!(
+                    "layers.{i} is a {} layer, which the ONNX export does not write yet (dense layers only)",
+                    net.layers()[i].kind()
+                ),
+            })?;
+            Ok(LayerView {
+                inputs: d.inputs,
+                outputs: d.outputs,
                 weight,
                 bias,
-                activation: l.activation,
-            }
+                activation: d.activation,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// `f(x)` for activation `a`, as [`Activation::forward`] computes it.

@@ -220,43 +220,40 @@ impl Optimizer {
         // only Adam's bias correction reads it, which is 1 by then.
         *step = step.saturating_add(1);
         let parts = rayon::current_num_threads();
-        self.apply(parts, *step, lr, params, grads, b0, b1);
+        let operands = Operands {
+            params,
+            grads,
+            b0,
+            b1,
+        };
+        self.apply(parts, *step, lr, operands);
     }
 
-    /// The update of step `t` on `params` and the moment buffers `b0`, `b1` (empty when
-    /// the rule has fewer), in `parts` pieces on the current rayon pool when there are
-    /// enough parameters to pay for the threads. Every rule is element by element, so
-    /// the pieces give the same bits as one pass.
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &self,
-        parts: usize,
-        t: u64,
-        lr: f32,
-        params: &mut [f32],
-        grads: &[f32],
-        b0: &mut [f32],
-        b1: &mut [f32],
-    ) {
-        if parts > 1 && params.len() >= PARALLEL_MIN_PARAMS {
+    /// The update of step `t` on `u`, in `parts` pieces on the current rayon pool when
+    /// there are enough parameters to pay for the threads. Every rule is element by
+    /// element, so the pieces give the same bits as one pass.
+    fn apply(&self, parts: usize, t: u64, lr: f32, u: Operands<'_>) {
+        let n = u.params.len();
+        if parts > 1 && n >= PARALLEL_MIN_PARAMS {
             let left = parts / 2;
-            let mid = (params.len() * left / parts)
-                .next_multiple_of(16)
-                .min(params.len());
-            let (p0, p1) = params.split_at_mut(mid);
-            let (g0, g1) = grads.split_at(mid);
-            let (b0l, b0r) = b0.split_at_mut(if b0.is_empty() { 0 } else { mid });
-            let (b1l, b1r) = b1.split_at_mut(if b1.is_empty() { 0 } else { mid });
+            let mid = (n * left / parts).next_multiple_of(16).min(n);
+            let (u0, u1) = u.split_at(mid);
             rayon::join(
-                || self.apply(left, t, lr, p0, g0, b0l, b1l),
-                || self.apply(parts - left, t, lr, p1, g1, b0r, b1r),
+                || self.apply(left, t, lr, u0),
+                || self.apply(parts - left, t, lr, u1),
             );
             return;
         }
+        let Operands {
+            params,
+            grads,
+            b0,
+            b1,
+        } = u;
         match *self {
             Optimizer::Sgd(s) => sgd_step(s, t, lr, params, grads, b0),
-            Optimizer::Adam(a) => adam_step(a, false, t, lr, params, grads, b0, b1),
-            Optimizer::AdamW(a) => adam_step(a, true, t, lr, params, grads, b0, b1),
+            Optimizer::Adam(a) => adam_step(AdamStep(a, false, t, lr), params, grads, b0, b1),
+            Optimizer::AdamW(a) => adam_step(AdamStep(a, true, t, lr), params, grads, b0, b1),
             Optimizer::RmsProp(r) => rmsprop_step(r, lr, params, grads, b0, b1),
         }
     }
@@ -270,6 +267,42 @@ impl Optimizer {
             Optimizer::Adam(_) => "adam",
             Optimizer::AdamW(_) => "adamw",
             Optimizer::RmsProp(_) => "rmsprop",
+        }
+    }
+}
+
+/// The operands of one update: the parameters, their gradient and the rule's moment
+/// buffers (`b0`, `b1`; empty when the rule keeps fewer).
+struct Operands<'a> {
+    params: &'a mut [f32],
+    grads: &'a [f32],
+    b0: &'a mut [f32],
+    b1: &'a mut [f32],
+}
+
+impl<'a> Operands<'a> {
+    /// The first `mid` elements of every buffer, and the rest.
+    fn split_at(self, mid: usize) -> (Operands<'a>, Operands<'a>) {
+        let (p0, p1) = self.params.split_at_mut(mid);
+        let (g0, g1) = self.grads.split_at(mid);
+        let (b0l, b0r) = self
+            .b0
+            .split_at_mut(if self.b0.is_empty() { 0 } else { mid });
+        let (b1l, b1r) = self
+            .b1
+            .split_at_mut(if self.b1.is_empty() { 0 } else { mid });
+        (
+            Operands::new(p0, g0, b0l, b1l),
+            Operands::new(p1, g1, b0r, b1r),
+        )
+    }
+
+    fn new(params: &'a mut [f32], grads: &'a [f32], b0: &'a mut [f32], b1: &'a mut [f32]) -> Self {
+        Operands {
+            params,
+            grads,
+            b0,
+            b1,
         }
     }
 }
@@ -323,17 +356,16 @@ fn momentum_step<const NESTEROV: bool>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn adam_step(
-    a: Adam,
-    decoupled: bool,
-    t: u64,
-    lr: f32,
-    params: &mut [f32],
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) {
+/// Adam's settings, whether its weight decay is decoupled (AdamW), the step `t` and
+/// the learning rate.
+#[derive(Clone, Copy)]
+struct AdamStep(Adam, bool, u64, f32);
+
+/// Adam's update of `params` with moments `m` and `v`. (The buffers are arguments, not
+/// fields of a struct, so that the compiler knows they do not overlap and vectorises
+/// the loop: passed in `Operands`, a step of batch 1 took 11% longer.)
+fn adam_step(s: AdamStep, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let AdamStep(a, decoupled, t, lr) = s;
     // β^t underflows to 0 long before t leaves i32 (a state read from a file can hold
     // any count); the same bits as `t as i32` for every count a run reaches.
     let t = t.min(i32::MAX as u64) as i32;

@@ -7,13 +7,13 @@
 //! activations, which for a large batch come from the second-level cache. Fused into
 //! the layer below's own passes (the bias and activation forward, the activation's
 //! derivative and bias gradient backward), they read rows already in the first-level
-//! cache. Every sum keeps the order of the separate products (`matrix::gemm_thin`), so
-//! the results are the same bits.
+//! cache. Every sum keeps the order of the separate products (`gemm`'s thin-shape
+//! loops), so the results are the same bits. See BENCHMARKS.md, D13, D17, D18, D24.
 
 use multiversion::multiversion;
 
-use crate::activation::{WithDerivative, WithFunction};
-use crate::matrix::{dots, View};
+use super::{dots, WithDerivative, WithFunction};
+use crate::matrix::View;
 
 /// Forward: `x ← f(x + b)` row by row (the layer below), and `out_r = x_r · w` (the
 /// single-output layer's product, before its bias), [`FORWARD_ROWS`] rows at a time.
@@ -33,8 +33,7 @@ impl WithFunction for Forward<'_> {
 
 /// Rows activated before their dot products are taken (16 KB at 64 wide, in the
 /// first-level cache). Reading rows back right after they were stored, as with
-/// eight, waits on the stores; 64 took about a fifth off these two loops in workload
-/// 3 of `bench/compare.py` (`perf` shares, median of 5), and 128 overflowed the cache.
+/// eight, waits on the stores, and 128 rows overflow the cache (BENCHMARKS.md, D24).
 const FORWARD_ROWS: usize = 64;
 
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2+fma"))]

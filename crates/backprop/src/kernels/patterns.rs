@@ -16,15 +16,15 @@
 //! its rows for all 16 patterns of active units; a row of `dx` is then `J / 4` table
 //! rows added and one multiplication, where the product takes `J` multiply-adds per
 //! column. The table is built per piece of the batch (15 rows of `K` values per
-//! group), which pays from a few hundred rows up ([`MIN_ROWS`]).
+//! group), which pays from a few hundred rows up ([`MIN_ROWS`]; BENCHMARKS.md, D25).
 //!
 //! The sum is the product's in another order, so the two differ in the last bits.
-//! Both orders are fixed and the choice between them depends on the shape alone (not
+//! Both orders are fixed and the choice between them depends on the shape alone (D27; not
 //! on the thread count), so a run repeats to the bit on any number of threads.
 
 use multiversion::multiversion;
 
-use crate::matrix::PARALLEL_MIN_FLOPS;
+use super::PARALLEL_MIN_FLOPS;
 
 /// Units per group: a group's patterns of active units index its 16 table rows.
 const GROUP: usize = 4;
@@ -278,8 +278,9 @@ fn store(dx: &mut [f32], s: f32, acc: &[f32; PART]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gemm;
     use super::*;
-    use crate::matrix::{gemm, View};
+    use crate::matrix::View;
 
     /// A deterministic spread of values in [-1, 1), about half of them positive.
     fn values(n: usize, seed: u32) -> Vec<f32> {

@@ -11,9 +11,8 @@
 //! pays. The columns that remain, and the same columns of the weight, are copied
 //! together in runs (active columns lie next to each other: the middle of each image
 //! row), and the products run on the narrower copies with the same multiply kernel as
-//! always. The weight gradient's left-out columns are written as zeros. On MNIST a
-//! training step took 9-10% less time on one thread and 7-16% less on two (see
-//! `BENCHMARKS.md`, item 19).
+//! always. The weight gradient's left-out columns are written as zeros. See
+//! BENCHMARKS.md, D19.
 //!
 //! The results are the same sums less terms that are exactly zero; the order in which
 //! the product kernel adds the remaining terms may differ, so the last bit of a
@@ -23,7 +22,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use multiversion::multiversion;
 
-use crate::matrix::PARALLEL_MIN_FLOPS;
+use super::PARALLEL_MIN_FLOPS;
 
 /// Fewer inputs than this are always used whole: tabular networks with a handful of
 /// features have no zero columns to speak of, and their products are too small to gain.
@@ -43,7 +42,7 @@ const MERGE_GAP: usize = 4;
 
 /// The first layer's active input columns for the batch of the last forward pass, with
 /// copies of the batch and the weight restricted to them. Kept in a
-/// [`crate::Trace`] and reused, so it allocates only while its buffers grow.
+/// `Trace` and reused, so it allocates only while its buffers grow.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct InputColumns {
     /// Per input column, the OR of its values' bits without the sign: zero when the
@@ -117,6 +116,11 @@ impl InputColumns {
         self.outputs = outputs;
         self.batch = batch;
         true
+    }
+
+    /// Marks the last forward pass as using its whole input.
+    pub(crate) fn reset(&mut self) {
+        self.batch = 0;
     }
 
     /// Whether the last forward pass used the selected columns.
@@ -400,7 +404,8 @@ mod tests {
     }
 
     fn products_match(rows: usize, cols: usize, outputs: usize) {
-        use crate::matrix::{gemm, View};
+        use super::super::gemm;
+        use crate::matrix::View;
         let zero: Vec<usize> = (0..cols)
             .filter(|c| c % 7 < 4 || (30..60).contains(c) || *c == cols - 1)
             .collect();
