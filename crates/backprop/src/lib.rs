@@ -63,48 +63,31 @@
 //! assert_eq!(prediction.rows(), 64);
 //! ```
 #![deny(missing_docs)]
-
 // Everything but `kernels` is free of `unsafe` code (see `kernels` for why it has some).
-#[forbid(unsafe_code)]
+#![deny(unsafe_code)]
+
 pub mod activation;
-#[forbid(unsafe_code)]
 pub mod checkpoint;
-#[forbid(unsafe_code)]
 pub mod data;
-#[forbid(unsafe_code)]
 mod dispatch;
-#[forbid(unsafe_code)]
 pub mod error;
-#[forbid(unsafe_code)]
 pub mod explain;
-#[forbid(unsafe_code)]
 pub mod gradcheck;
-#[forbid(unsafe_code)]
 pub mod init;
+#[allow(unsafe_code)]
 pub mod kernels;
-#[forbid(unsafe_code)]
 pub mod layer;
-#[forbid(unsafe_code)]
 pub mod loss;
-#[forbid(unsafe_code)]
 pub mod matrix;
-#[forbid(unsafe_code)]
 pub mod metrics;
-#[forbid(unsafe_code)]
 pub mod model;
-#[forbid(unsafe_code)]
 pub mod network;
-#[forbid(unsafe_code)]
 pub mod onnx;
-#[forbid(unsafe_code)]
 pub mod optim;
-#[forbid(unsafe_code)]
 pub mod seed;
 #[cfg(test)]
 mod test_util;
-#[forbid(unsafe_code)]
 mod trace;
-#[forbid(unsafe_code)]
 pub mod train;
 
 pub use activation::Activation;

@@ -8,9 +8,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use backprop::data::collective::Collective;
 use backprop::data::csv::{CsvOptions, CsvSource, Table};
-use backprop::data::prep::{
-    detect_task_with, identifier_like, PrepOptions, PrepReport, Preprocessor, Target, Task,
-};
+use backprop::data::identifier::identifier_like;
+use backprop::data::prep::{detect_task_with, PrepOptions, PrepReport, Preprocessor, Target, Task};
 use backprop::data::split::{split_rows, Split};
 use backprop::{Activation, BatchSize, Dataset, Loss, NetworkConfig, TrainConfig};
 

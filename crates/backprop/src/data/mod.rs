@@ -2,6 +2,7 @@
 
 pub mod collective;
 pub mod csv;
+pub mod identifier;
 pub mod idx;
 pub mod prep;
 pub mod scale;
