@@ -21,9 +21,9 @@
 //! | forward and backward through the network | `network/mod.rs` (`forward_rows`, `backward_rows`), `trace.rs` (what forward keeps) |
 //! | the cost and its gradient | `loss.rs` |
 //! | the update | `optim/mod.rs` (SGD, momentum, Adam, AdamW, RMSprop), `optim/schedule.rs` (learning rate) |
-//! | batches, epochs, early stopping, callbacks | `train.rs` |
+//! | batches, epochs, early stopping, callbacks | `train/trainer.rs` (the epoch loop), `train/batcher.rs` (shuffle, shards, pieces) |
 //! | data: CSV, IDX images, scaling, splits | `data/` |
-//! | saving and resuming | `model.rs`, `checkpoint.rs` |
+//! | saving, resuming, exporting | `model.rs`, `checkpoint.rs`, `onnx/` |
 //! | checking gradients | `gradcheck.rs` |
 //!
 //! The fast paths (the matrix products, fused and table-driven passes, SIMD loops) are
