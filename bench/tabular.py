@@ -171,7 +171,8 @@ def run_backprop(binary, t, train, test, seed, work, extra=()):
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr}")
     m = json.loads(mj.read_text())
-    r = {"seconds": secs, "inputs": int(m["architecture"].split("-")[0])}
+    r = {"seconds": secs, "inputs": int(m["architecture"].split("-")[0]),
+         "valid": m.get("valid"), "baseline": m.get("baseline")}
     if t.task == "regress":
         r["rmse"] = m["test"]["rmse"]
         r["own_linear_rmse"] = m["baseline"]["test"]["rmse"]

@@ -531,3 +531,50 @@ fn a_flag_given_twice_takes_the_last_value() {
     );
     assert_eq!(json(&run_dir.join("metrics.json"))["architecture"], "6-4-1");
 }
+
+/// At learning rate 1 the network improves for an epoch, then falls to predicting the
+/// mean (validation loss 0.31 -> 1.02): the guard must end the run with the first
+/// epoch's weights, say so, and record it; `history.csv` still shows every epoch.
+#[test]
+fn a_run_that_diverges_keeps_its_best_epoch() {
+    let out = tmp("diverged");
+    let o = out.to_str().unwrap();
+    let common = [
+        "train",
+        "--epochs",
+        "8",
+        "--hidden",
+        "32,32",
+        "--no-baseline",
+        "--quiet",
+    ];
+    let run = ok(&[&common[..], &["--lr", "1", "--out", o]].concat());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("training diverged"), "{stdout}");
+    let m = json(&out.join("metrics.json"));
+    assert_eq!(m["diverged"], true);
+    let best = m["best_epoch"].as_u64().unwrap() as usize;
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    let valid: Vec<f64> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(valid.len(), 8);
+    let min = valid.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert_eq!(valid[best - 1], min);
+    assert!(valid[7] > 2.0 * min);
+    // The model is the best epoch's: its test RMSE is far below the mean's (~1.15).
+    assert!(m["test"]["rmse"].as_f64().unwrap() < 0.8, "{m}");
+
+    // A run that converges is left as it ends.
+    let calm = tmp("calm");
+    let c = calm.to_str().unwrap();
+    let run = ok(&[&common[..], &["--lr", "0.01", "--out", c]].concat());
+    assert!(!String::from_utf8_lossy(&run.stdout).contains("diverged"));
+    let m = json(&calm.join("metrics.json"));
+    assert_eq!(m["diverged"], false);
+    assert_eq!(m["best_epoch"], serde_json::Value::Null);
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&calm);
+}

@@ -18,6 +18,7 @@ use super::checkpoint::Run;
 use super::prepare::{plan, prepare, Prepared};
 use crate::compute::trajectory::{self, Recorder, SplitInfo};
 use crate::progress::Progress;
+use crate::run::guard::{Guard, MIN_VALID_ROWS};
 use crate::settings::Settings;
 use crate::summary::{epochs, metrics_of, predict_units, shape};
 
@@ -70,6 +71,7 @@ pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
         lr_note,
     };
     let seconds = trained.network.seconds;
+    let diverged = trained.network.diverged.clone();
     let history_len = trained.network.history.epochs.len();
     let test = trained.write(&out_dir, &scores, path.as_ref())?;
     println!();
@@ -83,7 +85,10 @@ pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
             &shape(&net_config)
         )
     );
-    if let Some(note) = scores.linear_wins(&p.prep.target, &net_config) {
+    for note in diverged
+        .iter()
+        .chain(&scores.linear_wins(&p.prep.target, &net_config))
+    {
         println!("\n{note}");
     }
     println!(
@@ -161,6 +166,8 @@ struct Fitted {
     history: History,
     seconds: f64,
     partial: Option<PartialEpoch>,
+    /// The note of [`Guard::restore`] when training diverged.
+    diverged: Option<String>,
 }
 
 /// Trains one network; with `path`, also records its initial weights and per-epoch
@@ -209,6 +216,10 @@ fn fit(
     let mut pause = crate::pause::Pause;
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
     callbacks.extend(recorder.map(|r| r as &mut dyn Callback));
+    // With --patience the trainer restores the best epoch itself.
+    let valid_rows = crate::cluster::totals([p.valid.as_ref().map_or(0, Dataset::len), 0, 0])[0];
+    let mut guard = (train.patience == 0 && valid_rows >= MIN_VALID_ROWS).then(Guard::default);
+    callbacks.extend(guard.as_mut().map(|g| g as &mut dyn Callback));
     let has_run = run.is_some();
     callbacks.extend(run.as_deref_mut().map(|r| r as &mut dyn Callback));
     // After the checkpoint callback, so the paused-at epoch is on disk.
@@ -231,11 +242,14 @@ fn fit(
     if let Some(r) = run {
         r.stopped(&net, &state)?;
     }
+    // After the checkpoint, which keeps where training stood for `--resume`.
+    let diverged = guard.and_then(|g| g.restore(&mut net, &mut state.history));
     Ok(Fitted {
         net,
         history: state.history,
         seconds: started.elapsed().as_secs_f64(),
         partial: state.partial,
+        diverged,
     })
 }
 
@@ -355,6 +369,8 @@ impl Trained<'_> {
                 "steps": p.steps,
             })),
             "best_epoch": h.best_epoch,
+            // The validation loss ended over twice its best: the model is the best epoch's.
+            "diverged": self.network.diverged.is_some(),
             "train_seconds": self.network.seconds,
             "rows": { "train": train_rows, "valid": valid_rows, "test": test_rows },
             "architecture": shape(self.net_config),
