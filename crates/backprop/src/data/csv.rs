@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use std::io::BufRead;
 
+use super::cells::Decimals;
+pub use super::cells::{Lines, Numbers};
 use super::collective::Collective;
 use crate::error::{Error, Result};
 
@@ -24,7 +26,7 @@ impl Default for CsvOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Column {
     /// Every present cell is a number; missing cells are NaN.
-    Numeric(Vec<f64>),
+    Numeric(Numbers),
     /// Text cells; missing cells are empty strings.
     Text(Vec<String>),
 }
@@ -46,7 +48,7 @@ impl Column {
     /// Whether cell `i` is missing.
     pub fn is_missing(&self, i: usize) -> bool {
         match self {
-            Column::Numeric(v) => v[i].is_nan(),
+            Column::Numeric(v) => v.get(i).is_nan(),
             Column::Text(v) => v[i].is_empty(),
         }
     }
@@ -62,7 +64,7 @@ pub struct Table {
     /// Columns, in file order.
     pub columns: Vec<Column>,
     /// File line number (1-based) of every row.
-    pub lines: Vec<u64>,
+    pub lines: Lines,
 }
 
 /// Cell texts read as "missing".
@@ -200,7 +202,7 @@ impl Table {
         let mut records = Records::new(source, src.open()?, opts)?;
         let width = records.headers.len();
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
-        let mut lines = Vec::with_capacity(keep.len());
+        let mut lines = Lines::new();
         let mut wanted = keep.iter().peekable();
         let mut index = 0;
         while let Some(line) = records.next()? {
@@ -230,7 +232,7 @@ impl Table {
         source: &Path,
         headers: Vec<String>,
         cells: Vec<Vec<String>>,
-        lines: Vec<u64>,
+        lines: Lines,
         totals: &[[u64; 2]],
     ) -> Result<Table> {
         let columns = cells
@@ -264,6 +266,9 @@ pub struct SurveyedColumn {
     pub kind: Kind,
     /// The first cell that is not missing, with its line; `None` if all are missing.
     pub first_present: Option<(u64, String)>,
+    /// For a numeric column whose cells are all plain decimals that fit, the decimal
+    /// places it is held to as an `i32` count ([`Numbers::scaled`]); `None`: as `f64`.
+    pub digits: Option<u32>,
 }
 
 /// What the first pass over a CSV source found ([`Table::survey`]).
@@ -296,7 +301,7 @@ impl Survey {
         }
         Ok(Chunks {
             records,
-            kinds: self.columns.iter().map(|c| c.kind).collect(),
+            kinds: self.columns.iter().map(|c| (c.kind, c.digits)).collect(),
             chunk_rows: chunk_rows.max(1),
             remaining: self.rows,
         })
@@ -307,7 +312,7 @@ impl Survey {
 /// ([`Survey::chunks`]).
 pub struct Chunks<'a> {
     records: Records<'a, Box<dyn std::io::Read + 'a>>,
-    kinds: Vec<Kind>,
+    kinds: Vec<(Kind, Option<u32>)>,
     chunk_rows: usize,
     /// Rows the survey counted that are not yet read: the columns are sized for them
     /// up front, since growing a vector by doubling holds the old and the new buffer
@@ -324,11 +329,12 @@ impl Chunks<'_> {
             .kinds
             .iter()
             .map(|k| match k {
-                Kind::Numeric => Column::Numeric(Vec::with_capacity(n)),
-                Kind::Text => Column::Text(Vec::with_capacity(n)),
+                (Kind::Numeric, Some(d)) => Column::Numeric(Numbers::scaled(*d, n)),
+                (Kind::Numeric, None) => Column::Numeric(Numbers::wide(n)),
+                (Kind::Text, _) => Column::Text(Vec::with_capacity(n)),
             })
             .collect();
-        let mut lines = Vec::with_capacity(n);
+        let mut lines = Lines::new();
         while lines.len() < self.chunk_rows {
             let Some(line) = self.records.next()? else {
                 break;
@@ -336,11 +342,8 @@ impl Chunks<'_> {
             for ((j, f), col) in self.records.record.iter().enumerate().zip(&mut columns) {
                 let s = self.records.field(line, j, f)?;
                 match col {
-                    Column::Numeric(v) if is_missing_text(s) => v.push(f64::NAN),
-                    Column::Numeric(v) => match s.parse::<f64>() {
-                        Ok(x) if x.is_finite() => v.push(x),
-                        _ => return Err(changed(source)),
-                    },
+                    Column::Numeric(v) if is_missing_text(s) => v.push_missing(),
+                    Column::Numeric(v) => v.push(s).ok_or_else(|| changed(source))?,
                     Column::Text(v) if is_missing_text(s) => v.push(String::new()),
                     Column::Text(v) => v.push(s.to_string()),
                 }
@@ -371,6 +374,8 @@ struct Tally {
     /// The first three cells that are not numbers (line, text).
     offenders: Vec<(u64, String)>,
     first_present: Option<(u64, String)>,
+    /// Whether the numbers can be held as scaled `i32`s.
+    decimals: Decimals,
 }
 
 impl Tally {
@@ -384,6 +389,7 @@ impl Tally {
         match s.parse::<f64>() {
             Ok(v) => {
                 self.numbers += 1;
+                self.decimals.add(s, v);
                 if !v.is_finite() && self.non_finite.is_none() {
                     self.non_finite = Some((line, s.to_string(), v));
                 }
@@ -424,6 +430,7 @@ impl Tally {
         Ok(SurveyedColumn {
             kind,
             first_present: self.first_present,
+            digits: self.decimals.digits().filter(|_| kind == Kind::Numeric),
         })
     }
 }
@@ -763,7 +770,7 @@ fn type_column(
     name: &str,
     j: usize,
     cells: Vec<String>,
-    lines: &[u64],
+    lines: &Lines,
     totals: [u64; 2],
 ) -> Result<Column> {
     let mut values = Vec::with_capacity(cells.len());
@@ -775,7 +782,7 @@ fn type_column(
         }
         match c.parse::<f64>() {
             Ok(v) if v.is_finite() => values.push(v),
-            Ok(v) => return Err(non_finite(source, name, lines[i], j, c, v)),
+            Ok(v) => return Err(non_finite(source, name, lines.get(i), j, c, v)),
             Err(_) => {
                 offenders.push(i);
                 values.push(f64::NAN);
@@ -784,7 +791,7 @@ fn type_column(
     }
     let [numeric, others] = totals.map(|t| t as usize);
     if others == 0 {
-        return Ok(Column::Numeric(values));
+        return Ok(Column::Numeric(values.into()));
     }
     if numeric >= 2 * others && numeric >= 3 {
         let Some(&first) = offenders.first() else {
@@ -799,12 +806,12 @@ fn type_column(
         let shown: Vec<String> = offenders
             .iter()
             .take(3)
-            .map(|&i| format!("`{}` on line {}", cells[i], lines[i]))
+            .map(|&i| format!("`{}` on line {}", cells[i], lines.get(i)))
             .collect();
         return Err(mostly_numeric(
             source,
             name,
-            lines[first],
+            lines.get(first),
             j,
             others as u64,
             &shown,
@@ -863,9 +870,9 @@ mod tests {
     fn reads_numeric_and_text_columns_with_missing_cells() {
         let t = parse("a,b,c\n1,x,2.5\nNA,y,\n3,,4\n").unwrap();
         assert_eq!(t.headers, ["a", "b", "c"]);
-        assert_eq!(t.lines, [2, 3, 4]);
+        assert_eq!(t.lines.to_vec(), [2, 3, 4]);
         match &t.columns[0] {
-            Column::Numeric(v) => assert!(v[0] == 1.0 && v[1].is_nan() && v[2] == 3.0),
+            Column::Numeric(v) => assert!(v.get(0) == 1.0 && v.get(1).is_nan() && v.get(2) == 3.0),
             c => panic!("{c:?}"),
         }
         assert_eq!(
@@ -932,18 +939,24 @@ mod tests {
             let keep: Vec<usize> = (rank..6).step_by(2).collect();
             Table::read_rows(src, CsvOptions::default(), &keep, c).unwrap()
         });
-        assert_eq!(shards[0].columns[0], Column::Numeric(vec![1.0, 3.0, 5.0]));
-        assert_eq!(shards[1].columns[0], Column::Numeric(vec![2.0, 4.0, 6.0]));
+        assert_eq!(
+            shards[0].columns[0],
+            Column::Numeric(vec![1.0, 3.0, 5.0].into())
+        );
+        assert_eq!(
+            shards[1].columns[0],
+            Column::Numeric(vec![2.0, 4.0, 6.0].into())
+        );
         assert_eq!(
             shards[0].columns[1],
             Column::Text(vec!["10".into(), "12".into(), "x".into()])
         );
         assert_eq!(
-            shards[0].lines,
+            shards[0].lines.to_vec(),
             [2, 5, 7],
             "line numbers survive (line 4 is blank)"
         );
-        assert_eq!(shards[1].lines, [3, 6, 8]);
+        assert_eq!(shards[1].lines.to_vec(), [3, 6, 8]);
         let whole = Table::parse(Path::new("s.csv"), bytes, CsvOptions::default()).unwrap();
         assert!(matches!(whole.columns[1], Column::Text(_)));
     }
@@ -967,7 +980,7 @@ mod tests {
             &mut crate::data::collective::Alone,
         )
         .unwrap();
-        assert_eq!(t.columns[1], Column::Numeric(vec![4.0]));
+        assert_eq!(t.columns[1], Column::Numeric(vec![4.0].into()));
         std::fs::write(&path, " \n").unwrap();
         let err = Table::count_rows(CsvSource::File(&path), CsvOptions::default()).unwrap_err();
         assert!(err.to_string().contains("the file is empty"), "{err}");
@@ -1013,13 +1026,25 @@ mod tests {
                 assert_eq!(t.headers, whole.headers);
                 for (j, c) in t.columns.iter().enumerate() {
                     let want = match &whole.columns[j] {
-                        Column::Numeric(v) => Column::Numeric(v[rows..rows + t.rows()].to_vec()),
+                        Column::Numeric(v) => {
+                            Column::Numeric(v.iter().skip(rows).take(t.rows()).collect())
+                        }
                         Column::Text(v) => Column::Text(v[rows..rows + t.rows()].to_vec()),
                     };
                     // NaN != NaN: compare the bits.
-                    assert_eq!(format!("{c:?}"), format!("{want:?}"), "{chunk} {j}");
+                    let same = match (c, &want) {
+                        (Column::Numeric(a), Column::Numeric(b)) => {
+                            a.iter().map(f64::to_bits).eq(b.iter().map(f64::to_bits))
+                        }
+                        (a, b) => a == b,
+                    };
+                    assert!(same, "{chunk} {j}: {c:?} {want:?}");
                 }
-                assert_eq!(t.lines, whole.lines[rows..rows + t.rows()], "{chunk}");
+                assert_eq!(
+                    t.lines.to_vec(),
+                    whole.lines.to_vec()[rows..rows + t.rows()],
+                    "{chunk}"
+                );
                 rows += t.rows();
             }
             assert_eq!(rows, 20, "{chunk}");
@@ -1042,10 +1067,10 @@ mod tests {
                     e.to_string().starts_with(&format!("l.csv:{line}:2:")),
                     "{text:?}: {e}"
                 ),
-                Ok(t) => assert_eq!(t.lines.last(), Some(&(line as u64 + 2)), "{text:?}"),
+                Ok(t) => assert_eq!(t.lines.last(), Some(line as u64 + 2), "{text:?}"),
             }
         }
         let t = parse("a,b\r\n1,2\r\n\r\n3,4\r\n5,6").unwrap();
-        assert_eq!(t.lines, [2, 4, 5]);
+        assert_eq!(t.lines.to_vec(), [2, 4, 5]);
     }
 }

@@ -1,5 +1,6 @@
 //! Reading data and turning it into the matrices a network learns from.
 
+pub mod cells;
 pub mod collective;
 pub mod csv;
 pub mod identifier;
