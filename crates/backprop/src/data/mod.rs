@@ -6,5 +6,6 @@ pub mod csv;
 pub mod identifier;
 pub mod idx;
 pub mod prep;
+mod records;
 pub mod scale;
 pub mod split;
