@@ -338,7 +338,7 @@ mod tests {
             "0.999999999",
             "1.000000001",
             "-1.5",
-            "3.14159265",
+            "0.314159265",
         ];
         for (texts, places) in [(&small[..], 5), (&fine[..], 9)] {
             let mut d = Decimals::default();
