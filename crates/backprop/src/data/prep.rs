@@ -527,7 +527,7 @@ pub(crate) fn blocks_to_rows(a: &mut [f32], rows: usize, widths: &[usize]) {
     };
     let mut placed = vec![0u64; a.len().div_ceil(64)];
     for start in 0..a.len() {
-        if placed[start / 64] >> (start % 64) & 1 == 1 {
+        if (placed[start / 64] >> (start % 64)) & 1 == 1 {
             continue;
         }
         // Carry the value at `start` to its place, picking up the one there, until
