@@ -5,22 +5,9 @@ use std::path::{Path, PathBuf};
 use super::cells::Decimals;
 pub use super::cells::{Lines, Numbers};
 use super::collective::Collective;
-pub use super::records::CsvSource;
+pub use super::records::{CsvOptions, CsvSource};
 use super::records::{all_whitespace, empty_file, no_rows, Records};
 use crate::error::{Error, Result};
-
-/// How to read a CSV file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CsvOptions {
-    /// Field separator (`b','` by default).
-    pub delimiter: u8,
-}
-
-impl Default for CsvOptions {
-    fn default() -> Self {
-        CsvOptions { delimiter: b',' }
-    }
-}
 
 /// One column of a table.
 #[derive(Clone, Debug, PartialEq)]

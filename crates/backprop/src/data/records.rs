@@ -5,8 +5,20 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use super::csv::CsvOptions;
 use crate::error::{Error, Result};
+
+/// How to read a CSV file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// Field separator (`b','` by default).
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions { delimiter: b',' }
+    }
+}
 
 /// Whether a reader yields only ASCII whitespace (stopping at the first other byte).
 pub(super) fn all_whitespace(mut r: impl std::io::Read) -> std::io::Result<bool> {
