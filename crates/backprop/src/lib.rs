@@ -99,6 +99,6 @@ pub use matrix::Matrix;
 pub use network::{Network, NetworkConfig, Trace};
 pub use optim::{Optimizer, OptimizerKind, OptimizerState, Schedule, ScheduleState};
 pub use train::{
-    BatchSize, Callback, Control, Dataset, EpochRecord, History, PartialEpoch, TrainConfig,
-    TrainState, Trainer,
+    BatchSize, Callback, Control, Dataset, EarlyStopping, EpochRecord, History, PartialEpoch,
+    TrainConfig, TrainState, Trainer,
 };

@@ -108,7 +108,7 @@ fn tract_predictions(m: &Model, t: &Table) -> (Vec<String>, Vec<Vec<f32>>) {
         let Column::Numeric(v) = &t.columns[j] else {
             panic!("numeric columns only")
         };
-        let a = tract_ndarray::Array2::from_shape_vec((n, 1), v.clone()).unwrap();
+        let a = tract_ndarray::Array2::from_shape_vec((n, 1), v.iter().collect()).unwrap();
         inputs.push(a.into_tensor().into());
     }
     let out = plan.run(inputs).expect("tract runs the export");
@@ -321,7 +321,7 @@ fn every_fitted_column_scales_as_the_library_does() {
             let Column::Numeric(v) = &t.columns[c] else {
                 panic!("numeric")
             };
-            let got = run_one(&one, v);
+            let got = run_one(&one, &v.iter().collect::<Vec<_>>());
             let (want, _) = m
                 .meta
                 .preprocessor

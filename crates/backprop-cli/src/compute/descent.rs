@@ -117,9 +117,8 @@ fn load(feature: &str) -> Result<Data> {
     };
     let rows: Vec<(f64, f64)> = xs
         .iter()
-        .zip(ys)
+        .zip(ys.iter())
         .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .map(|(&x, &y)| (x, y))
         .collect();
     let n = rows.len();
     let x_mean = rows.iter().map(|r| r.0).sum::<f64>() / n as f64;

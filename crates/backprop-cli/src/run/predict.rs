@@ -149,8 +149,8 @@ fn predict_images(a: &Predict, model: &Model, opts: backprop::data::csv::CsvOpti
 
 fn cell(c: &Column, r: usize) -> String {
     match c {
-        Column::Numeric(v) if v[r].is_nan() => String::new(),
-        Column::Numeric(v) => v[r].to_string(),
+        Column::Numeric(v) if v.get(r).is_nan() => String::new(),
+        Column::Numeric(v) => v.get(r).to_string(),
         Column::Text(v) => v[r].clone(),
     }
 }

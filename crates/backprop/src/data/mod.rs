@@ -1,9 +1,11 @@
 //! Reading data and turning it into the matrices a network learns from.
 
+pub mod cells;
 pub mod collective;
 pub mod csv;
 pub mod identifier;
 pub mod idx;
 pub mod prep;
+mod records;
 pub mod scale;
 pub mod split;

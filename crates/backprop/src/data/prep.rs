@@ -1,13 +1,18 @@
 //! Preprocessing fitted on the training rows only: feature scaling, one-hot encoding of
 //! text columns, imputation of missing cells, and target scaling. Saved with the model
 //! so predictions see the data exactly as training did.
+//!
+//! Longer than the ~600 lines a file should have (about 890 without tests) because
+//! fitting, encoding and checking all work on the [`Feature`] / [`Target`] types defined
+//! here; each function is under 80 lines, and the fitting functions (`fit_numeric`,
+//! `fit_categorical`, `TargetFit`) are the part to move out first.
 
 use serde::{Deserialize, Serialize};
 
 use super::collective::{order_statistics, total, union, Alone, Collective};
 use std::path::Path;
 
-use super::csv::{Column, Kind, Survey, Table};
+use super::csv::{Column, Kind, Numbers, Survey, Table};
 pub use super::scale::{inverse_normal_cdf, ScaleKind, Scaler, QUANTILES};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
@@ -185,7 +190,7 @@ pub fn detect_task_with(col: &Column, c: &mut dyn Collective) -> Task {
         Column::Numeric(v) => {
             let mut fractional = false;
             let mut distinct: Vec<i64> = Vec::new();
-            for &x in v.iter().filter(|x| !x.is_nan()) {
+            for x in v.iter().filter(|x| !x.is_nan()) {
                 if x.fract() != 0.0 {
                     fractional = true;
                     break;
@@ -237,7 +242,11 @@ fn encode_feature(
                     .copied()
                     .find(|&i| !col.is_missing(i))
                     .unwrap_or(0);
-                let line = table.lines.get(i).copied().unwrap_or(1);
+                let line = if i < table.lines.len() {
+                    table.lines.get(i)
+                } else {
+                    1
+                };
                 let text = if col.is_empty() {
                     String::new()
                 } else {
@@ -247,12 +256,11 @@ fn encode_feature(
             };
             let mut imputed = 0;
             for (r, &i) in rows.iter().enumerate() {
-                let x = if v[i].is_nan() {
+                let mut x = v.get(i);
+                if x.is_nan() {
                     imputed += 1;
-                    *median
-                } else {
-                    v[i]
-                };
+                    x = *median;
+                }
                 data[r * width + offset] = scaler.apply(x) as f32;
             }
             if imputed > 0 {
@@ -296,7 +304,7 @@ fn numeric_holds_text(source: &Path, line: u64, j: usize, name: &str, text: &str
 
 fn cell_text(col: &Column, i: usize) -> String {
     match col {
-        Column::Numeric(v) => format_number(v[i]),
+        Column::Numeric(v) => format_number(v.get(i)),
         Column::Text(v) => v[i].clone(),
     }
 }
@@ -306,6 +314,234 @@ fn format_number(x: f64) -> String {
         format!("{}", x as i64)
     } else {
         format!("{x}")
+    }
+}
+
+/// A numeric feature fitted on `rows` of its column (`n_rows` over all processes):
+/// missing cells take the training median, then the scaler is fitted on the filled
+/// values. Also says whether the column is constant in the training rows.
+fn fit_numeric(
+    name: String,
+    v: &Numbers,
+    rows: &[usize],
+    n_rows: usize,
+    scale: ScaleKind,
+    c: &mut dyn Collective,
+) -> (Feature, bool) {
+    // Sized for the filled column below, so it is never reallocated.
+    let mut present = Vec::with_capacity(rows.len());
+    present.extend(rows.iter().map(|&i| v.get(i)).filter(|x| !x.is_nan()));
+    present.sort_by(f64::total_cmp);
+    let n_present = total(c, present.len());
+    let (median, constant) = if n_present == 0 {
+        (0.0, true)
+    } else {
+        let m = n_present / 2;
+        // [min, max, middle (and the one below it for an even count)]
+        let mut ks = vec![0, n_present - 1, m];
+        if n_present % 2 != 1 {
+            ks.push(m - 1);
+        }
+        let o = order_statistics(c, &present, &ks);
+        let median = if n_present % 2 == 1 {
+            o[2]
+        } else {
+            0.5 * (o[3] + o[2])
+        };
+        (median, o[0] == o[1])
+    };
+    let mut filled = present;
+    filled.resize(rows.len(), median);
+    let scaler = Scaler::fit_with(scale, &mut filled, n_rows, c);
+    let feature = Feature::Numeric {
+        name,
+        median,
+        scaler,
+        constant,
+    };
+    (feature, constant)
+}
+
+/// A text feature fitted on `rows` of its column: the categories of every process,
+/// sorted (missing cells are [`MISSING_CATEGORY`]). Also says whether there is only one.
+fn fit_categorical(
+    name: String,
+    v: &[String],
+    rows: &[usize],
+    c: &mut dyn Collective,
+) -> (Feature, bool) {
+    let mut cats: Vec<String> = rows
+        .iter()
+        .map(|&i| {
+            if v[i].is_empty() {
+                MISSING_CATEGORY.to_string()
+            } else {
+                v[i].clone()
+            }
+        })
+        .collect();
+    cats.sort();
+    cats.dedup();
+    let categories = union(c, &cats);
+    let constant = categories.len() == 1;
+    (Feature::Categorical { name, categories }, constant)
+}
+
+/// The target column of a table and the training rows to fit its encoding on.
+struct TargetFit<'a> {
+    table: &'a Table,
+    target: usize,
+    rows: &'a [usize],
+    /// Training rows over all processes.
+    n_rows: usize,
+}
+
+impl TargetFit<'_> {
+    fn error(&self, line: u64, reason: String) -> Error {
+        Error::Csv {
+            path: self.table.source.clone(),
+            line,
+            column: self.target + 1,
+            reason,
+        }
+    }
+
+    /// The target's encoding for `opts.task`; a target missing in any training row is
+    /// an error naming the first such line.
+    fn target(&self, opts: &PrepOptions, c: &mut dyn Collective) -> Result<Target> {
+        let (table, rows) = (self.table, self.rows);
+        let tname = &table.headers[self.target];
+        let tcol = &table.columns[self.target];
+        let missing: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&i| tcol.is_missing(i))
+            .collect();
+        let n_missing = total(c, missing.len());
+        if n_missing > 0 {
+            let line = missing.first().map_or(1, |&i| table.lines.get(i));
+            return Err(self.error(line, format!("the target `{tname}` is missing in {n_missing} row(s); remove those rows or fill them in")));
+        }
+        match (opts.task, tcol) {
+            (Task::Regress, Column::Numeric(v)) => self.regression(v, opts.target_transform, c),
+            (Task::Regress, Column::Text(_)) => Err(self.error(1, format!("the target `{tname}` holds text, so it cannot be regressed; use --task classify"))),
+            (Task::Classify, _) => self.classification(c),
+        }
+    }
+
+    /// A regression target: transformed, then standardised by the training mean and
+    /// deviation. A constant target is an error (nothing to learn).
+    fn regression(
+        &self,
+        v: &Numbers,
+        transform: TargetTransform,
+        c: &mut dyn Collective,
+    ) -> Result<Target> {
+        let tname = &self.table.headers[self.target];
+        let mut t = Vec::with_capacity(self.rows.len());
+        for &i in self.rows {
+            let y = v.get(i);
+            t.push(match transform {
+                TargetTransform::None => y,
+                TargetTransform::Log if y > 0.0 => y.ln(),
+                TargetTransform::Log => {
+                    return Err(self.error(
+                        self.table.lines.get(i),
+                        format!("--target-transform log needs positive targets, found {y}"),
+                    ))
+                }
+            });
+        }
+        let Scaler::Standard { mean, std } =
+            Scaler::fit_with(ScaleKind::Standard, &mut t, self.n_rows, c)
+        else {
+            unreachable!("standard scaler")
+        };
+        t.sort_by(f64::total_cmp);
+        let ends = match self.n_rows {
+            0 => vec![0.0, 0.0],
+            n => order_statistics(c, &t, &[0, n - 1]),
+        };
+        if ends[0] == ends[1] {
+            return Err(self.error(1, format!("the target `{tname}` has the same value ({}) in every training row; there is nothing to learn", ends[0])));
+        }
+        Ok(Target::Regression {
+            name: tname.clone(),
+            transform,
+            mean,
+            std,
+        })
+    }
+
+    /// A classification target: the classes of every process's training rows,
+    /// numbers in numeric order and text in text order. Fewer than two is an error.
+    fn classification(&self, c: &mut dyn Collective) -> Result<Target> {
+        let tname = &self.table.headers[self.target];
+        let tcol = &self.table.columns[self.target];
+        let sorted = |mut classes: Vec<String>| {
+            match tcol {
+                Column::Numeric(_) => classes.sort_by(|a, b| {
+                    a.parse::<f64>()
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+                }),
+                Column::Text(_) => classes.sort(),
+            }
+            classes.dedup();
+            classes
+        };
+        let local = sorted(self.rows.iter().map(|&i| cell_text(tcol, i)).collect());
+        let classes = sorted(c.gather_strings(&local));
+        if classes.len() < 2 {
+            return Err(self.error(1, format!("the target `{tname}` has a single class in the training rows; a classifier needs at least two")));
+        }
+        Ok(Target::Classification {
+            name: tname.clone(),
+            classes,
+        })
+    }
+}
+
+/// Rearranges `a`, which holds `rows` rows as one row-major block per feature (the
+/// block of a feature `w` wide is `rows x w`, blocks in feature order, `widths`), into
+/// the row-major `rows x sum(widths)` matrix, in place: by following the cycles of the
+/// permutation, with one bit per cell to mark those already placed. A copy would need
+/// a second matrix at once (BENCHMARKS.md, "Memory").
+pub(crate) fn blocks_to_rows(a: &mut [f32], rows: usize, widths: &[usize]) {
+    let width: usize = widths.iter().sum();
+    assert_eq!(a.len(), rows * width, "blocks_to_rows: {rows} x {width}");
+    if rows <= 1 || widths.len() <= 1 {
+        return; // one block, or one row: already row-major
+    }
+    // For every column of the result: its feature's first column and width.
+    let mut block = Vec::with_capacity(width);
+    let mut first = 0;
+    for &w in widths {
+        block.extend(std::iter::repeat_n((first, w), w));
+        first += w;
+    }
+    let dest = |p: usize| {
+        let (first, w) = block[p / rows];
+        let local = p - first * rows;
+        local / w * width + first + local % w
+    };
+    let mut placed = vec![0u64; a.len().div_ceil(64)];
+    for start in 0..a.len() {
+        if (placed[start / 64] >> (start % 64)) & 1 == 1 {
+            continue;
+        }
+        // Carry the value at `start` to its place, picking up the one there, until
+        // the cycle comes back to `start`.
+        let (mut p, mut carried) = (start, a[start]);
+        loop {
+            let q = dest(p);
+            placed[q / 64] |= 1 << (q % 64);
+            std::mem::swap(&mut a[q], &mut carried);
+            if q == start {
+                break;
+            }
+            p = q;
+        }
     }
 }
 
@@ -342,157 +578,22 @@ impl Preprocessor {
         let mut feats = Vec::with_capacity(features.len());
         for &j in features {
             let name = table.headers[j].clone();
-            match &table.columns[j] {
-                Column::Numeric(v) => {
-                    let mut present: Vec<f64> =
-                        rows.iter().map(|&i| v[i]).filter(|x| !x.is_nan()).collect();
-                    present.sort_by(f64::total_cmp);
-                    let n_present = total(c, present.len());
-                    let (median, constant) = if n_present == 0 {
-                        (0.0, true)
-                    } else {
-                        let m = n_present / 2;
-                        // [min, max, middle (and the one below it for an even count)]
-                        let mut ks = vec![0, n_present - 1, m];
-                        if n_present % 2 != 1 {
-                            ks.push(m - 1);
-                        }
-                        let o = order_statistics(c, &present, &ks);
-                        let median = if n_present % 2 == 1 {
-                            o[2]
-                        } else {
-                            0.5 * (o[3] + o[2])
-                        };
-                        (median, o[0] == o[1])
-                    };
-                    if constant {
-                        report.constant.push(name.clone());
-                    }
-                    let mut filled = present;
-                    filled.resize(rows.len(), median);
-                    let scaler = Scaler::fit_with(opts.scale, &mut filled, n_rows, c);
-                    feats.push(Feature::Numeric {
-                        name,
-                        median,
-                        scaler,
-                        constant,
-                    });
-                }
-                Column::Text(v) => {
-                    let mut cats: Vec<String> = rows
-                        .iter()
-                        .map(|&i| {
-                            if v[i].is_empty() {
-                                MISSING_CATEGORY.to_string()
-                            } else {
-                                v[i].clone()
-                            }
-                        })
-                        .collect();
-                    cats.sort();
-                    cats.dedup();
-                    let cats = union(c, &cats);
-                    if cats.len() == 1 {
-                        report.constant.push(name.clone());
-                    }
-                    feats.push(Feature::Categorical {
-                        name,
-                        categories: cats,
-                    });
-                }
+            let (feature, constant) = match &table.columns[j] {
+                Column::Numeric(v) => fit_numeric(name, v, rows, n_rows, opts.scale, c),
+                Column::Text(v) => fit_categorical(name, v, rows, c),
+            };
+            if constant {
+                report.constant.push(feature.name().to_string());
             }
+            feats.push(feature);
         }
-        let tname = table.headers[target].clone();
-        let tcol = &table.columns[target];
-        let missing: Vec<usize> = rows
-            .iter()
-            .copied()
-            .filter(|&i| tcol.is_missing(i))
-            .collect();
-        let n_missing = total(c, missing.len());
-        if n_missing > 0 {
-            return Err(Error::Csv {
-                path: table.source.clone(),
-                line: missing.first().map_or(1, |&i| table.lines[i]),
-                column: target + 1,
-                reason: format!("the target `{tname}` is missing in {n_missing} row(s); remove those rows or fill them in"),
-            });
-        }
-        let target_spec = match opts.task {
-            Task::Regress => {
-                let Column::Numeric(v) = tcol else {
-                    return Err(Error::Csv { path: table.source.clone(), line: 1, column: target + 1, reason: format!("the target `{tname}` holds text, so it cannot be regressed; use --task classify") });
-                };
-                let mut t = Vec::with_capacity(rows.len());
-                for &i in rows {
-                    t.push(match opts.target_transform {
-                        TargetTransform::None => v[i],
-                        TargetTransform::Log => {
-                            if v[i] <= 0.0 {
-                                return Err(Error::Csv {
-                                    path: table.source.clone(),
-                                    line: table.lines[i],
-                                    column: target + 1,
-                                    reason: format!(
-                                        "--target-transform log needs positive targets, found {}",
-                                        v[i]
-                                    ),
-                                });
-                            }
-                            v[i].ln()
-                        }
-                    });
-                }
-                let Scaler::Standard { mean, std } =
-                    Scaler::fit_with(ScaleKind::Standard, &mut t, n_rows, c)
-                else {
-                    unreachable!("standard scaler")
-                };
-                t.sort_by(f64::total_cmp);
-                let ends = match n_rows {
-                    0 => vec![0.0, 0.0],
-                    n => order_statistics(c, &t, &[0, n - 1]),
-                };
-                if ends[0] == ends[1] {
-                    return Err(Error::Csv {
-                        path: table.source.clone(),
-                        line: 1,
-                        column: target + 1,
-                        reason: format!("the target `{tname}` has the same value ({}) in every training row; there is nothing to learn", ends[0]),
-                    });
-                }
-                Target::Regression {
-                    name: tname,
-                    transform: opts.target_transform,
-                    mean,
-                    std,
-                }
-            }
-            Task::Classify => {
-                // Numbers in numeric order, text in text order, each class once.
-                let sorted = |mut classes: Vec<String>| {
-                    match tcol {
-                        Column::Numeric(_) => classes.sort_by(|a, b| {
-                            a.parse::<f64>()
-                                .unwrap_or(0.0)
-                                .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
-                        }),
-                        Column::Text(_) => classes.sort(),
-                    }
-                    classes.dedup();
-                    classes
-                };
-                let local = sorted(rows.iter().map(|&i| cell_text(tcol, i)).collect());
-                let classes = sorted(c.gather_strings(&local));
-                if classes.len() < 2 {
-                    return Err(Error::Csv { path: table.source.clone(), line: 1, column: target + 1, reason: format!("the target `{tname}` has a single class in the training rows; a classifier needs at least two") });
-                }
-                Target::Classification {
-                    name: tname,
-                    classes,
-                }
-            }
+        let fit = TargetFit {
+            table,
+            target,
+            rows,
+            n_rows,
         };
+        let target_spec = fit.target(opts, c)?;
         Ok((
             Preprocessor {
                 features: feats,
@@ -613,10 +714,11 @@ impl Preprocessor {
 
     /// The inputs and targets of every row list in `splits`, as
     /// [`Preprocessor::transform_features`] and [`Preprocessor::transform_target`]
-    /// give them, built from a table this consumes: each column is freed as soon as it
-    /// is encoded, so the table and the matrices never both exist in full (issue 19).
-    /// The inputs are first encoded a feature at a time (a row-major matrix's pages are
-    /// all touched by its first column), then assembled split by split.
+    /// give them, built from a table this consumes, so that the table and the matrices
+    /// never both exist in full (issue 19). Each split's inputs are first encoded a
+    /// feature at a time into a block of their matrix's buffer (a row-major matrix's
+    /// pages would all be touched by its first column), each table column freed once
+    /// encoded; then the blocks are rearranged into rows in place ([`blocks_to_rows`]).
     pub fn transform_splits(
         &self,
         mut table: Table,
@@ -624,17 +726,24 @@ impl Preprocessor {
         target: usize,
         splits: &[&[usize]],
     ) -> Result<Vec<(Matrix, Matrix, PrepReport)>> {
+        let widths: Vec<usize> = self.features.iter().map(Feature::width).collect();
+        let width = self.input_width();
         let mut reports = vec![PrepReport::default(); splits.len()];
-        let mut blocks: Vec<Vec<Vec<f32>>> = vec![Vec::new(); splits.len()];
+        // Zeroed lazily by the system: a page takes memory once a block writes to it.
+        let mut data: Vec<Vec<f32>> = splits
+            .iter()
+            .map(|rows| vec![0.0f32; rows.len() * width])
+            .collect();
+        let mut offset = 0;
         for (k, (f, &j)) in self.features.iter().zip(cols).enumerate() {
             let w = f.width();
-            for (s, rows) in splits.iter().enumerate() {
-                let mut block = vec![0.0f32; rows.len() * w];
-                encode_feature(f, &table, j, rows, &mut block, w, 0, &mut reports[s])?;
-                blocks[s].push(block);
+            for ((rows, buf), report) in splits.iter().zip(&mut data).zip(&mut reports) {
+                let block = &mut buf[offset * rows.len()..(offset + w) * rows.len()];
+                encode_feature(f, &table, j, rows, block, w, 0, report)?;
             }
+            offset += w;
             if j != target && !cols[k + 1..].contains(&j) {
-                table.columns[j] = Column::Numeric(Vec::new());
+                table.columns[j] = Column::Numeric(Vec::new().into());
             }
         }
         let targets = splits
@@ -642,27 +751,14 @@ impl Preprocessor {
             .map(|rows| self.transform_target(&table, target, rows))
             .collect::<Result<Vec<_>>>()?;
         drop(table);
-        let width = self.input_width();
         let mut out = Vec::with_capacity(splits.len());
-        for ((rows, feature_blocks), (y, report)) in splits
+        for ((rows, mut buf), (y, report)) in splits
             .iter()
-            .zip(blocks.iter_mut())
+            .zip(data)
             .zip(targets.into_iter().zip(reports))
         {
-            let mut data = vec![0.0f32; rows.len() * width];
-            let mut offset = 0;
-            for (f, block) in self.features.iter().zip(feature_blocks.iter_mut()) {
-                // Freed as it is copied, so a split's blocks and matrix do not both
-                // outlive this loop.
-                let block = std::mem::take(block);
-                let w = f.width();
-                for r in 0..rows.len() {
-                    let at = r * width + offset;
-                    data[at..at + w].copy_from_slice(&block[r * w..(r + 1) * w]);
-                }
-                offset += w;
-            }
-            let x = Matrix::from_vec(rows.len(), width, data).expect("sized above");
+            blocks_to_rows(&mut buf, rows.len(), &widths);
+            let x = Matrix::from_vec(rows.len(), width, buf).expect("sized above");
             out.push((x, y, report));
         }
         Ok(out)
@@ -675,7 +771,7 @@ impl Preprocessor {
         let col = &table.columns[target];
         let err = |i: usize, reason: String| Error::Csv {
             path: table.source.clone(),
-            line: table.lines[i],
+            line: table.lines.get(i),
             column: target + 1,
             reason,
         };
@@ -694,21 +790,21 @@ impl Preprocessor {
                 };
                 let mut out = Vec::with_capacity(rows.len());
                 for &i in rows {
-                    if v[i].is_nan() {
+                    if v.get(i).is_nan() {
                         return Err(err(
                             i,
                             format!("the target `{name}` is missing; remove the row or fill it in"),
                         ));
                     }
                     let t = match transform {
-                        TargetTransform::None => v[i],
-                        TargetTransform::Log if v[i] > 0.0 => v[i].ln(),
+                        TargetTransform::None => v.get(i),
+                        TargetTransform::Log if v.get(i) > 0.0 => v.get(i).ln(),
                         TargetTransform::Log => {
                             return Err(err(
                                 i,
                                 format!(
                                     "--target-transform log needs positive targets, found {}",
-                                    v[i]
+                                    v.get(i)
                                 ),
                             ))
                         }
@@ -798,6 +894,36 @@ mod tests {
     use super::*;
 
     use crate::data::csv::CsvOptions;
+
+    /// Feature blocks become rows in place, for every mix of widths and row counts.
+    #[test]
+    fn blocks_become_rows_in_place() {
+        for widths in [
+            vec![1],
+            vec![1, 1],
+            vec![3, 1, 2],
+            vec![2, 5],
+            vec![1, 4, 1, 1],
+        ] {
+            let width: usize = widths.iter().sum();
+            for rows in [0, 1, 2, 7, 64, 129] {
+                // Cell (r, c) of the result holds r * 1000 + c.
+                let mut a = Vec::with_capacity(rows * width);
+                let mut first = 0;
+                for &w in &widths {
+                    for r in 0..rows {
+                        a.extend((first..first + w).map(|c| (r * 1000 + c) as f32));
+                    }
+                    first += w;
+                }
+                blocks_to_rows(&mut a, rows, &widths);
+                let want: Vec<f32> = (0..rows)
+                    .flat_map(|r| (0..width).map(move |c| (r * 1000 + c) as f32))
+                    .collect();
+                assert_eq!(a, want, "{widths:?} {rows}");
+            }
+        }
+    }
 
     #[test]
     fn fits_on_training_rows_only_and_encodes_text() {
@@ -964,7 +1090,7 @@ mod tests {
             } else {
                 vec![2.0, 2.5]
             };
-            detect_task_with(&Column::Numeric(v), c)
+            detect_task_with(&Column::Numeric(v.into()), c)
         });
         assert_eq!(got, [Task::Regress, Task::Regress]);
         // Three classes, but no shard sees more than two.
@@ -974,12 +1100,12 @@ mod tests {
             } else {
                 vec![2.0, 3.0]
             };
-            detect_task_with(&Column::Numeric(v), c)
+            detect_task_with(&Column::Numeric(v.into()), c)
         });
         assert_eq!(got, [Task::Classify, Task::Classify]);
         // Each shard sees one class; together they are two.
         let got = run_sharded(2, |rank, c| {
-            detect_task_with(&Column::Numeric(vec![rank as f64]), c)
+            detect_task_with(&Column::Numeric(vec![rank as f64].into()), c)
         });
         assert_eq!(got, [Task::Classify, Task::Classify]);
     }

@@ -49,6 +49,15 @@ fn auto_kind(count: f64, m2: f64, m4: f64) -> ScaleKind {
     }
 }
 
+/// The kind [`ScaleKind::Auto`] picks for `values` (one process's).
+fn auto_kind_of(values: &[f64]) -> ScaleKind {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let m2 = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+    let m4 = values.iter().map(|v| (v - mean).powi(4)).sum::<f64>();
+    auto_kind(values.len() as f64, m2, m4)
+}
+
 /// A fitted scaling of one numeric column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -86,12 +95,7 @@ impl Scaler {
     pub fn fit(kind: ScaleKind, values: &[f64]) -> Scaler {
         let n = values.len().max(1) as f64;
         match kind {
-            ScaleKind::Auto => {
-                let mean = values.iter().sum::<f64>() / n;
-                let m2 = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
-                let m4 = values.iter().map(|v| (v - mean).powi(4)).sum::<f64>();
-                Scaler::fit(auto_kind(values.len() as f64, m2, m4), values)
-            }
+            ScaleKind::Auto => Scaler::fit(auto_kind_of(values), values),
             ScaleKind::Standard => {
                 let mean = values.iter().sum::<f64>() / n;
                 let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
@@ -136,6 +140,17 @@ impl Scaler {
         c: &mut dyn Collective,
     ) -> Scaler {
         if c.is_alone() {
+            let kind = match kind {
+                ScaleKind::Auto => auto_kind_of(values),
+                k => k,
+            };
+            if kind == ScaleKind::Quantile && !values.is_empty() {
+                // Sorted in place: the copy `fit` sorts would hold the column twice.
+                values.sort_by(f64::total_cmp);
+                return Scaler::quantile_from(values.len(), |ks| {
+                    ks.iter().map(|&k| values[k]).collect()
+                });
+            }
             return Scaler::fit(kind, values);
         }
         let count = n.max(1) as f64;

@@ -47,10 +47,17 @@ pub fn split_rows(n: usize, valid_fraction: f64, test_fraction: f64, seed: u64) 
             format!("{n} row(s) are too few for the requested splits (validation {valid_fraction}, test {test_fraction}); add rows or lower --valid-fraction / --test-fraction"),
         ));
     }
+    // The training rows keep the shuffled list's buffer (the held-out parts are copied
+    // out and the rest moved to its front), so the rows are never held twice.
     let test = idx[..n_test].to_vec();
     let valid = idx[n_test..n_test + n_valid].to_vec();
-    let train = idx[n_test + n_valid..].to_vec();
-    Ok(Split { train, valid, test })
+    idx.drain(..n_test + n_valid);
+    idx.shrink_to_fit();
+    Ok(Split {
+        train: idx,
+        valid,
+        test,
+    })
 }
 
 #[cfg(test)]

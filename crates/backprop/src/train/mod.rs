@@ -5,7 +5,8 @@
 //!   ([`TrainConfig`], [`Dataset`], [`History`], [`TrainState`]), and the hooks into
 //!   it ([`Callback`], [`GradientReducer`]);
 //! * `trainer.rs`: [`Trainer`], the epoch loop and the step;
-//! * `batcher.rs`: which rows each step trains on (shuffling, shards, pieces).
+//! * `batcher.rs`: which rows each step trains on (shuffling, shards, pieces);
+//! * `early_stopping.rs`: [`EarlyStopping`], the callback that keeps the best weights.
 
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,10 @@ use crate::optim::{Optimizer, OptimizerState, Schedule, ScheduleState};
 use crate::seed::{self, Stream};
 
 mod batcher;
+mod early_stopping;
 mod trainer;
 
+pub use early_stopping::EarlyStopping;
 pub use trainer::Trainer;
 
 /// Observations per update: the three forms of gradient descent.
@@ -279,10 +282,20 @@ pub trait Callback {
     fn on_step_end(&mut self, _epoch: usize, _step: usize, _steps: usize, _loss: f32) -> Control {
         Control::Continue
     }
+    /// After every epoch is recorded and before any callback's
+    /// [`Callback::on_epoch_end`]: a callback whose memory must survive a checkpoint
+    /// ([`EarlyStopping`]) keeps it in `state` here.
+    fn on_epoch_recorded(&mut self, _net: &Network, _state: &mut TrainState) -> Control {
+        Control::Continue
+    }
     /// After every epoch, with the network as it now is and the resumable state.
     fn on_epoch_end(&mut self, _net: &Network, _state: &TrainState) -> Result<Control> {
         Ok(Control::Continue)
     }
+    /// Once training has run its course (every configured epoch, or stopped early), but
+    /// not when a callback interrupted it: the weights may still change here
+    /// ([`EarlyStopping`] restores the best).
+    fn on_train_end(&mut self, _net: &mut Network, _state: &TrainState) {}
 }
 
 /// Combines the gradients of a step across processes (data-parallel training). The
@@ -465,6 +478,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("step 2 of 4 of epoch 1"), "{e}");
+    }
+
+    /// Early stopping is an ordinary callback: handed to `fit` by the caller (with no
+    /// patience configured) it stops at the same epoch and restores the same weights as
+    /// the one the trainer builds from `patience`.
+    #[test]
+    fn early_stopping_is_an_ordinary_callback() {
+        let (net, d) = tiny();
+        // Validation targets opposite to the training ones: learning makes them worse.
+        let mut valid = d.clone();
+        valid.y.as_mut_slice().iter_mut().for_each(|y| *y = -*y);
+        let config = TrainConfig {
+            epochs: 50,
+            lr: 0.1,
+            patience: 3,
+            ..Default::default()
+        };
+        let mut configured = net.clone();
+        let h1 = Trainer::new(config.clone())
+            .unwrap()
+            .fit(&mut configured, &d, Some(&valid), &mut [])
+            .unwrap();
+        assert!(h1.stopped_early && h1.epochs.len() < 50, "{h1:?}");
+        let best = h1.best_epoch.expect("a best epoch");
+        assert_eq!(h1.epochs.len(), best + 3);
+        let mut handed = net.clone();
+        let mut early = EarlyStopping::new(3);
+        let h2 = Trainer::new(TrainConfig {
+            patience: 0,
+            ..config.clone()
+        })
+        .unwrap()
+        .fit(&mut handed, &d, Some(&valid), &mut [&mut early])
+        .unwrap();
+        assert_eq!(configured.params(), handed.params());
+        assert_eq!((h2.stopped_early, h2.best_epoch), (true, Some(best)));
+        assert_eq!(h2.epochs.len(), h1.epochs.len());
+        // The restored weights are the best epoch's, not the last one's.
+        let mut last = net.clone();
+        Trainer::new(TrainConfig {
+            epochs: h1.epochs.len(),
+            patience: 0,
+            ..config
+        })
+        .unwrap()
+        .fit(&mut last, &d, Some(&valid), &mut [])
+        .unwrap();
+        assert_ne!(last.params(), configured.params());
     }
 
     /// An empty validation set is refused (its loss would be NaN); none is fine.

@@ -1,15 +1,15 @@
 //! The trainer: the epoch loop, and in it the steps, each a forward pass, a cost, a
 //! backward pass and an update over the pieces of one batch. Which rows a step takes is
 //! the [`Batcher`]'s business; what happens at the end of an epoch (the schedule, the
-//! history, early stopping) is [`Trainer::end_epoch`]'s; callbacks can stop training
-//! after any step or epoch.
+//! history) is [`Trainer::end_epoch`]'s; callbacks, early stopping among them
+//! ([`EarlyStopping`]), can stop training after any step or epoch.
 
 use std::time::Instant;
 
 use super::batcher::{Batcher, Piece};
 use super::{
-    evaluate_loss_sum, Callback, Control, Dataset, EpochRecord, GradientReducer, History,
-    LocalReducer, PartialEpoch, Shard, TrainConfig, TrainState,
+    evaluate_loss_sum, Callback, Control, Dataset, EarlyStopping, EpochRecord, GradientReducer,
+    History, LocalReducer, PartialEpoch, Shard, TrainConfig, TrainState,
 };
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -121,6 +121,7 @@ impl Trainer {
             ws,
         };
         let mut eval_trace = Trace::default();
+        let mut early = EarlyStopping::new(c.patience);
         // A state that stopped early is finished even when loaded from a checkpoint.
         while state.epoch < c.epochs && !state.history.stopped_early {
             let Some(epoch) = self.run_epoch(net, state, &mut run)? else {
@@ -130,11 +131,14 @@ impl Trainer {
             };
             let valid_loss =
                 valid.map(|v| validation_loss(net, v, c.loss, run.reducer, &mut eval_trace));
-            let mut stop = self.end_epoch(net, state, &run.ws, epoch, valid_loss);
+            let mut stop = epoch.stop;
+            self.end_epoch(net, state, &run.ws, epoch, valid_loss);
+            stop |= early.on_epoch_recorded(net, state) == Control::Stop;
             for cb in run.callbacks.iter_mut() {
-                if cb.on_epoch_end(net, state)? == Control::Stop {
-                    stop = true;
-                }
+                stop |= cb.on_epoch_recorded(net, state) == Control::Stop;
+            }
+            for cb in run.callbacks.iter_mut() {
+                stop |= cb.on_epoch_end(net, state)? == Control::Stop;
             }
             if stop && state.epoch < c.epochs && !state.history.stopped_early {
                 // Interrupted by a callback: leave the weights as they are so the run
@@ -145,10 +149,9 @@ impl Trainer {
                 break;
             }
         }
-        if let Some((_, best)) = &state.best {
-            if state.history.stopped_early || state.epoch == c.epochs {
-                net.params_mut().copy_from_slice(best);
-            }
+        early.on_train_end(net, state);
+        for cb in run.callbacks.iter_mut() {
+            cb.on_train_end(net, state);
         }
         Ok(())
     }
@@ -301,8 +304,7 @@ impl Trainer {
         }))
     }
 
-    /// Records a finished epoch: steps the schedule, appends the history and applies
-    /// early stopping. Returns whether training should stop.
+    /// Records a finished epoch: steps the schedule and appends the history.
     fn end_epoch(
         &self,
         net: &Network,
@@ -310,7 +312,7 @@ impl Trainer {
         ws: &Workspace,
         e: EpochSteps,
         valid_loss: Option<f64>,
-    ) -> bool {
+    ) {
         let c = &self.config;
         c.schedule.end_epoch(
             c.lr,
@@ -328,13 +330,6 @@ impl Trainer {
             grad_norms,
             update_ratios,
         });
-        let mut stop = e.stop;
-        if let (Some(v), true) = (valid_loss, c.patience > 0) {
-            if early_stopping(state, net, v, c.patience) {
-                stop = true;
-            }
-        }
-        stop
     }
 
     /// One update from the rows of step `at.step` that this process holds: the pieces'
@@ -406,23 +401,6 @@ struct EpochSteps {
     seconds_before: f64,
     /// Whether a callback asked to stop at the last step.
     stop: bool,
-}
-
-/// Keeps the best weights so far and counts the epochs without improvement. Returns
-/// whether `patience` such epochs have passed (then the history says it stopped early).
-fn early_stopping(state: &mut TrainState, net: &Network, valid_loss: f64, patience: usize) -> bool {
-    if state.best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
-        state.best = Some((valid_loss, net.params().to_vec()));
-        state.bad_epochs = 0;
-        state.history.best_epoch = Some(state.epoch);
-        return false;
-    }
-    state.bad_epochs += 1;
-    if state.bad_epochs >= patience {
-        state.history.stopped_early = true;
-        return true;
-    }
-    false
 }
 
 /// The mean loss over the validation rows of every process.
