@@ -223,7 +223,8 @@ pub fn weights_from_safetensors(path: &Path, bytes: &[u8], specs: &[LayerSpec]) 
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("is not a readable safetensors file ({e}); it may be truncated or corrupted, retrain or restore it")))?;
     let mut params = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        spec.validate().map_err(|e| bad(format!("layer {i}: {e}")))?;
+        spec.validate()
+            .map_err(|e| bad(format!("layer {i}: {e}")))?;
         for (suffix, shape) in spec.layer().tensors() {
             let name = format!("layers.{i}.{suffix}");
             let t = st.tensor(&name).map_err(|_| {

@@ -38,7 +38,13 @@ fn distinct_vec(rng: &mut impl Rng, n: usize) -> Vec<f32> {
 }
 
 /// Forward of one layer on `batch` rows, with working memory and mode.
-fn forward(l: &dyn Layer, params: &[f32], x: &[f32], batch: usize, mode: Mode) -> (Vec<f32>, Vec<f32>) {
+fn forward(
+    l: &dyn Layer,
+    params: &[f32],
+    x: &[f32],
+    batch: usize,
+    mode: Mode,
+) -> (Vec<f32>, Vec<f32>) {
     let mut out = vec![f32::NAN; batch * l.outputs()];
     let mut saved = vec![f32::NAN; batch * l.saved_width()];
     let mut work = vec![f32::NAN; batch * l.work_width()];
@@ -149,8 +155,22 @@ fn pooling_gradients_match_finite_differences() {
             padding,
         };
         let x = distinct_vec(&mut rng, 2 * input.len());
-        gradcheck(&format!("max {p:?}"), &MaxPool2d(p), &[], &x, 2, Mode::Infer);
-        gradcheck(&format!("avg {p:?}"), &AvgPool2d(p), &[], &x, 2, Mode::Infer);
+        gradcheck(
+            &format!("max {p:?}"),
+            &MaxPool2d(p),
+            &[],
+            &x,
+            2,
+            Mode::Infer,
+        );
+        gradcheck(
+            &format!("avg {p:?}"),
+            &AvgPool2d(p),
+            &[],
+            &x,
+            2,
+            Mode::Infer,
+        );
     }
 }
 
@@ -165,12 +185,22 @@ fn flatten_and_dropout_gradients_match_finite_differences() {
     let dropout = Dropout { width: 24, p: 0.3 };
     gradcheck("dropout (infer)", &dropout, &[], &x, 3, Mode::Infer);
     // A training pass with a fixed seed is a fixed mask: differentiable, and checked.
-    gradcheck("dropout (train)", &dropout, &[], &x, 3, Mode::Train { seed: 7 });
+    gradcheck(
+        "dropout (train)",
+        &dropout,
+        &[],
+        &x,
+        3,
+        Mode::Train { seed: 7 },
+    );
 }
 
 #[test]
 fn dropout_drops_the_share_it_is_given_and_keeps_the_mean() {
-    let l = Dropout { width: 1000, p: 0.25 };
+    let l = Dropout {
+        width: 1000,
+        p: 0.25,
+    };
     let x = vec![1.0f32; 20_000];
     let (out, _) = forward(&l, &[], &x, 20, Mode::Train { seed: 5 });
     let dropped = out.iter().filter(|&&v| v == 0.0).count() as f64 / out.len() as f64;
@@ -254,7 +284,14 @@ fn image_layers_match_pytorch() {
         assert_eq!(l.num_params(), case.params.len(), "{n}: parameters");
         let (out, saved) = forward(&*l, &case.params, &case.x, case.batch, Mode::Infer);
         assert_close(&format!("{n}: output"), &out, &case.out);
-        let (grads, dx) = backward(&*l, &case.params, &case.x, case.batch, (&out, &saved), &case.c);
+        let (grads, dx) = backward(
+            &*l,
+            &case.params,
+            &case.x,
+            case.batch,
+            (&out, &saved),
+            &case.c,
+        );
         assert_close(&format!("{n}: dx"), &dx, &case.dx);
         assert_close(&format!("{n}: dθ"), &grads, &case.dparams);
         // The same through a network's loops (as training runs it).
@@ -262,7 +299,11 @@ fn image_layers_match_pytorch() {
         let x = Matrix::from_vec(case.batch, l.inputs(), case.x.clone()).unwrap();
         let mut trace = Trace::default();
         net.forward_train(&x, &mut trace);
-        assert_close(&format!("{n}: network output"), trace.output().as_slice(), &case.out);
+        assert_close(
+            &format!("{n}: network output"),
+            trace.output().as_slice(),
+            &case.out,
+        );
         let mut g = vec![0.0; net.num_params()];
         net.backward(&x, &mut trace, &case.c, &mut g);
         assert_close(&format!("{n}: network dθ"), &g, &case.dparams);
@@ -340,7 +381,10 @@ fn a_cnn_saves_loads_and_keeps_pytorch_layouts() {
     assert_eq!(st.tensor("layers.0.weight").unwrap().shape(), &[4, 1, 3, 3]);
     assert_eq!(st.tensor("layers.2.weight").unwrap().shape(), &[6, 4, 3, 3]);
     assert_eq!(st.tensor("layers.6.weight").unwrap().shape(), &[5, 6]);
-    assert!(st.tensor("layers.1.weight").is_err(), "pooling has no tensors");
+    assert!(
+        st.tensor("layers.1.weight").is_err(),
+        "pooling has no tensors"
+    );
     let path = std::path::Path::new("m.safetensors");
     let back = backprop::model::weights_from_safetensors(path, &bytes, &specs).unwrap();
     assert_eq!(back.params(), net.params());
@@ -374,7 +418,11 @@ fn a_cnn_gradient_through_the_network_matches_finite_differences() {
     let loss = |p: &[f64]| -> f64 {
         let p: Vec<f32> = p.iter().map(|&v| v as f32).collect();
         let out = Network::from_specs(&specs, p).unwrap().predict(&x);
-        out.as_slice().iter().zip(&c).map(|(&a, &c)| a as f64 * c as f64).sum()
+        out.as_slice()
+            .iter()
+            .zip(&c)
+            .map(|(&a, &c)| a as f64 * c as f64)
+            .sum()
     };
     let f64s = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
     let r = check_gradient(&f64s(net.params()), &f64s(&grads), H, loss);

@@ -262,7 +262,13 @@ impl Layer for Conv2d {
         self.im2col(p.x, p.batch, cols);
         // y = cols Wᵀ                                 ((b, p) x out)
         let y = &mut p.work[..rows * n];
-        gemm(1.0, View::new(cols, rows, k), View::new(w, n, k).t(), 0.0, y);
+        gemm(
+            1.0,
+            View::new(cols, rows, k),
+            View::new(w, n, k).t(),
+            0.0,
+            y,
+        );
         // z = y + b, in NCHW
         to_nchw(y, p.batch, positions, n, p.out);
         for (i, plane) in p.out.chunks_exact_mut(positions).enumerate() {

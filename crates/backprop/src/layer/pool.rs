@@ -37,7 +37,11 @@ impl Pool {
     pub fn validate(&self, kind: &'static str) -> Result<()> {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let bad = |reason: String| Err(Error::config(kind, reason));
-        if self.input.checked_len().is_none_or(|n| n == 0 || n > 1 << 40) {
+        if self
+            .input
+            .checked_len()
+            .is_none_or(|n| n == 0 || n > 1 << 40)
+        {
             return bad(format!("needs a non-empty input, got {}", self.input));
         }
         if k == 0 || s == 0 {
@@ -57,28 +61,53 @@ impl Pool {
         Ok(())
     }
 
-    /// Calls `f(output index, input indices of its window within the padded input
-    /// that lie inside the image)` for every output value of one image, in order.
-    fn windows(&self, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+    /// Calls `f(output index, window)` for every output value of one image, in
+    /// order, with the window's input indices (row-major, inside the image: padding
+    /// is left out) as a [`Window`].
+    fn windows(&self, mut f: impl FnMut(usize, Window)) {
         let (inp, out) = (self.input, self.output());
         let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let clip =
+            |start: usize, n: usize| start.saturating_sub(p)..(start + k).saturating_sub(p).min(n);
         let mut o = 0;
         for c in 0..inp.channels {
             for oy in 0..out.height {
+                let ys = clip(oy * s, inp.height);
                 for ox in 0..out.width {
-                    let (y0, x0) = ((oy * s) as isize - p as isize, (ox * s) as isize - p as isize);
-                    let mut idx = (0..k as isize)
-                        .flat_map(move |dy| (0..k as isize).map(move |dx| (y0 + dy, x0 + dx)))
-                        .filter(|&(y, x)| {
-                            (0..inp.height as isize).contains(&y)
-                                && (0..inp.width as isize).contains(&x)
-                        })
-                        .map(|(y, x)| (c * inp.height + y as usize) * inp.width + x as usize);
-                    f(o, &mut idx);
+                    let xs = clip(ox * s, inp.width);
+                    let base = c * inp.area();
+                    f(
+                        o,
+                        Window {
+                            base,
+                            width: inp.width,
+                            ys: ys.clone(),
+                            xs,
+                        },
+                    );
                     o += 1;
                 }
             }
         }
+    }
+}
+
+/// The input indices of one pooling window: rows `ys` and columns `xs` of the
+/// channel starting at `base`, `width` pixels a row.
+struct Window {
+    base: usize,
+    width: usize,
+    ys: std::ops::Range<usize>,
+    xs: std::ops::Range<usize>,
+}
+
+impl Window {
+    /// The indices, row-major.
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ys.clone().flat_map(move |y| {
+            let row = self.base + y * self.width;
+            self.xs.clone().map(move |x| row + x)
+        })
     }
 }
 
@@ -100,9 +129,9 @@ impl Layer for MaxPool2d {
         let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
         let images = p.x.chunks_exact(n_in).zip(p.out.chunks_exact_mut(n_out));
         for ((x, out), arg) in images.zip(p.saved.chunks_exact_mut(n_out)).take(p.batch) {
-            self.0.windows(|o, idx| {
+            self.0.windows(|o, w| {
                 let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
-                for i in idx {
+                for i in w.indices() {
                     if at == usize::MAX || x[i] > best || x[i].is_nan() {
                         (best, at) = (x[i], i);
                     }
@@ -156,7 +185,8 @@ impl Layer for AvgPool2d {
         let scale = 1.0 / (self.0.kernel * self.0.kernel) as f32;
         let images = p.x.chunks_exact(n_in).zip(p.out.chunks_exact_mut(n_out));
         for (x, out) in images.take(p.batch) {
-            self.0.windows(|o, idx| out[o] = idx.map(|i| x[i]).sum::<f32>() * scale);
+            self.0
+                .windows(|o, w| out[o] = w.indices().map(|i| x[i]).sum::<f32>() * scale);
         }
     }
 
@@ -168,7 +198,8 @@ impl Layer for AvgPool2d {
         let scale = 1.0 / (self.0.kernel * self.0.kernel) as f32;
         let images = dx.chunks_exact_mut(n_in).zip(p.d_out.chunks_exact(n_out));
         for (dx, dy) in images.take(p.batch) {
-            self.0.windows(|o, idx| idx.for_each(|i| dx[i] += dy[o] * scale));
+            self.0
+                .windows(|o, w| w.indices().for_each(|i| dx[i] += dy[o] * scale));
         }
     }
 

@@ -109,7 +109,10 @@ impl LayerSpec {
             LayerSpec::MaxPool2d(m) => m.0.validate("maxpool2d").and_then(|()| {
                 // The argmax is kept as an f32, exact up to 2^24.
                 if m.0.input.len() > 1 << 24 {
-                    Err(Error::config("maxpool2d", "input image larger than 2^24 values"))
+                    Err(Error::config(
+                        "maxpool2d",
+                        "input image larger than 2^24 values",
+                    ))
                 } else {
                     Ok(())
                 }
@@ -117,7 +120,10 @@ impl LayerSpec {
             LayerSpec::AvgPool2d(a) => a.0.validate("avgpool2d"),
             LayerSpec::Flatten(f) => match f.input.checked_len() {
                 Some(n) if n > 0 && n < 1 << 40 => Ok(()),
-                _ => Err(Error::config("flatten", format!("input {} is empty", f.input))),
+                _ => Err(Error::config(
+                    "flatten",
+                    format!("input {} is empty", f.input),
+                )),
             },
             LayerSpec::Dropout(d) => d.validate(),
         }
