@@ -36,10 +36,10 @@ fn a_layer_stack_trains_saves_inspects_and_evaluates() {
     ]);
     let acc = json(&metrics)["test"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.95, "test accuracy {acc}");
-    let model = out.join("model");
+    let model = out.clone();
     let meta = std::fs::read_to_string(model.join("model.json")).unwrap();
     assert!(meta.contains(r#""kind": "conv2d""#), "{meta}");
-    let inspect = ok(&["inspect", model.to_str().unwrap()]);
+    let inspect = ok(&["inspect", "--model", model.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(
         text.contains("conv2d 1x8x8 -> 8x8x8 (3x3, stride 1, padding 1, relu)"),
