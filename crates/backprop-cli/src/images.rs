@@ -52,6 +52,8 @@ pub struct ImageData {
     pub valid: Option<Dataset>,
     /// The folder's test images (`t10k-*`).
     pub test: Dataset,
+    /// The images' shape (one channel).
+    pub shape: backprop::layer::Image,
 }
 
 /// Loads an MNIST-format folder; `valid_fraction` of the training images (seeded) are
@@ -136,6 +138,11 @@ pub fn load_folder(
         train: train_set,
         valid: valid_set,
         test,
+        shape: backprop::layer::Image {
+            channels: 1,
+            height: rows,
+            width: cols,
+        },
     })
 }
 

@@ -121,8 +121,23 @@ pub fn regression(v: &serde_json::Value) -> Option<RegressionMetrics> {
     })
 }
 
-/// `8-256-256-128-1`.
+/// `8-256-256-128-1`; for a stack of layers (`--layers`), their kinds and output
+/// sizes: `784 -> conv2d 32x28x28 -> maxpool2d 32x14x14 -> ... -> dense 10`.
 pub fn shape(c: &backprop::NetworkConfig) -> String {
+    if !c.stack.is_empty() {
+        let mut parts = vec![c.inputs.to_string()];
+        for s in &c.stack {
+            let l = s.layer();
+            let out = match s {
+                backprop::layer::LayerSpec::Conv2d(c) => c.output().to_string(),
+                backprop::layer::LayerSpec::MaxPool2d(p) => p.0.output().to_string(),
+                backprop::layer::LayerSpec::AvgPool2d(p) => p.0.output().to_string(),
+                _ => l.outputs().to_string(),
+            };
+            parts.push(format!("{} {out}", l.kind()));
+        }
+        return parts.join(" -> ");
+    }
     let mut parts = vec![c.inputs.to_string()];
     parts.extend(c.hidden.iter().map(|h| h.to_string()));
     parts.push(c.outputs.to_string());

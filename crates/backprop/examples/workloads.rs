@@ -149,6 +149,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         activation: Activation::Relu,
         output_activation: Activation::Identity,
         init: Init::Torch,
+        stack: Vec::new(),
     };
     let mut rng = backprop::seed::rng(args.seed, backprop::seed::Stream::Init);
     let mut net = net_config.init(&mut rng)?;

@@ -24,7 +24,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layer::Dense;
+use crate::layer::LayerSpec;
 use crate::model::atomic_write;
 use crate::network::Network;
 use crate::optim::{OptimizerState, ScheduleState, StateKind};
@@ -69,7 +69,7 @@ struct OptimizerMeta {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Meta {
-    layers: Vec<Dense>,
+    layers: Vec<LayerSpec>,
     epoch: usize,
     optimizer: OptimizerMeta,
     schedule_scale_bits: u32,
@@ -120,8 +120,8 @@ impl Checkpoint {
             bad_epochs: schedule_bad_epochs,
         } = schedule;
         let meta = Meta {
-            layers: net.dense_layers().ok_or_else(|| {
-                let i = net.layers().iter().position(|l| l.as_dense().is_none());
+            layers: net.specs().ok_or_else(|| {
+                let i = net.layers().iter().position(|l| l.spec().is_none());
                 crate::model::unsavable(net, i.unwrap_or(0))
             })?,
             epoch: *epoch,
@@ -237,7 +237,7 @@ impl Checkpoint {
                 )));
             }
         }
-        let n = Network::param_count(&meta.layers)
+        let n = Network::spec_param_count(&meta.layers)
             .map_err(|e| bad(format!("describes no usable network ({e}){corrupted}")))?;
         let read = |name: &str| -> Result<Vec<f32>> {
             let t = st
@@ -262,7 +262,7 @@ impl Checkpoint {
             }
             Ok(v)
         };
-        let network = Network::from_params(meta.layers.clone(), read("params")?)
+        let network = Network::from_specs(&meta.layers, read("params")?)
             .map_err(|e| bad(format!("does not fit its layers ({e}){corrupted}")))?;
         let optimizer =
             OptimizerState::from_buffers(meta.optimizer.kind, meta.optimizer.step, |name| {

@@ -64,7 +64,12 @@ fn input<'t>(x: &'t [f32], a: &'t [Matrix], i: usize) -> &'t [f32] {
 /// the network's input `x`; returns how many layers it computed.
 pub(crate) fn forward(net: &Stack<'_>, i: usize, x: &[f32], batch: usize, t: &mut Trace) -> usize {
     let Trace {
-        saved, a, space, ..
+        saved,
+        a,
+        space,
+        work,
+        mode,
+        ..
     } = t;
     let layer = &net.layers[i];
     let (below, rest) = a.split_at_mut(i);
@@ -82,6 +87,8 @@ pub(crate) fn forward(net: &Stack<'_>, i: usize, x: &[f32], batch: usize, t: &mu
             batch,
             out,
             saved,
+            work,
+            mode: mode.for_layer(i),
         });
         return 1;
     };
@@ -129,6 +136,8 @@ pub(crate) fn forward(net: &Stack<'_>, i: usize, x: &[f32], batch: usize, t: &mu
             batch,
             out,
             saved,
+            work,
+            mode: mode.for_layer(i),
         });
     }
     1
@@ -188,6 +197,8 @@ pub(crate) fn backward(net: &Stack<'_>, i: usize, t: &mut Trace, g: &mut Grads<'
         a,
         da,
         space,
+        work,
+        ..
     } = t;
     let layer = &net.layers[i];
     let (da_below, da_rest) = da.split_at_mut(i);
@@ -207,6 +218,7 @@ pub(crate) fn backward(net: &Stack<'_>, i: usize, t: &mut Trace, g: &mut Grads<'
         grads,
         dx,
         accumulate,
+        work,
     };
     let cols = i == 0 && space.columns.in_use();
     match layer.as_dense() {
@@ -286,6 +298,7 @@ fn head_backward(net: &Stack<'_>, i: usize, t: &mut Trace, g: &mut Grads<'_>) {
         a,
         da,
         space,
+        ..
     } = t;
     let (g_below, g_head) = g.grads.split_at_mut(net.offsets[i]);
     let g_below = &mut g_below[net.offsets[i - 1]..];

@@ -1,6 +1,9 @@
-//! Saved models: the weights as safetensors (`layers.N.weight` `[out, in]` and
-//! `layers.N.bias` `[out]`, PyTorch's `nn.Linear` layout) beside a versioned JSON file
-//! holding the architecture, the preprocessing and the training configuration.
+//! Saved models: the weights as safetensors (`layers.N.weight` and `layers.N.bias`
+//! with PyTorch's layouts: `[out, in]` for `nn.Linear`, `[out, in, kh, kw]` for
+//! `nn.Conv2d`; layers without parameters have no tensors) beside a versioned JSON
+//! file holding the architecture (each layer's [`LayerSpec`]), the preprocessing and
+//! the training configuration. A network of `Dense` layers is written as it always
+//! was, byte for byte.
 //! Every file is written atomically, so a crash never leaves a torn model.
 
 use std::collections::HashMap;
@@ -12,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::prep::Preprocessor;
 use crate::error::{Error, Result};
-use crate::layer::Dense;
+use crate::layer::LayerSpec;
 use crate::network::Network;
 use crate::train::TrainConfig;
 
@@ -32,8 +35,8 @@ pub struct ModelMeta {
     pub format: String,
     /// [`FORMAT_VERSION`] when written.
     pub format_version: u32,
-    /// The layers (sizes and activations).
-    pub layers: Vec<Dense>,
+    /// The layers (kinds, sizes and activations).
+    pub layers: Vec<LayerSpec>,
     /// How table rows become inputs and targets.
     pub preprocessor: Preprocessor,
     /// How it was trained (loss, optimizer, schedule, batch size, epochs, seed).
@@ -55,9 +58,9 @@ impl Model {
         let meta = ModelMeta {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
-            // A network with layers other than `Dense` cannot be saved:
+            // A network with a layer without a spec cannot be saved:
             // `weights_to_safetensors` says so.
-            layers: network.dense_layers().unwrap_or_default(),
+            layers: network.specs().unwrap_or_default(),
             preprocessor,
             training,
         };
@@ -107,7 +110,7 @@ impl Model {
             path: meta_path.into(),
             reason: format!("{what}; the file is corrupted, retrain or restore it"),
         };
-        Network::param_count(&meta.layers)
+        Network::spec_param_count(&meta.layers)
             .map_err(|e| corrupt(format!("describes no usable network ({e})")))?;
         meta.preprocessor
             .check()
@@ -116,8 +119,8 @@ impl Model {
             .validate()
             .map_err(|e| corrupt(format!("holds an invalid training configuration ({e})")))?;
         let (inputs, outputs) = (
-            meta.layers.first().map_or(0, |l| l.inputs),
-            meta.layers.last().map_or(0, |l| l.outputs),
+            meta.layers.first().map_or(0, |l| l.layer().inputs()),
+            meta.layers.last().map_or(0, |l| l.layer().outputs()),
         );
         let (features, targets) = (
             meta.preprocessor.input_width(),
@@ -126,7 +129,7 @@ impl Model {
         if features != inputs || targets != outputs {
             return Err(corrupt(format!("the preprocessing makes {features} input(s) and {targets} output(s) but the network has {inputs} and {outputs}")));
         }
-        let network = weights_from_safetensors(weights_path, weights, meta.layers.clone())?;
+        let network = weights_from_safetensors(weights_path, weights, &meta.layers)?;
         Ok(Model { network, meta })
     }
 }
@@ -171,14 +174,16 @@ impl ModelMeta {
 /// Serialises a network's parameters as safetensors.
 pub fn weights_to_safetensors(net: &Network) -> Result<Vec<u8>> {
     let mut bytes: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
-    for i in 0..net.layers().len() {
-        let (l, w, b) = net.dense(i).ok_or_else(|| unsavable(net, i))?;
-        bytes.push((
-            format!("layers.{i}.weight"),
-            to_le(w),
-            vec![l.outputs, l.inputs],
-        ));
-        bytes.push((format!("layers.{i}.bias"), to_le(b), vec![l.outputs]));
+    for (i, layer) in net.layers().iter().enumerate() {
+        if layer.spec().is_none() {
+            return Err(unsavable(net, i));
+        }
+        let mut rest = net.layer_params(i);
+        for (name, shape) in layer.tensors() {
+            let (t, r) = rest.split_at(shape.iter().product());
+            bytes.push((format!("layers.{i}.{name}"), to_le(t), shape));
+            rest = r;
+        }
     }
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
@@ -202,25 +207,26 @@ pub(crate) fn unsavable(net: &Network, i: usize) -> Error {
     Error::config(
         "network",
         format!(
-            "layer {i} is a {} layer; only networks of Dense layers can be saved",
+            "layer {i} is a {} layer, a kind that cannot be saved",
             net.layers()[i].kind()
         ),
     )
 }
 
-/// Reads parameters for `layers` from safetensors bytes.
-pub fn weights_from_safetensors(path: &Path, bytes: &[u8], layers: Vec<Dense>) -> Result<Network> {
+/// Reads parameters for the layers `specs` describe from safetensors bytes, checking
+/// every tensor's name, type, shape and values.
+pub fn weights_from_safetensors(path: &Path, bytes: &[u8], specs: &[LayerSpec]) -> Result<Network> {
     let bad = |reason: String| Error::Format {
         path: path.into(),
         reason,
     };
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("is not a readable safetensors file ({e}); it may be truncated or corrupted, retrain or restore it")))?;
     let mut params = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        for (name, shape) in [
-            (format!("layers.{i}.weight"), vec![l.outputs, l.inputs]),
-            (format!("layers.{i}.bias"), vec![l.outputs]),
-        ] {
+    for (i, spec) in specs.iter().enumerate() {
+        spec.validate()
+            .map_err(|e| bad(format!("layer {i}: {e}")))?;
+        for (suffix, shape) in spec.layer().tensors() {
+            let name = format!("layers.{i}.{suffix}");
             let t = st.tensor(&name).map_err(|_| {
                 bad(format!(
                     "has no tensor `{name}`; it does not match model.json"
@@ -244,7 +250,7 @@ pub fn weights_from_safetensors(path: &Path, bytes: &[u8], layers: Vec<Dense>) -
             }
         }
     }
-    Network::from_params(layers, params)
+    Network::from_specs(specs, params)
 }
 
 fn to_le(x: &[f32]) -> Vec<u8> {

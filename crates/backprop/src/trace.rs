@@ -1,7 +1,7 @@
 //! What a forward pass keeps for backpropagation.
 
 use crate::kernels::Space;
-use crate::layer::Layer;
+use crate::layer::{Layer, Mode};
 use crate::matrix::Matrix;
 
 /// What forward propagation keeps for backpropagation, plus the kernels' working
@@ -19,6 +19,10 @@ pub struct Trace {
     pub(crate) da: Vec<Matrix>,
     /// Working memory of the fast paths (see `kernels`).
     pub(crate) space: Space,
+    /// Working memory of the layers ([`Layer::work_width`]), shared by all.
+    pub(crate) work: Vec<f32>,
+    /// Whether forward passes through this trace train or predict.
+    pub(crate) mode: Mode,
 }
 
 impl Trace {
@@ -34,6 +38,16 @@ impl Trace {
             self.a[i].resize(batch, l.outputs());
             self.da[i].resize(batch, l.outputs());
         }
+        let work = layers.iter().map(|l| l.work_width()).max().unwrap_or(0);
+        if self.work.len() < batch * work {
+            self.work.resize(batch * work, 0.0);
+        }
+    }
+
+    /// Sets whether the next forward passes train (with this seed for layers that
+    /// draw random numbers, such as dropout) or predict (the default).
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
     }
 
     /// The output of the last forward pass (`batch x outputs`).

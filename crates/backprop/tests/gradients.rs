@@ -231,6 +231,8 @@ fn dense_layer_matches_finite_differences() {
                 batch,
                 out,
                 saved,
+                work: &mut [],
+                mode: backprop::layer::Mode::Infer,
             });
             (a, z)
         };
@@ -248,6 +250,7 @@ fn dense_layer_matches_finite_differences() {
             grads: &mut grads,
             dx: Some(&mut dx),
             accumulate: false,
+            work: &mut [],
         });
 
         let loss = |params: &[f32], x: &[f32]| -> f64 {

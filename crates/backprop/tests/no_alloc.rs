@@ -199,7 +199,6 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 
 /// [`measure_with`] for a caller holding [`LOCK`].
 fn measure_locked(c: &Case, inputs: usize, hidden: &[usize], rows: usize) -> Vec<Allocated> {
-    let train = data(rows, inputs, c.outputs, c.loss == Loss::CrossEntropy);
     let config = NetworkConfig {
         inputs,
         hidden: hidden.to_vec(),
@@ -207,6 +206,12 @@ fn measure_locked(c: &Case, inputs: usize, hidden: &[usize], rows: usize) -> Vec
         activation: c.activation,
         ..Default::default()
     };
+    measure_config(c, config, rows)
+}
+
+/// [`measure_locked`] for any network configuration.
+fn measure_config(c: &Case, config: NetworkConfig, rows: usize) -> Vec<Allocated> {
+    let train = data(rows, config.inputs, c.outputs, c.loss == Loss::CrossEntropy);
     let mut net = config.init(&mut ChaCha8Rng::seed_from_u64(2)).unwrap();
     let epochs = 3;
     let trainer = Trainer::new(TrainConfig {
@@ -367,5 +372,75 @@ fn large_batches_allocate_nothing_at_all() {
     };
     let steps = measure_with(&c, 8, &[64, 64], 1200);
     assert!(!steps.is_empty());
+    assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
+}
+
+/// A convolutional network (conv 4 3x3 pad 1 relu, maxpool 2, conv 6 3x3 relu,
+/// avgpool 2, flatten, dropout 0.2, dense 3) on 1x8x8 images: its steady-state steps,
+/// dropout masks included, allocate nothing at all.
+#[test]
+fn cnn_steps_allocate_nothing_at_all() {
+    use backprop::layer::{
+        AvgPool2d, Conv2d, Dense, Dropout, Flatten, Image, LayerSpec, MaxPool2d, Pool,
+    };
+    let conv = |input: Image, out, padding| Conv2d {
+        input,
+        out_channels: out,
+        kernel: [3, 3],
+        stride: 1,
+        padding,
+        activation: Activation::Relu,
+    };
+    let pool = |input| Pool {
+        input,
+        kernel: 2,
+        stride: 2,
+        padding: 0,
+    };
+    let img = Image {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
+    let c1 = conv(img, 4, 1);
+    let p1 = pool(c1.output());
+    let c2 = conv(p1.output(), 6, 1);
+    let p2 = pool(c2.output());
+    let flat = p2.output().len();
+    let stack = vec![
+        LayerSpec::Conv2d(c1),
+        LayerSpec::MaxPool2d(MaxPool2d(p1)),
+        LayerSpec::Conv2d(c2),
+        LayerSpec::AvgPool2d(AvgPool2d(p2)),
+        LayerSpec::Flatten(Flatten { input: p2.output() }),
+        LayerSpec::Dropout(Dropout {
+            width: flat,
+            p: 0.2,
+        }),
+        LayerSpec::Dense(Dense {
+            inputs: flat,
+            outputs: 3,
+            activation: Activation::Identity,
+        }),
+    ];
+    let c = Case {
+        what: "1x8x8 CNN with dropout, sgd+momentum, cross-entropy, batch 16",
+        activation: Activation::Relu,
+        outputs: 3,
+        loss: Loss::CrossEntropy,
+        optimizer: OptimizerKind::Sgd,
+        schedule: Schedule::Constant,
+        clip_norm: None,
+        batch_size: BatchSize::Mini(16),
+    };
+    let config = NetworkConfig {
+        inputs: 64,
+        outputs: 3,
+        hidden: vec![],
+        stack,
+        ..Default::default()
+    };
+    let _guard = lock();
+    let steps = measure_config(&c, config, 100);
     assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
 }

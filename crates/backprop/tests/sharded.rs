@@ -129,6 +129,7 @@ fn network() -> Network {
         activation: Activation::Tanh,
         output_activation: Activation::Identity,
         init: Init::default(),
+        stack: Vec::new(),
     };
     cfg.init(&mut ChaCha8Rng::seed_from_u64(11)).unwrap()
 }

@@ -55,6 +55,10 @@ pub struct TrainArgs {
     /// makes the network linear (or logistic) regression [default: 256,256,128].
     #[arg(long, value_name = "WIDTHS", value_parser = parse_widths)]
     pub hidden: Option<::std::vec::Vec<usize>>,
+    /// The network layer by layer, instead of --hidden, e.g. `conv 32 3x3 pad 1,
+    /// relu, maxpool 2, flatten, dense 128 relu, dense 10` (grammar: README, "Layers").
+    #[arg(long, value_name = "SPEC")]
+    pub layers: Option<String>,
     /// Activation of the hidden layers [default: relu].
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
@@ -156,6 +160,7 @@ impl TrainArgs {
             test_fraction: self.test_fraction,
             test: self.test.clone(),
             hidden: self.hidden.clone(),
+            layers: self.layers.clone(),
             activation: self.activation,
             loss: self.loss,
             optimizer: self.optimizer,

@@ -16,14 +16,21 @@ pub fn run(a: InspectArgs) -> Result<()> {
         m.format_version
     );
     println!("\nlayers:");
-    for (i, l) in m.layers.iter().enumerate() {
-        println!(
-            "  layers.{i}: {} -> {} {:<10} {} parameters",
-            l.inputs,
-            l.outputs,
-            l.activation.name(),
-            l.num_params()
-        );
+    for (i, spec) in m.layers.iter().enumerate() {
+        match spec {
+            backprop::layer::LayerSpec::Dense(l) => println!(
+                "  layers.{i}: {} -> {} {:<10} {} parameters",
+                l.inputs,
+                l.outputs,
+                l.activation.name(),
+                l.num_params()
+            ),
+            other => println!(
+                "  layers.{i}: {}, {} parameters",
+                other.describe(),
+                other.layer().num_params()
+            ),
+        }
     }
     println!("  total: {} parameters", model.network.num_params());
     println!(

@@ -133,7 +133,7 @@ fn body(r: &RunReport) -> String {
 fn config_table(r: &RunReport) -> String {
     let c = r.train_config;
     let n = r.net_config;
-    let rows = vec![
+    let mut rows = vec![
         vec!["architecture".into(), crate::summary::shape(n)],
         vec!["parameters".into(), r.network.num_params().to_string()],
         vec!["hidden activation".into(), n.activation.name().to_string()],
@@ -168,6 +168,10 @@ fn config_table(r: &RunReport) -> String {
         ],
         vec!["seed".into(), c.seed.to_string()],
     ];
+    // A stack of layers (`--layers`): each layer with its sizes.
+    for (i, spec) in n.stack.iter().enumerate() {
+        rows.insert(1 + i, vec![format!("layers.{i}"), spec.describe()]);
+    }
     format!(
         "<div><h3>Configuration</h3>{}</div>",
         table(&["setting", "value"], &rows)

@@ -28,6 +28,8 @@ pub struct Prepared {
     pub test: Dataset,
     /// Dollars per unit of the target, for the summary.
     pub dollars: Option<f64>,
+    /// The shape of each input row as an image, for image data.
+    pub image: Option<backprop::layer::Image>,
 }
 
 /// The table this process reads, with its split when it was read as a shard.
@@ -57,6 +59,7 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
             valid: d.valid,
             test: d.test,
             dollars: None,
+            image: Some(d.shape),
         });
     }
     let mut collective = crate::cluster::collective();
@@ -274,6 +277,7 @@ fn encode(s: &Settings, read: Read, c: &mut dyn Collective) -> Result<Prepared> 
         valid,
         test,
         dollars,
+        image: None,
     })
 }
 
@@ -430,13 +434,25 @@ pub fn plan(s: &Settings, p: &Prepared, train_rows: usize) -> Result<(NetworkCon
             config.batch_size = BatchSize::Full;
         }
     }
+    let (inputs, outputs) = (p.prep.input_width(), p.prep.target.width());
+    let stack = match &s.layers {
+        Some(text) => {
+            crate::settings::stack::Stack::parse(text)?.build(inputs, p.image, outputs)?
+        }
+        None => Vec::new(),
+    };
     let net = NetworkConfig {
-        inputs: p.prep.input_width(),
-        hidden: s.hidden.clone(),
-        outputs: p.prep.target.width(),
+        inputs,
+        hidden: if stack.is_empty() {
+            s.hidden.clone()
+        } else {
+            Vec::new()
+        },
+        outputs,
         activation: s.activation,
         output_activation: Activation::Identity,
         init: s.init,
+        stack,
     };
     Ok((net, config))
 }

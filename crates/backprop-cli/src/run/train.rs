@@ -110,7 +110,7 @@ fn announce(s: &Settings, net_config: &NetworkConfig, config: &TrainConfig, rows
     eprintln!(
         "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {}, {} thread(s)",
         shape(net_config),
-        net_config.layers().iter().map(|l| l.num_params()).sum::<usize>(),
+        net_config.num_params(),
         rows[0],
         rows[1],
         rows[2],
@@ -185,6 +185,7 @@ fn fit_baseline(
 ) -> Result<Fitted> {
     let cfg = NetworkConfig {
         hidden: Vec::new(),
+        stack: Vec::new(),
         ..net.clone()
     };
     let base = TrainConfig {

@@ -46,6 +46,9 @@ pub fn mnist_dir() -> Result<PathBuf> {
     }
 }
 
+/// The network of `--example mnist-cnn` (the one `bench/cnn.py` times).
+pub const MNIST_CNN: &str = "conv 32 3x3 pad 1, relu, maxpool 2, conv 64 3x3 pad 1, relu, maxpool 2, flatten, dense 128 relu, dense 10";
+
 /// Fills the settings of `--example NAME`, and of an image folder given with `--data`,
 /// into the flags left unset; checks that no flag contradicts the data.
 pub fn apply(a: &mut Options) -> Result<()> {
@@ -55,6 +58,17 @@ pub fn apply(a: &mut Options) -> Result<()> {
                 bail!("--example mnist reads data/mnist; leave out --data {} (or drop --example to train on it)", d.display());
             }
             a.data = Some(mnist_dir()?);
+            image_settings(a)
+        }
+        Some(Example::MnistCnn) => {
+            if let Some(d) = &a.data {
+                bail!("--example mnist-cnn reads data/mnist; leave out --data {} (or drop --example to train on it)", d.display());
+            }
+            a.data = Some(mnist_dir()?);
+            if a.hidden.is_none() {
+                a.layers.get_or_insert_with(|| MNIST_CNN.to_string());
+            }
+            cnn_settings(a);
             image_settings(a)
         }
         Some(Example::Digits) => {
@@ -68,7 +82,9 @@ pub fn apply(a: &mut Options) -> Result<()> {
             }
             a.target.get_or_insert_with(|| DIGITS_TARGET.to_string());
             a.scale.get_or_insert(ScaleKind::Minmax);
-            a.hidden.get_or_insert_with(|| vec![128]);
+            if a.layers.is_none() {
+                a.hidden.get_or_insert_with(|| vec![128]);
+            }
             a.batch_size.get_or_insert(Batch::Rows(32));
             a.epochs.get_or_insert(40);
             Ok(())
@@ -111,7 +127,9 @@ fn image_settings(a: &mut Options) -> Result<()> {
     }
     a.scale.get_or_insert(ScaleKind::Minmax);
     a.valid_fraction.get_or_insert(0.0);
-    a.hidden.get_or_insert_with(|| vec![512, 256]);
+    if a.layers.is_none() {
+        a.hidden.get_or_insert_with(|| vec![512, 256]);
+    }
     a.optimizer.get_or_insert(OptimizerKind::Adam);
     a.lr.get_or_insert(Lr::Rate(0.001));
     a.weight_decay.get_or_insert(0.0);
@@ -120,6 +138,21 @@ fn image_settings(a: &mut Options) -> Result<()> {
     a.epochs.get_or_insert(10);
     Ok(())
 }
+
+/// The documented settings of `--example mnist-cnn`: SGD with momentum 0.9 at 0.05,
+/// weight decay 0.0005, a cosine schedule, batches of 128, for the epochs below.
+fn cnn_settings(a: &mut Options) {
+    a.optimizer.get_or_insert(OptimizerKind::Sgd);
+    a.lr.get_or_insert(Lr::Rate(0.05));
+    a.momentum.get_or_insert(0.9);
+    a.weight_decay.get_or_insert(0.0005);
+    a.schedule.get_or_insert(ScheduleKind::Cosine);
+    a.batch_size.get_or_insert(Batch::Rows(128));
+    a.epochs.get_or_insert(MNIST_CNN_EPOCHS);
+}
+
+/// Epochs of `--example mnist-cnn`.
+pub const MNIST_CNN_EPOCHS: usize = 8;
 
 #[cfg(test)]
 mod tests {

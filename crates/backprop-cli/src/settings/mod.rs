@@ -9,6 +9,7 @@
 
 pub mod examples;
 mod options;
+pub mod stack;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,9 @@ pub struct Settings {
     pub test_fraction: f64,
     pub test: Option<PathBuf>,
     pub hidden: Vec<usize>,
+    /// `--layers` as given (parsed by [`stack::Stack::parse`]); replaces `hidden`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<String>,
     pub activation: Activation,
     pub init: Init,
     /// `--loss` if given; else the task decides (see `run::prepare::plan`).
@@ -110,6 +114,12 @@ impl Settings {
             bail!("invalid --checkpoint-every 0: checkpoint every N >= 1 epochs");
         }
         crate::input::csv_options(o.delimiter.as_deref())?;
+        if let Some(text) = &o.layers {
+            stack::Stack::parse(text)?;
+            if o.hidden.is_some() {
+                bail!("--layers and --hidden both describe the network; give one of them");
+            }
+        }
         let activation = o.activation.unwrap_or(Activation::Relu);
         if activation == Activation::Softmax {
             bail!("invalid --activation softmax: softmax is for the output layer, which classification sets up itself; pick relu, tanh, ...");
@@ -118,6 +128,7 @@ impl Settings {
             batch_default: o.batch_size.is_none(),
             decay_default: o.weight_decay.is_none()
                 && o.hidden.is_none()
+                && o.layers.is_none()
                 && o.optimizer.unwrap_or(OptimizerKind::Adamw) == OptimizerKind::Adamw,
             delimiter: o.delimiter,
             data: o.data,
@@ -136,6 +147,7 @@ impl Settings {
             },
             test: o.test,
             hidden: o.hidden.unwrap_or_else(|| vec![256, 256, 128]),
+            layers: o.layers,
             activation,
             init: o.init.unwrap_or_default(),
             loss: o.loss,

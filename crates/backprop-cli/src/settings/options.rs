@@ -28,6 +28,8 @@ pub struct Options {
     pub test: Option<PathBuf>,
     #[serde(default, deserialize_with = "values::widths_de")]
     pub hidden: Option<Vec<usize>>,
+    /// `--layers`, the text as given (checked by `Settings::from_options`).
+    pub layers: Option<String>,
     pub activation: Option<Activation>,
     pub loss: Option<Loss>,
     pub optimizer: Option<OptimizerKind>,
@@ -70,6 +72,7 @@ impl Options {
             test_fraction,
             test,
             hidden,
+            layers,
             activation,
             loss,
             optimizer,

@@ -171,6 +171,10 @@ pub enum Example {
     Mnist,
     /// scikit-learn's 8x8 handwritten digits (1,797 images), embedded in the binary.
     Digits,
+    /// MNIST with a convolutional network: conv 1->32 3x3 pad 1, ReLU, maxpool 2,
+    /// conv 32->64 3x3 pad 1, ReLU, maxpool 2, flatten, dense 3136->128, ReLU,
+    /// dense 128->10.
+    MnistCnn,
 }
 
 #[cfg(test)]

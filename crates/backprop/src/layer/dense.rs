@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Layer};
+use super::{Backward, Forward, Layer, LayerSpec};
 use crate::activation::Activation;
 use crate::kernels::gemm;
 use crate::matrix::View;
@@ -84,6 +84,15 @@ impl Layer for Dense {
         } else {
             0
         }
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Dense(*self))
+    }
+
+    fn tensors(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let (i, o) = (self.inputs, self.outputs);
+        vec![("weight", vec![o, i]), ("bias", vec![o])]
     }
 
     fn boxed_clone(&self) -> Box<dyn Layer> {

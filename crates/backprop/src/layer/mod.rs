@@ -21,14 +21,83 @@
 //! would give, dispatch on the kind, is needed in one place only: the fast paths, which
 //! look for [`Dense`] layers through [`Layer::as_dense`] (see `dispatch`). A trait object
 //! costs one indirect call per layer per step, nothing next to a layer's products.
-//! Saving a model writes the [`Dense`] layers' shapes; a network with other kinds trains
-//! and predicts but is refused by the model and checkpoint writers with an error.
+//! Saving a model writes each layer's [`LayerSpec`] (its kind and configuration) to
+//! `model.json` and its tensors ([`Layer::tensors`], PyTorch's names and layouts) to
+//! `model.safetensors`; a layer kind without a spec trains and predicts but is refused
+//! by the model and checkpoint writers with an error naming it.
+//!
+//! # Images: NCHW
+//! The image layers ([`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`Flatten`]) see each
+//! row of a batch as one image in PyTorch's `channels x height x width` order (NCHW
+//! for the batch). Chosen over NHWC because (a) [`Flatten`] is then free and gives the
+//! order PyTorch's `nn.Flatten` gives, so a dense layer after it has PyTorch's weight
+//! layout, a saved model loads into `torch.nn` without permuting anything, and the
+//! golden fixtures compare outputs element for element; (b) the convolution's cost is
+//! its matrix product, which im2col makes layout-independent: the product writes
+//! `(image, position) x channel` rows (NHWC order) and one transpose per image puts
+//! them in NCHW, a pass over the output that is small next to the product's
+//! `field` multiply-adds per output value. (An NHWC variant was not built, so this
+//! choice is argued, not yet measured against one.)
+//!
+//! # Training and inference
+//! [`Forward::mode`] says whether the pass trains ([`Mode::Train`], with a seed fixed
+//! per step and layer, so that [`Dropout`]'s masks are random yet reproducible on any
+//! thread count) or predicts ([`Mode::Infer`], the default of a [`crate::Trace`]).
 
 use std::fmt;
 
+mod conv;
 mod dense;
+mod dropout;
+mod flatten;
+mod pool;
+mod spec;
 
+pub use conv::{Conv2d, Image};
 pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use pool::{AvgPool2d, MaxPool2d, Pool};
+pub use spec::LayerSpec;
+
+/// Whether a forward pass trains or predicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Prediction: every layer is deterministic ([`Dropout`] passes its input on).
+    #[default]
+    Infer,
+    /// Training, with this step's and this layer's seed for layers that draw random
+    /// numbers (the trainer derives it from the configured seed, the epoch, the step
+    /// and the piece; the network mixes in the layer's index).
+    Train {
+        /// The seed of this step's random numbers.
+        seed: u64,
+    },
+}
+
+impl Mode {
+    /// This mode for layer `i`: a training seed mixed with the index, so that two
+    /// dropout layers draw different masks.
+    pub fn for_layer(self, i: usize) -> Mode {
+        match self {
+            Mode::Infer => Mode::Infer,
+            Mode::Train { seed } => Mode::Train {
+                seed: mix(seed, i as u64),
+            },
+        }
+    }
+}
+
+/// A 64-bit mix of two values (SplitMix64's finaliser over their combination), for
+/// seeds that differ whenever either value does.
+pub fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b
+        .wrapping_add(0x9e37_79b9_7f4a_7c15)
+        .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// One kind of layer: its shape, its parameters' count, and its forward and backward
 /// passes. See the module documentation.
@@ -49,6 +118,30 @@ pub trait Layer: fmt::Debug + Send + Sync {
     /// besides the layer's input and output (0 by default).
     fn saved_width(&self) -> usize {
         0
+    }
+
+    /// Values per observation of working memory that [`Layer::forward`] and
+    /// [`Layer::backward`] may use and leave in any state (0 by default): the network
+    /// keeps one buffer for all layers, so a step allocates nothing.
+    fn work_width(&self) -> usize {
+        0
+    }
+
+    /// What `model.json` records of this layer (kind and configuration), if it can be
+    /// saved; `None` (the default) makes the model writers refuse the network.
+    fn spec(&self) -> Option<LayerSpec> {
+        None
+    }
+
+    /// The layer's tensors in `model.safetensors`, in the order of its parameters:
+    /// each a name suffix (`"weight"`, `"bias"`) and a shape whose product is its
+    /// share of [`Layer::num_params`]. By default one flat `"weight"` when the layer
+    /// has parameters, none otherwise.
+    fn tensors(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match self.num_params() {
+            0 => Vec::new(),
+            n => vec![("weight", vec![n])],
+        }
     }
 
     /// Forward: writes the output of the batch into `pass.out` and what backward needs
@@ -83,6 +176,10 @@ pub struct Forward<'a> {
     /// What backward needs besides input and output, `batch x saved_width` (only
     /// written).
     pub saved: &'a mut [f32],
+    /// Working memory, at least `batch x work_width`, in any state.
+    pub work: &'a mut [f32],
+    /// Training or inference (see [`Mode`]).
+    pub mode: Mode,
 }
 
 /// The arguments of [`Layer::backward`] for the batch of the last forward pass.
@@ -107,6 +204,8 @@ pub struct Backward<'a> {
     pub dx: Option<&'a mut [f32]>,
     /// Whether to add to `grads` (the gradient of a batch summed over its pieces).
     pub accumulate: bool,
+    /// Working memory, at least `batch x work_width`, in any state.
+    pub work: &'a mut [f32],
 }
 
 impl Clone for Box<dyn Layer> {
@@ -115,11 +214,11 @@ impl Clone for Box<dyn Layer> {
     }
 }
 
-/// Two [`Dense`] layers are equal when their shapes and activations are; layers of
-/// other kinds when their kinds and shapes are.
+/// Two layers with specs are equal when their specs are; layers without, when their
+/// kinds and shapes are.
 impl PartialEq for dyn Layer {
     fn eq(&self, other: &dyn Layer) -> bool {
-        match (self.as_dense(), other.as_dense()) {
+        match (self.spec(), other.spec()) {
             (Some(a), Some(b)) => a == b,
             (None, None) => {
                 self.kind() == other.kind()

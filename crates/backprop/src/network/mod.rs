@@ -9,7 +9,7 @@ use crate::activation::Activation;
 use crate::dispatch::{self, Grads, Stack};
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::layer::{Dense, Layer};
+use crate::layer::{Dense, Layer, LayerSpec};
 use crate::matrix::Matrix;
 pub use crate::trace::Trace;
 
@@ -28,6 +28,11 @@ pub struct NetworkConfig {
     pub output_activation: Activation,
     /// Weight initialisation.
     pub init: Init,
+    /// A stack of layers of any kinds (convolutions, pooling, ...) that replaces the
+    /// dense layers `hidden` describes, when not empty; `inputs` and `outputs` must
+    /// be its first layer's inputs and last layer's outputs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<LayerSpec>,
 }
 
 impl Default for NetworkConfig {
@@ -39,6 +44,7 @@ impl Default for NetworkConfig {
             activation: Activation::Relu,
             output_activation: Activation::Identity,
             init: Init::Auto,
+            stack: Vec::new(),
         }
     }
 }
@@ -73,7 +79,34 @@ impl NetworkConfig {
                 "softmax is for the output layer only",
             ));
         }
+        if !self.stack.is_empty() {
+            let layers = spec_layers(&self.stack)?;
+            count_params(&layers)?;
+            let (first, last) = (&layers[0], &layers[layers.len() - 1]);
+            if first.inputs() != self.inputs || last.outputs() != self.outputs {
+                return Err(Error::config(
+                    "stack",
+                    format!(
+                        "the layers take {} inputs and give {} outputs; the data has {} and {}",
+                        first.inputs(),
+                        last.outputs(),
+                        self.inputs,
+                        self.outputs
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The number of parameters of the network this configuration describes (0 when
+    /// it describes none).
+    pub fn num_params(&self) -> usize {
+        if self.stack.is_empty() {
+            self.layers().iter().map(Dense::num_params).sum()
+        } else {
+            Network::spec_param_count(&self.stack).unwrap_or(0)
+        }
     }
 
     /// The layers this configuration describes.
@@ -98,6 +131,9 @@ impl NetworkConfig {
     /// Builds the network with freshly initialised weights.
     pub fn init<R: Rng + ?Sized>(&self, rng: &mut R) -> Result<Network> {
         self.validate()?;
+        if !self.stack.is_empty() {
+            return Network::init_specs(&self.stack, self.init, self.activation, rng);
+        }
         let layers = self.layers();
         let mut net = Network::zeros(layers.clone());
         for (i, layer) in layers.into_iter().enumerate() {
@@ -126,7 +162,8 @@ impl Dense {
 /// A feed-forward network: a sequence of layers (of any kinds, see [`Layer`]) plus one
 /// flat parameter buffer holding, layer by layer, each layer's parameters (for a
 /// [`Dense`] layer the weight, `out x in` row-major, then the bias). Serialises when
-/// every layer is [`Dense`]; deserialising checks it as [`Network::from_params`] does.
+/// every layer has a [`LayerSpec`]; deserialising checks it as
+/// [`Network::from_specs`] does.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     layers: Vec<Box<dyn Layer>>,
@@ -134,18 +171,18 @@ pub struct Network {
     params: Vec<f32>,
 }
 
-/// A [`Network`] of [`Dense`] layers as serialised.
+/// A [`Network`] as serialised (a network of [`Dense`] layers as it always was).
 #[derive(Serialize, Deserialize)]
 struct SerializedNetwork {
-    layers: Vec<Dense>,
+    layers: Vec<LayerSpec>,
     offsets: Vec<usize>,
     params: Vec<f32>,
 }
 
 impl Serialize for Network {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let layers = self.dense_layers().ok_or_else(|| {
-            serde::ser::Error::custom("only networks of Dense layers can be serialised")
+        let layers = self.specs().ok_or_else(|| {
+            serde::ser::Error::custom("a layer of this network has no spec to serialise")
         })?;
         SerializedNetwork {
             layers,
@@ -159,7 +196,7 @@ impl Serialize for Network {
 impl<'de> Deserialize<'de> for Network {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = SerializedNetwork::deserialize(d)?;
-        let net = Network::from_params(s.layers, s.params).map_err(serde::de::Error::custom)?;
+        let net = Network::from_specs(&s.layers, s.params).map_err(serde::de::Error::custom)?;
         if net.offsets != s.offsets {
             return Err(serde::de::Error::custom(Error::ShapeMismatch {
                 op: "Network (deserialise)",
@@ -231,6 +268,41 @@ impl Network {
     /// one's outputs, and a count that fits in memory's address space.
     pub fn param_count(layers: &[Dense]) -> Result<usize> {
         count_params(&boxed(layers.to_vec()))
+    }
+
+    /// A network of the layers `specs` describe and `params`, checked: each spec on its
+    /// own ([`LayerSpec::validate`]), then as [`Network::from_layers`] checks.
+    pub fn from_specs(specs: &[LayerSpec], params: Vec<f32>) -> Result<Self> {
+        Network::from_layers(spec_layers(specs)?, params)
+    }
+
+    /// The number of parameters of the layers `specs` describe, checked as
+    /// [`Network::from_specs`] checks them.
+    pub fn spec_param_count(specs: &[LayerSpec]) -> Result<usize> {
+        count_params(&spec_layers(specs)?)
+    }
+
+    /// A network of the layers `specs` describe, each layer's parameters filled by
+    /// [`LayerSpec::init`] in order from the input, with `init` resolved by each
+    /// layer's activation (`hidden` for identity and softmax layers).
+    pub fn init_specs<R: Rng + ?Sized>(
+        specs: &[LayerSpec],
+        init: Init,
+        hidden: Activation,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let n = Network::spec_param_count(specs)?;
+        let mut net = Network::from_specs(specs, vec![0.0; n])?;
+        for (i, spec) in specs.iter().enumerate() {
+            spec.init(init, hidden, rng, net.layer_params_mut(i));
+        }
+        Ok(net)
+    }
+
+    /// Every layer's spec, when every layer has one (as every network that can be
+    /// saved); `None` otherwise.
+    pub fn specs(&self) -> Option<Vec<LayerSpec>> {
+        self.layers.iter().map(|l| l.spec()).collect()
     }
 
     /// The layers, in order from the input.
@@ -391,6 +463,14 @@ impl Network {
             params: &self.params,
         }
     }
+}
+
+/// The layers of `specs`, each checked on its own.
+fn spec_layers(specs: &[LayerSpec]) -> Result<Vec<Box<dyn Layer>>> {
+    specs
+        .iter()
+        .map(|s| s.validate().map(|()| s.layer()))
+        .collect()
 }
 
 /// The number of parameters of `layers`, checked as [`Network::param_count`] says.

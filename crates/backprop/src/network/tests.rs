@@ -34,6 +34,8 @@ fn reference(
             batch,
             out: &mut out,
             saved: &mut s,
+            work: &mut vec![0.0; batch * l.work_width()],
+            mode: crate::layer::Mode::Infer,
         });
         acts.push(out);
         saved.push(s);
@@ -52,6 +54,7 @@ fn reference(
             grads: &mut grads[net.layer_range(i)],
             dx: (i > 0).then_some(&mut dx[..]),
             accumulate,
+            work: &mut vec![0.0; batch * l.work_width()],
         });
         g = dx;
     }

@@ -12,6 +12,7 @@ use super::{
     History, LocalReducer, PartialEpoch, Shard, TrainConfig, TrainState,
 };
 use crate::error::{Error, Result};
+use crate::layer::{mix, Mode};
 use crate::loss::Loss;
 use crate::network::{Network, Trace};
 use crate::optim::{clip_grad_norm, l2_norm};
@@ -351,7 +352,16 @@ impl Trainer {
             before,
         } = &mut run.ws;
         let mut sum = 0.0f64;
+        // Layers that draw random numbers (dropout) draw them from a seed fixed by the
+        // run's seed, the epoch, the step and the piece: reproducible on any thread
+        // count, and resumable mid-epoch.
+        let step_seed = mix(mix(c.seed, at.epoch as u64), at.step as u64);
+        let mut piece = 0u64;
         let rows = run.batcher.for_each_piece(run.train, at.step, |p| {
+            trace.set_mode(Mode::Train {
+                seed: mix(step_seed, piece),
+            });
+            piece += 1;
             let share = p.share;
             let l = piece_gradient(net, c.loss, p, trace, d_out, grads);
             sum += f64::from(l) * f64::from(share);

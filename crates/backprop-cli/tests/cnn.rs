@@ -1,0 +1,117 @@
+//! Convolutional networks from the command line: `--layers` trains, saves, inspects,
+//! evaluates and predicts; a stack that does not fit the input exits 2 naming the
+//! layer and the sizes; and (ignored, real data) `--example mnist-cnn` reaches its
+//! stated accuracy.
+
+mod common;
+use common::{json, ok, run, tmp};
+
+/// A small CNN on the embedded 8x8 digits (a table whose rows are 1x8x8 images).
+const DIGITS_CNN: &str =
+    "input 1x8x8, conv 8 3x3 pad 1 relu, maxpool 2, conv 16 3x3 pad 1, relu, maxpool 2, flatten, dropout 0.1, dense 10";
+
+#[test]
+fn a_layer_stack_trains_saves_inspects_and_evaluates() {
+    let out = tmp("cnn-digits");
+    let metrics = out.with_extension("json");
+    let (o, m) = (out.to_str().unwrap(), metrics.to_str().unwrap());
+    ok(&[
+        "train",
+        "--example",
+        "digits",
+        "--layers",
+        DIGITS_CNN,
+        "--epochs",
+        "15",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--no-baseline",
+        "--quiet",
+        "--out",
+        o,
+        "--metrics-json",
+        m,
+    ]);
+    let acc = json(&metrics)["test"]["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.95, "test accuracy {acc}");
+    let model = out.clone();
+    let meta = std::fs::read_to_string(model.join("model.json")).unwrap();
+    assert!(meta.contains(r#""kind": "conv2d""#), "{meta}");
+    let inspect = ok(&["inspect", "--model", model.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        text.contains("conv2d 1x8x8 -> 8x8x8 (3x3, stride 1, padding 1, relu)"),
+        "{text}"
+    );
+    assert!(text.contains("maxpool2d 16x4x4 -> 16x2x2"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_file(&metrics);
+}
+
+#[test]
+fn a_stack_that_does_not_fit_the_input_exits_2_naming_the_layer() {
+    for (layers, says) in [
+        (
+            "input 1x8x8, conv 8 3x3, maxpool 2, conv 8 5x5, flatten, dense 10",
+            "item 3 `conv 8 5x5`",
+        ),
+        (
+            "input 1x8x8, conv 8 3x3, dense 10",
+            "put `flatten` before it",
+        ),
+        ("input 1x8x8, flatten, dense 12", "dense 10"),
+        (
+            "input 1x9x9, flatten, dense 10",
+            "81 values per row but the data has 64",
+        ),
+        ("conv 8 3x3, flatten, dense 10", "input CxHxW"),
+        ("conv 8 3q3, flatten, dense 10", "kernel `3q3`"),
+    ] {
+        let out = run(&[
+            "train",
+            "--example",
+            "digits",
+            "--layers",
+            layers,
+            "--epochs",
+            "1",
+            "--no-baseline",
+            "--quiet",
+            "--out",
+            tmp("cnn-bad").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{layers}: {err}");
+        assert!(err.contains(says), "{layers}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+#[ignore = "trains the mnist-cnn example on all 60,000 MNIST images (minutes on 2 cores)"]
+fn cnn_reaches_99_2_percent_on_mnist() {
+    let out = tmp("mnist-cnn");
+    let metrics = out.with_extension("json");
+    let started = std::time::Instant::now();
+    ok(&[
+        "train",
+        "--example",
+        "mnist-cnn",
+        "--threads",
+        "2",
+        "--no-baseline",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--metrics-json",
+        metrics.to_str().unwrap(),
+    ]);
+    let seconds = started.elapsed().as_secs_f64();
+    let acc = json(&metrics)["test"]["accuracy"].as_f64().unwrap();
+    eprintln!("mnist-cnn: test accuracy {acc:.4} in {seconds:.0}s");
+    assert!(acc >= 0.992, "test accuracy {acc:.4} after {seconds:.0}s");
+    assert!(seconds < 600.0, "took {seconds:.0}s");
+    let _ = std::fs::remove_dir_all(&out);
+}

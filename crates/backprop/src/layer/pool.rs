@@ -1,0 +1,224 @@
+//! Pooling: each output pixel summarises a `k x k` window of its channel, by its
+//! maximum ([`MaxPool2d`]) or its mean ([`AvgPool2d`]). No parameters.
+
+use serde::{Deserialize, Serialize};
+
+use super::conv::out_size;
+use super::{Backward, Forward, Image, Layer, LayerSpec};
+use crate::error::{Error, Result};
+
+/// The window of a pooling layer (PyTorch's `kernel_size`, `stride`, `padding`, with
+/// `ceil_mode = False`; [`AvgPool2d`] counts the padding, `count_include_pad = True`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    /// The input image's shape.
+    pub input: Image,
+    /// Window height and width.
+    pub kernel: usize,
+    /// Step of the window, both axes.
+    pub stride: usize,
+    /// Padding on every side (at most half the kernel, as in PyTorch).
+    pub padding: usize,
+}
+
+impl Pool {
+    /// The output image's shape.
+    pub fn output(&self) -> Image {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        Image {
+            channels: self.input.channels,
+            height: out_size(self.input.height, k, s, p).unwrap_or(0),
+            width: out_size(self.input.width, k, s, p).unwrap_or(0),
+        }
+    }
+
+    /// Checks the window: sizes at least 1, padding at most half the kernel, and the
+    /// window fitting the padded input.
+    pub fn validate(&self, kind: &'static str) -> Result<()> {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let bad = |reason: String| Err(Error::config(kind, reason));
+        if self
+            .input
+            .checked_len()
+            .is_none_or(|n| n == 0 || n > 1 << 40)
+        {
+            return bad(format!("needs a non-empty input, got {}", self.input));
+        }
+        if k == 0 || s == 0 {
+            return bad("kernel and stride must be at least 1".into());
+        }
+        if 2 * p > k {
+            return bad(format!(
+                "padding {p} is more than half the kernel {k} (as PyTorch, refused)"
+            ));
+        }
+        let (h, w) = (self.input.height, self.input.width);
+        if out_size(h, k, s, p).is_none() || out_size(w, k, s, p).is_none() {
+            return bad(format!(
+                "a {k}x{k} window with padding {p} does not fit a {h}x{w} input"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Calls `f(output index, window)` for every output value of one image, in
+    /// order, with the window's input indices (row-major, inside the image: padding
+    /// is left out) as a [`Window`].
+    fn windows(&self, mut f: impl FnMut(usize, Window)) {
+        let (inp, out) = (self.input, self.output());
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let clip =
+            |start: usize, n: usize| start.saturating_sub(p)..(start + k).saturating_sub(p).min(n);
+        let mut o = 0;
+        for c in 0..inp.channels {
+            for oy in 0..out.height {
+                let ys = clip(oy * s, inp.height);
+                for ox in 0..out.width {
+                    let xs = clip(ox * s, inp.width);
+                    let base = c * inp.area();
+                    f(
+                        o,
+                        Window {
+                            base,
+                            width: inp.width,
+                            ys: ys.clone(),
+                            xs,
+                        },
+                    );
+                    o += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The input indices of one pooling window: rows `ys` and columns `xs` of the
+/// channel starting at `base`, `width` pixels a row.
+struct Window {
+    base: usize,
+    width: usize,
+    ys: std::ops::Range<usize>,
+    xs: std::ops::Range<usize>,
+}
+
+impl Window {
+    /// The indices, row-major.
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ys.clone().flat_map(move |y| {
+            let row = self.base + y * self.width;
+            self.xs.clone().map(move |x| row + x)
+        })
+    }
+}
+
+/// Max-pooling: `a = max` over the window. The index of the maximum (the first, in
+/// row-major order, on ties) is kept for backward, which routes the gradient there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MaxPool2d(pub Pool);
+
+/// Average pooling: `a = Σ window / k²` (padding counts as zeros).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AvgPool2d(pub Pool);
+
+impl Layer for MaxPool2d {
+    /// `a[o] = max_{i ∈ window(o)} x[i]`, keeping `argmax` (as `f32`, exact below
+    /// 2²⁴ values per image, which `validate` of the layer stack guarantees).
+    fn forward(&self, p: Forward<'_>) {
+        let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
+        let images = p.x.chunks_exact(n_in).zip(p.out.chunks_exact_mut(n_out));
+        for ((x, out), arg) in images.zip(p.saved.chunks_exact_mut(n_out)).take(p.batch) {
+            self.0.windows(|o, w| {
+                let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+                for i in w.indices() {
+                    if at == usize::MAX || x[i] > best || x[i].is_nan() {
+                        (best, at) = (x[i], i);
+                    }
+                }
+                out[o] = best;
+                arg[o] = at as f32;
+            });
+        }
+    }
+
+    /// `dx[argmax(o)] += dy[o]`, zero elsewhere.
+    fn backward(&self, p: Backward<'_>) {
+        let Some(dx) = p.dx else { return };
+        dx.fill(0.0);
+        let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
+        let images = dx.chunks_exact_mut(n_in).zip(p.d_out.chunks_exact(n_out));
+        for ((dx, dy), arg) in images.zip(p.saved.chunks_exact(n_out)).take(p.batch) {
+            for (&g, &i) in dy.iter().zip(arg) {
+                dx[i as usize] += g;
+            }
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "maxpool2d"
+    }
+    fn inputs(&self) -> usize {
+        self.0.input.len()
+    }
+    fn outputs(&self) -> usize {
+        self.0.output().len()
+    }
+    fn num_params(&self) -> usize {
+        0
+    }
+    fn saved_width(&self) -> usize {
+        self.0.output().len()
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::MaxPool2d(*self))
+    }
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(*self)
+    }
+}
+
+impl Layer for AvgPool2d {
+    /// `a[o] = Σ_{i ∈ window(o)} x[i] / k²`.
+    fn forward(&self, p: Forward<'_>) {
+        let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
+        let scale = 1.0 / (self.0.kernel * self.0.kernel) as f32;
+        let images = p.x.chunks_exact(n_in).zip(p.out.chunks_exact_mut(n_out));
+        for (x, out) in images.take(p.batch) {
+            self.0
+                .windows(|o, w| out[o] = w.indices().map(|i| x[i]).sum::<f32>() * scale);
+        }
+    }
+
+    /// `dx[i] += dy[o] / k²` for every `i` in `window(o)`.
+    fn backward(&self, p: Backward<'_>) {
+        let Some(dx) = p.dx else { return };
+        dx.fill(0.0);
+        let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
+        let scale = 1.0 / (self.0.kernel * self.0.kernel) as f32;
+        let images = dx.chunks_exact_mut(n_in).zip(p.d_out.chunks_exact(n_out));
+        for (dx, dy) in images.take(p.batch) {
+            self.0
+                .windows(|o, w| w.indices().for_each(|i| dx[i] += dy[o] * scale));
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "avgpool2d"
+    }
+    fn inputs(&self) -> usize {
+        self.0.input.len()
+    }
+    fn outputs(&self) -> usize {
+        self.0.output().len()
+    }
+    fn num_params(&self) -> usize {
+        0
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::AvgPool2d(*self))
+    }
+    fn boxed_clone(&self) -> Box<dyn Layer> {
+        Box::new(*self)
+    }
+}
