@@ -166,7 +166,9 @@ class _Base(BaseEstimator):
             self.history_ = records
 
     def _outputs(self, X):
-        check_is_fitted(self, "_model")
+        # check_is_fitted's own check, without its tag look-ups (microseconds a call).
+        if getattr(self, "_model", None) is None:
+            check_is_fitted(self, "_model")
         columns = self._fast_columns(X)
         if columns is None:
             columns, _ = self._x_columns(X, reset=False)
