@@ -11,7 +11,7 @@ use backprop::data::csv::Table;
 use backprop::model::Model;
 use backprop::train::LocalReducer;
 use backprop::{
-    Callback, Control, Dataset, History, Matrix, Network, NetworkConfig, TrainConfig, TrainState,
+    Callback, Dataset, History, Matrix, Network, NetworkConfig, TrainConfig, TrainState,
     Trainer,
 };
 
@@ -145,15 +145,6 @@ pub fn predict_table(model: &Model, table: &Table) -> Result<Matrix> {
     let all: Vec<usize> = (0..table.rows()).collect();
     let (x, _) = prep.transform_features(table, &cols, &all)?;
     Ok(predict_units(&model.network, &prep.target, &x))
-}
-
-/// A callback that never stops training (for callers without progress or Ctrl-C).
-pub struct Quiet;
-
-impl Callback for Quiet {
-    fn on_step_end(&mut self, _: usize, _: usize, _: usize, _: f32) -> Control {
-        Control::Continue
-    }
 }
 
 /// The learning-rate range test of `backprop explain lr` on the training rows `s`
