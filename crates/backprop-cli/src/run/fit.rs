@@ -11,8 +11,7 @@ use backprop::data::csv::Table;
 use backprop::model::Model;
 use backprop::train::LocalReducer;
 use backprop::{
-    Callback, Dataset, History, Matrix, Network, NetworkConfig, TrainConfig, TrainState,
-    Trainer,
+    Callback, Dataset, History, Matrix, Network, NetworkConfig, TrainConfig, TrainState, Trainer,
 };
 
 use super::prepare::{plan, prepare_table, Prepared};
