@@ -17,6 +17,7 @@ target/python-venv); torch optional.
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="threads for ours and torch (default: all cores)")
     a = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each row as soon as it is measured
     df = pd.read_csv(ROOT / "data" / "california_housing" / "california_housing.csv")
     X = df.drop(columns="MedHouseVal").to_numpy()
     y = df["MedHouseVal"].to_numpy()
