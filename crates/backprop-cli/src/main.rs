@@ -1,35 +1,10 @@
 //! `backprop`: train, evaluate and use feed-forward neural networks from the command line.
-//!
-//! Everything the user sees is printed here, never in the library. The modules are
-//! layers, each importing only those below it (checked by `tests/architecture.rs`):
-//!
-//! - `commands`: one thin module per sub-command, wiring the layers below;
-//! - `args`: the flags, clap types only, which give a layer of settings;
-//! - `run`: loads the data, trains (with checkpoints and `--resume`), writes a run folder;
-//! - `report`: renders numbers as text, JSON, SVG and HTML (run reports, `explain` pages);
-//! - `compute`: the numbers behind `explain` (range test, descent paths, landscapes);
-//! - `settings`: defaults, `--config` files and `--example` presets, resolved into
-//!   validated, serialisable [`settings::Settings`];
-//! - helpers at the bottom: `input`, `images`, `cluster` (MPI), `interrupt`, `errors`, ...
-
-mod args;
-mod cluster;
-mod commands;
-mod compute;
-#[cfg(feature = "distributed")]
-mod distributed;
-mod errors;
-mod images;
-mod input;
-mod interrupt;
-mod pause;
-mod progress;
-mod report;
-mod run;
-mod settings;
-mod summary;
+//! The modules live in the crate's library target (`lib.rs`, which lists the layers);
+//! this is the entry: parse the flags, dispatch, map errors to exit codes.
 
 use std::process::ExitCode;
+
+use backprop_cli::{args, commands, errors, interrupt};
 
 use clap::Parser;
 

@@ -17,6 +17,10 @@ pub fn train_summary(
     dollars: Option<f64>,
     shape: &str,
 ) -> String {
+    if test.is_null() {
+        return "no test rows (--test-fraction 0): the validation metrics are in metrics.json\n"
+            .to_string();
+    }
     if let (Some(t), Target::Regression { name, .. }) = (regression(test), target) {
         let mut rows = vec![(format!("network {shape}"), t)];
         if let Some(b) = base.and_then(regression) {

@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod evaluate;
+pub mod fit;
 pub mod guard;
 pub mod predict;
 pub mod prepare;

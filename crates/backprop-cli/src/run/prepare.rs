@@ -72,6 +72,25 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
     encode(s, read, c)
 }
 
+/// Splits and encodes a table already in memory (the Python package's `fit`), whose
+/// column `target` is the one to predict, exactly as [`prepare`] does a file's; `name`
+/// names the data in the run folder.
+pub fn prepare_table(s: &Settings, table: Table, target: &str, name: &str) -> Result<Prepared> {
+    let read = Read {
+        table,
+        split: None,
+        default_target: None,
+        dollars: None,
+    };
+    let s = Settings {
+        target: Some(target.to_string()),
+        ..s.clone()
+    };
+    let mut p = encode(&s, read, &mut *crate::cluster::collective())?;
+    p.name = name.to_string();
+    Ok(p)
+}
+
 /// One process parses the whole table.
 fn read_whole(s: &Settings) -> Result<Read> {
     let digits = s.example == Some(Example::Digits);

@@ -138,7 +138,7 @@ fn warn_without_validation(s: &Settings, config: &TrainConfig, valid_rows: usize
 }
 
 /// `--lr auto`: runs the range test and sets the rate; returns the note saying how.
-fn choose_lr(
+pub(super) fn choose_lr(
     s: &Settings,
     net_config: &NetworkConfig,
     config: &mut TrainConfig,
@@ -161,13 +161,14 @@ fn choose_lr(
 }
 
 /// A trained network with what training recorded.
-struct Fitted {
-    net: Network,
-    history: History,
-    seconds: f64,
-    partial: Option<PartialEpoch>,
+#[derive(Clone)]
+pub(super) struct Fitted {
+    pub(super) net: Network,
+    pub(super) history: History,
+    pub(super) seconds: f64,
+    pub(super) partial: Option<PartialEpoch>,
     /// The note of [`Guard::restore`] when training diverged.
-    diverged: Option<String>,
+    pub(super) diverged: Option<String>,
 }
 
 /// Trains one network; with `path`, also records its initial weights and per-epoch
@@ -272,7 +273,12 @@ impl Scored {
         }
     }
 
+    /// The metrics; null without rows (`--test-fraction 0`, or a Python `fit`), which
+    /// have none, rather than zeros.
     fn metrics(&self, target: &Target) -> serde_json::Value {
+        if self.y.rows() == 0 {
+            return serde_json::Value::Null;
+        }
         metrics_of(target, &self.pred, &self.y)
     }
 }
@@ -280,14 +286,14 @@ impl Scored {
 /// Every rank predicts its own validation and test rows; under mpirun rank 0 gathers
 /// the predictions and targets (a few numbers per row, not the features) and alone
 /// computes the metrics and writes.
-struct Scores {
+pub(super) struct Scores {
     test: Scored,
     valid: Option<Scored>,
     base: Option<(Scored, Option<Scored>)>,
 }
 
 impl Scores {
-    fn gather(p: &Prepared, network: &Fitted, baseline: Option<&Fitted>) -> Scores {
+    pub(super) fn gather(p: &Prepared, network: &Fitted, baseline: Option<&Fitted>) -> Scores {
         let target = &p.prep.target;
         let score = |net: &Network, d: &Dataset| Scored::gather(net, target, d);
         Scores {
@@ -332,16 +338,16 @@ impl Scores {
 }
 
 /// A finished training run, ready to be written.
-struct Trained<'a> {
-    s: &'a Settings,
-    p: &'a Prepared,
-    net_config: &'a NetworkConfig,
-    config: &'a TrainConfig,
-    network: Fitted,
-    baseline: Option<Fitted>,
+pub(super) struct Trained<'a> {
+    pub(super) s: &'a Settings,
+    pub(super) p: &'a Prepared,
+    pub(super) net_config: &'a NetworkConfig,
+    pub(super) config: &'a TrainConfig,
+    pub(super) network: Fitted,
+    pub(super) baseline: Option<Fitted>,
     /// Training, validation and test rows over all ranks.
-    rows: [usize; 3],
-    lr_note: Option<String>,
+    pub(super) rows: [usize; 3],
+    pub(super) lr_note: Option<String>,
 }
 
 impl Trained<'_> {
@@ -383,7 +389,7 @@ impl Trained<'_> {
 
     /// Writes the model, metrics, history, loss curve, trajectory and report; returns
     /// the test metrics.
-    fn write(
+    pub(super) fn write(
         self,
         out_dir: &Path,
         scores: &Scores,

@@ -4,10 +4,13 @@
 //! name; [`Settings`] is the resolved, checked whole. Both serialise, so a checkpoint
 //! keeps the settings a run started with and `--resume` restores them as they were.
 //!
+//! [`keywords`] lists the same knobs as the Python estimators' keyword arguments.
+//!
 //! This module parses no command line: `args` turns flags into an [`Options`] layer (the
 //! value enums derive `clap::ValueEnum` only so that flags can name them).
 
 pub mod examples;
+pub mod keywords;
 mod options;
 pub mod stack;
 mod values;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use super::cells::Decimals;
 pub use super::cells::{Lines, Numbers};
 use super::collective::Collective;
-pub use super::records::{CsvOptions, CsvSource};
 use super::records::{all_whitespace, empty_file, no_rows, Records};
+pub use super::records::{CsvOptions, CsvSource};
 use crate::error::{Error, Result};
 
 /// One column of a table.
