@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Layer, LayerSpec};
+use super::{Backward, Forward, Layer};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::kernels::gemm;
@@ -341,10 +341,6 @@ impl Layer for Conv2d {
     fn work_width(&self) -> usize {
         let positions = self.output().area();
         positions * self.out_channels + positions * self.field()
-    }
-
-    fn spec(&self) -> Option<LayerSpec> {
-        Some(LayerSpec::Conv2d(*self))
     }
 
     fn tensors(&self) -> Vec<(&'static str, Vec<usize>)> {

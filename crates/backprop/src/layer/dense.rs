@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Layer, LayerSpec};
+use super::{Backward, Forward, Layer};
 use crate::activation::Activation;
 use crate::kernels::gemm;
 use crate::matrix::View;
@@ -84,10 +84,6 @@ impl Layer for Dense {
         } else {
             0
         }
-    }
-
-    fn spec(&self) -> Option<LayerSpec> {
-        Some(LayerSpec::Dense(*self))
     }
 
     fn tensors(&self) -> Vec<(&'static str, Vec<usize>)> {

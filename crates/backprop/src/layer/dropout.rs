@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Layer, LayerSpec, Mode};
+use super::{Backward, Forward, Layer, Mode};
 use crate::error::{Error, Result};
 
 /// Dropout over `width` values per row with drop probability `p`. The mask of a
@@ -79,9 +79,6 @@ impl Layer for Dropout {
     }
     fn saved_width(&self) -> usize {
         self.width
-    }
-    fn spec(&self) -> Option<LayerSpec> {
-        Some(LayerSpec::Dropout(*self))
     }
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(*self)

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Image, Layer, LayerSpec};
+use super::{Backward, Forward, Image, Layer};
 
 /// Marks where images end and feature rows begin: the values pass through unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,9 +37,6 @@ impl Layer for Flatten {
     }
     fn num_params(&self) -> usize {
         0
-    }
-    fn spec(&self) -> Option<LayerSpec> {
-        Some(LayerSpec::Flatten(*self))
     }
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(*self)

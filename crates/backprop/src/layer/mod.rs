@@ -101,7 +101,7 @@ pub fn mix(a: u64, b: u64) -> u64 {
 
 /// One kind of layer: its shape, its parameters' count, and its forward and backward
 /// passes. See the module documentation.
-pub trait Layer: fmt::Debug + Send + Sync {
+pub trait Layer: std::any::Any + fmt::Debug + Send + Sync {
     /// A short name of the kind, for messages (`"dense"`).
     fn kind(&self) -> &'static str;
 
@@ -125,12 +125,6 @@ pub trait Layer: fmt::Debug + Send + Sync {
     /// keeps one buffer for all layers, so a step allocates nothing.
     fn work_width(&self) -> usize {
         0
-    }
-
-    /// What `model.json` records of this layer (kind and configuration), if it can be
-    /// saved; `None` (the default) makes the model writers refuse the network.
-    fn spec(&self) -> Option<LayerSpec> {
-        None
     }
 
     /// The layer's tensors in `model.safetensors`, in the order of its parameters:

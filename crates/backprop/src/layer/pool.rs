@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::conv::out_size;
-use super::{Backward, Forward, Image, Layer, LayerSpec};
+use super::{Backward, Forward, Image, Layer};
 use crate::error::{Error, Result};
 
 /// The window of a pooling layer (PyTorch's `kernel_size`, `stride`, `padding`, with
@@ -170,9 +170,6 @@ impl Layer for MaxPool2d {
     fn saved_width(&self) -> usize {
         self.0.output().len()
     }
-    fn spec(&self) -> Option<LayerSpec> {
-        Some(LayerSpec::MaxPool2d(*self))
-    }
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(*self)
     }
@@ -214,9 +211,6 @@ impl Layer for AvgPool2d {
     }
     fn num_params(&self) -> usize {
         0
-    }
-    fn spec(&self) -> Option<LayerSpec> {
-        Some(LayerSpec::AvgPool2d(*self))
     }
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(*self)

@@ -5,6 +5,8 @@
 //! "activation"}`), so the model files of fully connected networks stay bit-identical;
 //! every other kind carries a `"kind"` field (`"conv2d"`, `"maxpool2d"`, ...).
 
+use std::any::Any;
+
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -72,6 +74,30 @@ impl<'de> Deserialize<'de> for LayerSpec {
             Tagged::Flatten(l) => LayerSpec::Flatten(l),
             Tagged::Dropout(l) => LayerSpec::Dropout(l),
         })
+    }
+}
+
+impl dyn Layer {
+    /// What `model.json` records of this layer (kind and configuration), if it is one of
+    /// the kinds [`LayerSpec`] knows; `None` makes the model writers refuse the network.
+    /// (Found by the layer's type here, so that the kinds need not name `LayerSpec`,
+    /// which names them.)
+    pub fn spec(&self) -> Option<LayerSpec> {
+        let any: &dyn Any = self;
+        if let Some(l) = any.downcast_ref::<Dense>() {
+            Some(LayerSpec::Dense(*l))
+        } else if let Some(l) = any.downcast_ref::<Conv2d>() {
+            Some(LayerSpec::Conv2d(*l))
+        } else if let Some(l) = any.downcast_ref::<MaxPool2d>() {
+            Some(LayerSpec::MaxPool2d(*l))
+        } else if let Some(l) = any.downcast_ref::<AvgPool2d>() {
+            Some(LayerSpec::AvgPool2d(*l))
+        } else if let Some(l) = any.downcast_ref::<Flatten>() {
+            Some(LayerSpec::Flatten(*l))
+        } else {
+            any.downcast_ref::<Dropout>()
+                .map(|l| LayerSpec::Dropout(*l))
+        }
     }
 }
 
