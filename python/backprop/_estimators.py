@@ -50,6 +50,7 @@ class _Base(BaseEstimator):
         epochs=60,
         hidden=(256, 256, 128),
         init="auto",
+        layers=None,
         loss=None,
         lr=0.02,
         momentum=None,
@@ -70,6 +71,7 @@ class _Base(BaseEstimator):
         self.epochs = epochs
         self.hidden = hidden
         self.init = init
+        self.layers = layers
         self.loss = loss
         self.lr = lr
         self.momentum = momentum
