@@ -123,69 +123,108 @@ pub(crate) fn on_pool<T: Send>(
     .map_err(py_err)
 }
 
+/// Ctrl-C as training sees it: `stop` is set once Python's signal handler has raised
+/// (KeyboardInterrupt); `check` asks the calling thread to run the handlers now.
+struct Signals {
+    stop: AtomicBool,
+    events: mpsc::Sender<Event>,
+}
+
+/// What the training thread tells the calling thread.
+enum Event {
+    /// Run the signal handlers, then answer.
+    Check(mpsc::SyncSender<()>),
+    /// Training has returned.
+    Finished,
+}
+
+impl Signals {
+    /// Has Ctrl-C been pressed? Waits until the calling thread has run Python's
+    /// handlers, so an interrupt raised before this call is always seen by it, however
+    /// fast the steps are.
+    fn check(&self) -> bool {
+        let (ack, answered) = mpsc::sync_channel(1);
+        if self.events.send(Event::Check(ack)).is_ok() {
+            let _ = answered.recv();
+        }
+        self.stopped()
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
 /// Trains `f` on a pool of the settings' threads without the GIL, while this (the
-/// calling, normally the main) thread checks for signals every 20 ms: Python runs its
-/// handlers only there, and the pool's threads are not it. A handler's exception
-/// (KeyboardInterrupt) sets `stop`, which `f`'s callback turns into a stop after the
-/// current step; it is returned beside `f`'s result.
+/// calling, normally the main) thread runs Python's signal handlers every 20 ms and
+/// whenever `f` asks (at each epoch's end): Python runs its handlers only on the main
+/// thread, and the pool's threads are not it. A handler's exception (KeyboardInterrupt)
+/// sets `stop`, which `f`'s callback turns into a stop; it is returned beside `f`'s
+/// result.
 fn interruptible<T: Send>(
     py: Python<'_>,
     s: &Settings,
-    f: impl FnOnce(&AtomicBool) -> anyhow::Result<T> + Send,
+    f: impl FnOnce(&Signals) -> anyhow::Result<T> + Send,
 ) -> PyResult<(T, Option<PyErr>)> {
-    let stop = AtomicBool::new(false);
     let mut raised = None;
     let result = py.allow_threads(|| {
+        let (events, received) = mpsc::channel();
+        let signals = Signals {
+            stop: AtomicBool::new(false),
+            events,
+        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(s.threads())
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the thread pool: {e}"))?;
-        let (tx, rx) = mpsc::channel();
+        let mut result = None;
         std::thread::scope(|scope| {
-            let stop = &stop;
+            let (signals, result) = (&signals, &mut result);
             scope.spawn(move || {
-                let _ = tx.send(pool.install(|| f(stop)));
+                *result = Some(pool.install(|| f(signals)));
+                let _ = signals.events.send(Event::Finished);
             });
+            let mut poll = || {
+                if raised.is_none() {
+                    raised = Python::with_gil(|py| py.check_signals().err());
+                    signals.stop.store(raised.is_some(), Ordering::SeqCst);
+                }
+            };
             loop {
-                match rx.recv_timeout(Duration::from_millis(20)) {
-                    Ok(r) => return r,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if raised.is_none() {
-                            raised = Python::with_gil(|py| py.check_signals().err());
-                            stop.store(raised.is_some(), Ordering::Relaxed);
-                        }
+                match received.recv_timeout(Duration::from_millis(20)) {
+                    Ok(Event::Check(ack)) => {
+                        poll();
+                        let _ = ack.send(());
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        anyhow::bail!("training stopped without a result (a panic in the trainer)")
-                    }
+                    Ok(Event::Finished) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => poll(),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
+        });
+        result.unwrap_or_else(|| {
+            anyhow::bail!("training stopped without a result (a panic in the trainer)")
         })
     });
     Ok((result.map_err(py_err)?, raised))
 }
 
-/// Progress and Ctrl-C during `fit`: stops after the step during which `stop` was
-/// set, and prints a line per epoch when verbose.
+/// Progress and Ctrl-C during `fit`: stops after the step during which Ctrl-C was
+/// seen, or at the end of the epoch during which it was pressed, and prints a line per
+/// epoch when verbose.
 struct Hook<'a> {
     verbose: bool,
     epochs: usize,
-    stop: &'a AtomicBool,
-}
-
-impl Hook<'_> {
-    fn control(&self) -> Control {
-        if self.stop.load(Ordering::Relaxed) {
-            Control::Stop
-        } else {
-            Control::Continue
-        }
-    }
+    signals: &'a Signals,
 }
 
 impl Callback for Hook<'_> {
     fn on_step_end(&mut self, _: usize, _: usize, _: usize, _: f32) -> Control {
-        self.control()
+        if self.signals.stopped() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
     }
 
     fn on_epoch_end(&mut self, _: &Network, state: &TrainState) -> backprop::Result<Control> {
@@ -206,7 +245,11 @@ impl Callback for Hook<'_> {
                 }
             });
         }
-        Ok(self.control())
+        Ok(if self.signals.check() {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
     }
 }
 
@@ -301,11 +344,11 @@ fn fit(
     names.push(target.clone());
     let t = table("X", &columns, names)?;
     let epochs = s.train.epochs;
-    let (run, raised) = interruptible(py, &s, |stop| {
+    let (run, raised) = interruptible(py, &s, |signals| {
         let mut hook = Hook {
             verbose,
             epochs,
-            stop,
+            signals,
         };
         fit_table(&s, t, &target, name, &mut hook)
     })?;

@@ -42,8 +42,8 @@ def test_ctrl_c_keeps_the_best_weights_so_far(california, monkeypatch):
         est.fit(X, y)
     monkeypatch.undo()
     assert time.perf_counter() - started < 60
-    # Stopped within the epoch after the one whose line pressed Ctrl-C.
-    assert 3 <= est.n_iter_ <= 4
+    # Stopped at the end of the epoch whose line pressed Ctrl-C, however fast it ran.
+    assert est.n_iter_ == 3
     assert np.isfinite(est.history_["valid_loss"].to_numpy()).all()
     assert est.score(X, y) > 0.5
     assert np.isfinite(est.predict(X[:5])).all()
