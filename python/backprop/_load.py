@@ -2,6 +2,7 @@
 ``save``) wrote."""
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -44,14 +45,21 @@ def _labels(classes):
 def load(path):
     """Reads the model in a run folder (``backprop train --out DIR`` or ``save(DIR)``)
     and returns a fitted :class:`MLPRegressor` or :class:`MLPClassifier` that predicts
-    exactly what ``backprop predict`` does. Its keywords are the defaults; its input
-    columns (``feature_names_in_``) are the model's."""
+    exactly what ``backprop predict`` does. Its keywords are the ones the run was given
+    (the folder's ``settings.toml``; the defaults for folders written without one), so
+    ``clone(load(dir)).fit(X, y)`` trains with the run's settings; its input columns
+    (``feature_names_in_``) are the model's."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: no such run folder")
     model = _core.load(path)
     classes = model.classes()
     est = MLPClassifier() if classes is not None else MLPRegressor()
+    given = _core.given_keywords(path)
+    if given is not None:
+        est.set_params(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(given).items()}
+        )
     names = model.feature_names()
     est._model = model
     est._names = names

@@ -18,7 +18,9 @@ use backprop::data::csv::{Column, Table};
 use backprop::data::prep::{Target, Task};
 use backprop::{Callback, Control, Network, TrainState};
 use backprop_cli::run::fit::{fit_table, predict_table, FitRun};
-use backprop_cli::settings::keywords::{keywords as all_keywords, options_from_keywords};
+use backprop_cli::settings::keywords::{
+    keywords as all_keywords, keywords_from_options, options_from_keywords,
+};
 use backprop_cli::settings::keywords::{NOT_KEYWORDS, QUIET};
 use backprop_cli::settings::Settings;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
@@ -371,6 +373,20 @@ fn load(py: Python<'_>, dir: PathBuf) -> PyResult<Model> {
     Ok(Model { model, run: None })
 }
 
+/// The keywords a run folder's `settings.toml` sets, as JSON text of an object (None
+/// when the folder has no `settings.toml`, as folders written before it had).
+#[pyfunction]
+fn given_keywords(dir: PathBuf) -> PyResult<Option<String>> {
+    let file = dir.join("settings.toml");
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let o = backprop_cli::settings::Options::from_toml(&file).map_err(py_err)?;
+    Ok(Some(
+        serde_json::Value::Object(keywords_from_options(&o)).to_string(),
+    ))
+}
+
 /// Every keyword of the estimators with its default, as JSON text of a list of
 /// `[name, default]` pairs.
 #[pyfunction]
@@ -399,6 +415,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(given_keywords, m)?)?;
     m.add_function(wrap_pyfunction!(keywords, m)?)?;
     m.add_function(wrap_pyfunction!(not_keywords, m)?)?;
     explain::register(m)?;

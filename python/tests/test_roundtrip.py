@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 import backprop
 from backprop import MLPClassifier, MLPRegressor
@@ -64,6 +65,30 @@ def test_cli_model_loads_and_predicts_bit_for_bit(cli, tmp_path):
     ours = model.predict(df.drop(columns="y"))
     assert np.array_equal(ours.astype(np.float32), as_f32(text))
     assert len(model.history_) == 6
+    # The run's settings (settings.toml) are the loaded estimator's keywords: a clone
+    # trains the command line's model again.
+    params = model.get_params()
+    assert params["hidden"] == (16, 8) and params["epochs"] == 6
+    assert params["lr"] == MLPRegressor().get_params()["lr"]
+
+
+def test_a_clone_of_a_loaded_run_trains_the_same_model(cli, tmp_path):
+    df = mixed_frame(seed=5)
+    csv = tmp_path / "mixed.csv"
+    write_csv(df, csv)
+    cli("train", "--data", csv, "--target", "y", "--task", "regress", "--test-fraction", "0",
+        "--no-baseline", "--quiet", "--out", tmp_path / "cli", "--lr", "0.01",
+        "--weight-decay", "0.3", "--scale", "standard", *SMALL_FLAGS)
+    loaded = backprop.load(tmp_path / "cli")
+    p = loaded.get_params()
+    assert (p["lr"], p["weight_decay"], p["scale"]) == (0.01, 0.3, "standard")
+    again = clone(loaded).fit(df.drop(columns="y"), df["y"])
+    again.save(tmp_path / "py")
+    assert (tmp_path / "py" / "model.safetensors").read_bytes() == (
+        tmp_path / "cli" / "model.safetensors"
+    ).read_bytes()
+    # Python's run folder records the same settings, so it loads with them too.
+    assert backprop.load(tmp_path / "py").get_params() == p
 
 
 def test_python_model_predicts_the_same_in_the_cli_after_pickling(cli, tmp_path):

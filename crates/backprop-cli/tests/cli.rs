@@ -42,6 +42,7 @@ fn default_embedded_run_writes_a_complete_run_folder() {
         "metrics.json",
         "history.csv",
         "loss_curve.svg",
+        "settings.toml",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
@@ -577,4 +578,48 @@ fn a_run_that_diverges_keeps_its_best_epoch() {
     assert_eq!(m["best_epoch"], serde_json::Value::Null);
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_dir_all(&calm);
+}
+
+/// A run folder's `settings.toml` holds what the run was given and trains the same
+/// model again through `--config`, from another folder; defaults stay unset in it.
+#[test]
+fn settings_toml_trains_the_same_model_again() {
+    let out = tmp("settings_toml");
+    let data = fixture("houses.csv");
+    ok(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--target",
+        "MedHouseVal",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.01",
+        "--weight-decay",
+        "0.3",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(out.join("settings.toml")).unwrap();
+    assert!(text.contains("lr = 0.01\n"), "{text}");
+    assert!(text.contains("weight-decay = 0.3\n"), "{text}");
+    assert!(!text.contains("seed") && !text.contains("out ="), "{text}");
+    let again = tmp("settings_toml_again");
+    let o = bin()
+        .current_dir(std::env::temp_dir())
+        .args(["train", "--config"])
+        .arg(out.join("settings.toml"))
+        .args(["--quiet", "--out"])
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        std::fs::read(again.join("model.safetensors")).unwrap()
+    );
 }

@@ -414,6 +414,7 @@ impl Trained<'_> {
         atomic_write(&out_dir.join("metrics.json"), metrics_text.as_bytes())?;
         let history_text = crate::report::history_csv(&network.history);
         atomic_write(&out_dir.join("history.csv"), history_text.as_bytes())?;
+        atomic_write(&out_dir.join("settings.toml"), s.given_toml()?.as_bytes())?;
         crate::report::plot::loss_curve(
             &network.history,
             config.loss.name(),

@@ -162,6 +162,20 @@ pub fn options_from_keywords(params: &Map<String, Value>) -> Result<Options> {
     })
 }
 
+/// The keywords a layer of settings sets (the inverse of [`options_from_keywords`]):
+/// what `backprop.load` gives a run folder's estimator from its `settings.toml`, so that
+/// `get_params()` and `clone` are the run's. Settings that are not keywords are left out.
+pub fn keywords_from_options(o: &Options) -> Map<String, Value> {
+    let known = keywords();
+    let Ok(Value::Object(set)) = serde_json::to_value(o) else {
+        return Map::new();
+    };
+    set.into_iter()
+        .map(|(k, v)| (k.replace('-', "_"), v))
+        .filter(|(k, v)| !v.is_null() && known.iter().any(|(name, _)| name == k))
+        .collect()
+}
+
 /// Whether a keyword's value is its default (numbers compared as numbers: `60` and
 /// `60.0`, and `0.02` as typed and as stored in single precision).
 fn same(value: &Value, default: &Value) -> bool {
@@ -180,6 +194,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keywords_of_options_read_back_as_the_same_options() {
+        let o = Options {
+            hidden: Some(vec![32, 16]),
+            lr: Some(Lr::Rate(0.01)),
+            weight_decay: Some(0.3),
+            epochs: Some(7),
+            scale: Some(ScaleKind::Standard),
+            data: Some("x.csv".into()),
+            quiet: true,
+            ..Options::default()
+        };
+        let k = keywords_from_options(&o);
+        assert_eq!(k["lr"], serde_json::json!(0.01));
+        assert!(!k.contains_key("data") && !k.contains_key("quiet"));
+        let back = options_from_keywords(&k).unwrap();
+        assert_eq!(
+            back,
+            Options {
+                data: None,
+                quiet: false,
+                ..o
+            }
+        );
+    }
+
+    #[test]
     fn every_excluded_setting_is_a_setting() {
         let keys = all_keys();
         for (k, _) in NOT_KEYWORDS.iter().chain([&QUIET]) {
@@ -196,6 +236,7 @@ mod tests {
         // `options_from_keywords`, which leaves defaults unset for that reason).
         assert!(!given.decay_default && plain.decay_default);
         given.decay_default = true;
+        given.given = Options::default();
         assert_eq!(given, plain);
     }
 

@@ -91,6 +91,11 @@ pub struct Settings {
     pub baseline: bool,
     pub quiet: bool,
     pub checkpoint_every: usize,
+    /// The layer these settings were resolved from (flags over `--config` over the
+    /// `--example` preset), before the defaults: what the run folder's `settings.toml`
+    /// records (see [`Settings::given_toml`]).
+    #[serde(default)]
+    pub given: Options,
 }
 
 impl Settings {
@@ -107,6 +112,7 @@ impl Settings {
 
     /// Fills in the defaults and checks every value.
     pub fn from_options(o: Options) -> Result<Settings> {
+        let given = o.clone();
         let train = train_config(&o)?;
         let threads = match o.threads {
             Some(0) => bail!("invalid --threads 0: use at least one thread"),
@@ -163,7 +169,34 @@ impl Settings {
             baseline: !o.no_baseline,
             quiet: o.quiet,
             checkpoint_every,
+            given,
         })
+    }
+
+    /// The settings a run was given, as a `--config` file that trains the same model
+    /// again (`backprop train --config RUN/settings.toml`): the knobs set by flags, the
+    /// config file or the preset, with file paths absolute; what was left to the
+    /// defaults stays unset, so data-dependent defaults are chosen the same way. The
+    /// output folder, the metrics file and `--quiet` are left out (they change no model).
+    pub fn given_toml(&self) -> Result<String> {
+        let abs = |p: &Option<PathBuf>| match p {
+            Some(p) if p.as_path() != Path::new("-") => std::path::absolute(p).ok(),
+            other => other.clone(),
+        };
+        let o = Options {
+            data: abs(&self.given.data),
+            test: abs(&self.given.test),
+            out: None,
+            metrics_json: None,
+            quiet: false,
+            ..self.given.clone()
+        };
+        let body = toml::to_string(&o).context("cannot write the settings as TOML")?;
+        Ok(format!(
+            "# The settings this run was given (flags over --config over --example); every\n\
+             # other knob had its default. Train the same model again with\n\
+             #   backprop train --config settings.toml\n{body}"
+        ))
     }
 
     /// The CSV reading options `--delimiter` gives.
@@ -193,6 +226,13 @@ impl Settings {
             test: abs(&self.test)?,
             out: abs(&self.out)?,
             metrics_json: abs(&self.metrics_json)?,
+            given: Options {
+                data: abs(&self.given.data)?,
+                test: abs(&self.given.test)?,
+                out: abs(&self.given.out)?,
+                metrics_json: abs(&self.given.metrics_json)?,
+                ..self.given.clone()
+            },
             ..self.clone()
         })
     }

@@ -34,11 +34,14 @@ pub struct Options {
     pub loss: Option<Loss>,
     pub optimizer: Option<OptimizerKind>,
     pub lr: Option<Lr>,
+    #[serde(serialize_with = "values::typed_ser")]
     pub momentum: Option<f32>,
+    #[serde(serialize_with = "values::typed_ser")]
     pub weight_decay: Option<f32>,
     pub batch_size: Option<Batch>,
     pub epochs: Option<usize>,
     pub schedule: Option<ScheduleKind>,
+    #[serde(serialize_with = "values::typed_ser")]
     pub clip_norm: Option<f32>,
     pub patience: Option<usize>,
     pub init: Option<Init>,

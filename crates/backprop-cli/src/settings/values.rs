@@ -97,6 +97,20 @@ impl<'de> Deserialize<'de> for Batch {
     }
 }
 
+/// A single-precision setting as it was typed: `0.01`, not the `0.009999999776482582`
+/// its widening to `f64` gives (TOML and JSON write doubles).
+pub fn typed(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// Writes an optional single-precision setting as typed (see [`typed`]).
+pub(super) fn typed_ser<S: Serializer>(v: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&typed(*v)),
+        None => s.serialize_none(),
+    }
+}
+
 /// `--lr`: a rate, or `auto` for the range test's suggestion.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Lr {
@@ -123,7 +137,7 @@ impl Serialize for Lr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Lr::Auto => s.serialize_str("auto"),
-            Lr::Rate(v) => s.serialize_f32(*v),
+            Lr::Rate(v) => s.serialize_f64(typed(*v)),
         }
     }
 }
