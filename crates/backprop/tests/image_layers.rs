@@ -1,4 +1,5 @@
-//! The image layers (`Conv2d`, `MaxPool2d`, `AvgPool2d`, `Flatten`, `Dropout`):
+//! The image layers (`Conv2d`, `MaxPool2d`, `AvgPool2d`, `Flatten`, `Dropout`,
+//! `RandomShift`):
 //! finite-difference checks of every backward pass (as `tests/gradients.rs` does for
 //! the dense layer, with the same step and tolerance), PyTorch golden fixtures
 //! (`tests/golden/layers_cnn.json`, from `generate_cnn.py`), whole networks through
@@ -8,7 +9,7 @@ use backprop::activation::Activation;
 use backprop::gradcheck::check_gradient;
 use backprop::layer::{
     AvgPool2d, Backward, Conv2d, Dense, Dropout, Flatten, Forward, Image, Layer, LayerSpec,
-    MaxPool2d, Mode, Pool,
+    MaxPool2d, Mode, Pool, RandomShift,
 };
 use backprop::matrix::Matrix;
 use backprop::network::{Network, Trace};
@@ -429,4 +430,73 @@ fn a_cnn_gradient_through_the_network_matches_finite_differences() {
     // Smooth layers only (tanh, average pooling): the kinks of ReLU and max-pooling
     // can sit within a step of a point; those layers are checked on their own above.
     assert!(r.passes(TOL), "{r:?}");
+}
+
+#[test]
+fn random_shift_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let l = RandomShift {
+        image: image(2, 5, 6),
+        max: 2,
+    };
+    let x = grid_vec(&mut rng, 4 * 60);
+    gradcheck("shift (infer)", &l, &[], &x, 4, Mode::Infer);
+    // A training pass with a fixed seed is a fixed shift of each image: linear.
+    for seed in [1, 2, 3] {
+        gradcheck("shift (train)", &l, &[], &x, 4, Mode::Train { seed });
+    }
+}
+
+/// `a[c][y][x] = x[c][y - dy][x - dx]`, 0 outside: written pixel by pixel.
+fn shifted(img: Image, x: &[f32], dy: isize, dx: isize) -> Vec<f32> {
+    let (h, w) = (img.height as isize, img.width as isize);
+    let mut a = vec![0.0; x.len()];
+    for c in 0..img.channels as isize {
+        for y in 0..h {
+            for xx in 0..w {
+                let (sy, sx) = (y - dy, xx - dx);
+                if (0..h).contains(&sy) && (0..w).contains(&sx) {
+                    a[((c * h + y) * w + xx) as usize] = x[((c * h + sy) * w + sx) as usize];
+                }
+            }
+        }
+    }
+    a
+}
+
+#[test]
+fn random_shift_moves_each_image_by_its_own_draw_and_predicts_unchanged() {
+    let img = image(3, 7, 5);
+    let l = RandomShift { image: img, max: 2 };
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let batch = 400;
+    let x = grid_vec(&mut rng, batch * img.len());
+    let (out, saved) = forward(&l, &[], &x, batch, Mode::Train { seed: 11 });
+    let mut seen = std::collections::BTreeSet::new();
+    for (r, s) in saved.chunks_exact(2).enumerate() {
+        let (dy, dx) = (s[0] as isize, s[1] as isize);
+        assert!(dy.abs() <= 2 && dx.abs() <= 2);
+        seen.insert((dy, dx));
+        let n = img.len();
+        assert_eq!(
+            out[r * n..][..n],
+            shifted(img, &x[r * n..][..n], dy, dx)[..]
+        );
+    }
+    assert_eq!(seen.len(), 25, "every shift in -2..=2 squared is drawn");
+    assert_eq!(out, forward(&l, &[], &x, batch, Mode::Train { seed: 11 }).0);
+    assert_ne!(out, forward(&l, &[], &x, batch, Mode::Train { seed: 12 }).0);
+    assert_eq!(x, forward(&l, &[], &x, batch, Mode::Infer).0);
+    // Refused: no shift, or one as large as a side.
+    assert!(LayerSpec::RandomShift(RandomShift { image: img, max: 0 })
+        .validate()
+        .is_err());
+    assert!(LayerSpec::RandomShift(RandomShift { image: img, max: 5 })
+        .validate()
+        .is_err());
+    assert!(LayerSpec::RandomShift(l).validate().is_ok());
+    let json = serde_json::to_string(&LayerSpec::RandomShift(l)).unwrap();
+    assert!(json.contains("\"kind\":\"shift\""), "{json}");
+    let back: LayerSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, LayerSpec::RandomShift(l));
 }

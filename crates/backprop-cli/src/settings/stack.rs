@@ -12,6 +12,8 @@
 //!   defaults to `K`);
 //! - `flatten`: images to feature rows (needed before `dense` after image layers);
 //! - `dropout P`: dropout with probability `P` in `[0, 1)`;
+//! - `shift N`: while training, move each image by up to `N` pixels along each axis
+//!   (augmentation; predicting passes images on);
 //! - `dense N [ACT]`: a fully connected layer of `N` units; the last item must be
 //!   `dense` with as many units as the data has outputs (classes);
 //! - `ACT` alone (`relu`, `tanh`, `sigmoid`, `gelu`, `elu`, `leaky_relu`): the
@@ -19,7 +21,7 @@
 
 use anyhow::{bail, Result};
 use backprop::layer::{
-    AvgPool2d, Conv2d, Dense, Dropout, Flatten, Image, LayerSpec, MaxPool2d, Pool,
+    AvgPool2d, Conv2d, Dense, Dropout, Flatten, Image, LayerSpec, MaxPool2d, Pool, RandomShift,
 };
 use backprop::Activation;
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,7 @@ pub enum Item {
     },
     Flatten,
     Dropout(f32),
+    Shift(usize),
     Dense {
         units: usize,
         activation: Activation,
@@ -210,7 +213,7 @@ impl Stack {
                     Shape::Image(p.output())
                 }
                 LayerSpec::Flatten(f) => Shape::Flat(f.input.len()),
-                LayerSpec::Dropout(_) => shape,
+                LayerSpec::Dropout(_) | LayerSpec::RandomShift(_) => shape,
                 LayerSpec::Dense(d) => Shape::Flat(d.outputs),
             };
             specs.push(spec);
@@ -265,6 +268,7 @@ fn parse_item(item: &str, first: bool) -> Result<Item> {
         }
         "flatten" => Item::Flatten,
         "dropout" => Item::Dropout(number(item, "the probability", words.next())?),
+        "shift" => Item::Shift(number(item, "the largest shift in pixels", words.next())?),
         "dense" => {
             let units = number(item, "the number of units", words.next())?;
             let activation = match words.next() {
@@ -275,7 +279,7 @@ fn parse_item(item: &str, first: bool) -> Result<Item> {
             };
             Item::Dense { units, activation }
         }
-        _ => bail!("--layers: unknown item `{item}` (expected input, conv, maxpool, avgpool, flatten, dropout, dense or an activation: {ACTIVATIONS})"),
+        _ => bail!("--layers: unknown item `{item}` (expected input, conv, maxpool, avgpool, flatten, dropout, shift, dense or an activation: {ACTIVATIONS})"),
     };
     if words.next().is_some() {
         bail!("--layers `{item}`: unexpected words at the end");
@@ -353,6 +357,10 @@ fn layer(item: &Item, shape: Shape, at: &str) -> Result<LayerSpec> {
             },
             p,
         }),
+        Item::Shift(max) => LayerSpec::RandomShift(RandomShift {
+            image: image("shift")?,
+            max,
+        }),
         Item::Dense { units, activation } => match shape {
             Shape::Flat(n) if units > 0 => LayerSpec::Dense(Dense {
                 inputs: n,
@@ -393,6 +401,38 @@ mod tests {
         );
         assert_eq!(d[5], "dense 3136 -> 128 (relu)");
         assert_eq!(specs.len(), 7);
+    }
+
+    #[test]
+    fn shift_keeps_the_image_shape_and_needs_images() {
+        let img = Some(Image {
+            channels: 1,
+            height: 8,
+            width: 8,
+        });
+        let specs = Stack::parse("shift 2, conv 4 3x3, flatten, dense 3")
+            .and_then(|s| s.build(64, img, 3))
+            .unwrap();
+        assert_eq!(
+            specs[0].describe(),
+            "shift 1x8x8 (up to 2 pixels while training)"
+        );
+        let m = Stack::parse("flatten, dense 4, shift 1, dense 3")
+            .and_then(|s| s.build(64, img, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("item 3 `shift 1`") && m.contains("needs images"),
+            "{m}"
+        );
+        let m = Stack::parse("shift 8, flatten, dense 3")
+            .and_then(|s| s.build(64, img, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("item 1 `shift 8`") && m.contains("less than"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod dense;
 mod dropout;
 mod flatten;
 mod pool;
+mod shift;
 mod spec;
 
 pub use conv::{Conv2d, Image};
@@ -58,6 +59,7 @@ pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
 pub use pool::{AvgPool2d, MaxPool2d, Pool};
+pub use shift::RandomShift;
 pub use spec::LayerSpec;
 
 /// Whether a forward pass trains or predicts.

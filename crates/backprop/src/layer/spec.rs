@@ -10,7 +10,7 @@ use std::any::Any;
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{AvgPool2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d};
+use super::{AvgPool2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, RandomShift};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -30,6 +30,8 @@ pub enum LayerSpec {
     Flatten(Flatten),
     /// Dropout.
     Dropout(Dropout),
+    /// Random shifts of images while training (augmentation).
+    RandomShift(RandomShift),
 }
 
 /// The kinds other than `Dense`, tagged by `"kind"`.
@@ -43,6 +45,8 @@ enum Tagged {
     AvgPool2d(AvgPool2d),
     Flatten(Flatten),
     Dropout(Dropout),
+    #[serde(rename = "shift")]
+    RandomShift(RandomShift),
 }
 
 impl Serialize for LayerSpec {
@@ -54,6 +58,7 @@ impl Serialize for LayerSpec {
             LayerSpec::AvgPool2d(l) => Tagged::AvgPool2d(l).serialize(s),
             LayerSpec::Flatten(l) => Tagged::Flatten(l).serialize(s),
             LayerSpec::Dropout(l) => Tagged::Dropout(l).serialize(s),
+            LayerSpec::RandomShift(l) => Tagged::RandomShift(l).serialize(s),
         }
     }
 }
@@ -73,6 +78,7 @@ impl<'de> Deserialize<'de> for LayerSpec {
             Tagged::AvgPool2d(l) => LayerSpec::AvgPool2d(l),
             Tagged::Flatten(l) => LayerSpec::Flatten(l),
             Tagged::Dropout(l) => LayerSpec::Dropout(l),
+            Tagged::RandomShift(l) => LayerSpec::RandomShift(l),
         })
     }
 }
@@ -94,9 +100,11 @@ impl dyn Layer {
             Some(LayerSpec::AvgPool2d(*l))
         } else if let Some(l) = any.downcast_ref::<Flatten>() {
             Some(LayerSpec::Flatten(*l))
+        } else if let Some(l) = any.downcast_ref::<Dropout>() {
+            Some(LayerSpec::Dropout(*l))
         } else {
-            any.downcast_ref::<Dropout>()
-                .map(|l| LayerSpec::Dropout(*l))
+            any.downcast_ref::<RandomShift>()
+                .map(|l| LayerSpec::RandomShift(*l))
         }
     }
 }
@@ -111,6 +119,7 @@ impl LayerSpec {
             LayerSpec::AvgPool2d(l) => Box::new(l),
             LayerSpec::Flatten(l) => Box::new(l),
             LayerSpec::Dropout(l) => Box::new(l),
+            LayerSpec::RandomShift(l) => Box::new(l),
         }
     }
 
@@ -152,6 +161,7 @@ impl LayerSpec {
                 )),
             },
             LayerSpec::Dropout(d) => d.validate(),
+            LayerSpec::RandomShift(r) => r.validate(),
         }
     }
 
@@ -193,6 +203,9 @@ impl LayerSpec {
             }
             LayerSpec::Flatten(f) => format!("flatten {} -> {}", f.input, f.input.len()),
             LayerSpec::Dropout(d) => format!("dropout {} (p = {})", d.width, d.p),
+            LayerSpec::RandomShift(r) => {
+                format!("shift {} (up to {} pixels while training)", r.image, r.max)
+            }
         }
     }
 
