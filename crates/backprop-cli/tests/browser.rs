@@ -1,6 +1,7 @@
 //! Opens `report.html` and the `backprop explain` pages in headless Chromium: no console
-//! errors, every chart present and drawn with a non-zero size, and a screenshot of each
-//! page under `<target>/tmp/screenshots/`. Needs /usr/bin/chromium, so the tests are
+//! errors, every chart present and drawn with a non-zero size, every image (the PNG
+//! tiles of a convolutional network's report) decoded and laid out, and a screenshot
+//! of each page under `<target>/tmp/screenshots/`. Needs /usr/bin/chromium, so the tests are
 //! `#[ignore]`d in the plain `cargo test`; `.ci/run` installs Chromium and runs them with
 //! `-- --ignored`, where a missing browser fails the test instead of passing it.
 
@@ -33,6 +34,21 @@ const CHECKER: &str = r#"<script>
   out.setAttribute('data-visible', visible);
   out.setAttribute('data-bad', bad.join('; '));
   document.body.appendChild(out);
+  // Images decode after parsing: count them once the page has loaded.
+  window.addEventListener('load', function () {
+    var imgs = document.querySelectorAll('img'), broken = [];
+    imgs.forEach(function (im, i) {
+      var r = im.getBoundingClientRect();
+      if (!im.complete || im.naturalWidth === 0 || r.width === 0 || r.height === 0) {
+        broken.push((im.className || 'img') + ' ' + i);
+      }
+    });
+    var done = document.createElement('div');
+    done.id = 'image-check';
+    done.setAttribute('data-images', imgs.length);
+    done.setAttribute('data-broken-images', broken.slice(0, 10).join('; '));
+    document.body.appendChild(done);
+  });
 })();
 </script>"#;
 
@@ -106,6 +122,9 @@ struct Checked {
     visible: usize,
     bad: String,
     console: Vec<String>,
+    /// `<img>` elements, and those not decoded or of no size.
+    images: usize,
+    broken_images: String,
 }
 
 /// Loads a copy of `page` with the checker in headless Chromium.
@@ -142,7 +161,14 @@ fn check(page: &Path, work: &Path) -> Checked {
             .unwrap_or("")
             .to_string()
     };
+    assert!(
+        tag.contains("id=\"image-check\""),
+        "{}: the image check did not run (no load event before the dump)",
+        page.display()
+    );
     Checked {
+        images: attr("data-images").parse().unwrap(),
+        broken_images: attr("data-broken-images"),
         total: attr("data-total").parse().unwrap(),
         visible: attr("data-visible").parse().unwrap(),
         bad: attr("data-bad"),
@@ -205,8 +231,9 @@ fn pages_render_in_headless_chromium() {
     require_chromium();
     let work = work_dir("pages");
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (run, descent, landscape, lr) = (
+    let (run, cnn, descent, landscape, lr) = (
         work.join("run"),
+        work.join("cnn"),
         work.join("descent"),
         work.join("landscape"),
         work.join("lr"),
@@ -221,6 +248,20 @@ fn pages_render_in_headless_chromium() {
         "0.005",
         "--out",
         &s(&run),
+        "--quiet",
+    ]);
+    // A convolutional network's report adds the filters, feature maps and misclassified
+    // images (PNG tiles).
+    bin(&[
+        "train",
+        "--example",
+        "digits",
+        "--layers",
+        "input 1x8x8, conv 8 3x3 pad 1 relu, maxpool 2, conv 16 3x3 pad 1 relu, maxpool 2, flatten, dense 10",
+        "--epochs",
+        "2",
+        "--out",
+        &s(&cnn),
         "--quiet",
     ]);
     bin(&["explain", "descent", "--out", &s(&descent)]);
@@ -251,9 +292,11 @@ fn pages_render_in_headless_chromium() {
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     // Page, charts in its HTML, charts visible at once (the report shows the log or the
-    // linear twin of each cost chart).
+    // linear twin of each cost chart). The CNN's report has one weight histogram (its
+    // one dense layer) where the MLP's has three.
     for (name, page, total, visible) in [
         ("report", run.join("report.html"), 12, 10),
+        ("report-cnn", cnn.join("report.html"), 10, 8),
         ("descent", descent.join("index.html"), 3, 3),
         ("landscape", landscape.join("index.html"), 3, 3),
         ("lr", lr.join("index.html"), 1, 1),
@@ -270,6 +313,13 @@ fn pages_render_in_headless_chromium() {
             (total, visible),
             "{name}: charts in the DOM (total, visible)"
         );
+        assert!(c.broken_images.is_empty(), "{name}: {}", c.broken_images);
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert_eq!(c.images, html.matches("<img ").count(), "{name}: images");
+        if name == "report-cnn" {
+            // 8 filters twice, 3 inputs and their 3 x 48 maps, and the misses.
+            assert!(c.images > 8 + 8 + 3 + 3 * 48, "{name}: {} images", c.images);
+        }
         screenshot(&page, &shots.join(format!("{name}.png")), &work);
         eprintln!(
             "{name}: {} charts ({} visible), screenshot {}",
@@ -288,9 +338,11 @@ fn the_browser_check_catches_errors() {
     let work = work_dir("self-check");
     std::fs::create_dir_all(work.join("bad")).unwrap();
     let page = work.join("bad/index.html");
-    std::fs::write(&page, "<!DOCTYPE html><html><body><svg class=\"chart\" aria-label=\"empty\" width=\"400\" height=\"300\"><rect width=\"400\" height=\"300\" fill=\"white\"/></svg><script>console.error('boom'); undefinedFunction();</script></body></html>").unwrap();
+    std::fs::write(&page, "<!DOCTYPE html><html><body><svg class=\"chart\" aria-label=\"empty\" width=\"400\" height=\"300\"><rect width=\"400\" height=\"300\" fill=\"white\"/></svg><img class=\"map\" src=\"data:image/png;base64,AAAA\" width=\"20\" height=\"20\"><script>console.error('boom'); undefinedFunction();</script></body></html>").unwrap();
     let c = check(&page, &work);
     assert!(c.bad.contains("empty: no data drawn"), "{}", c.bad);
+    assert_eq!(c.images, 1);
+    assert!(c.broken_images.contains("map 0"), "{}", c.broken_images);
     assert!(
         c.console.iter().any(|l| l.contains("boom")),
         "{:?}",

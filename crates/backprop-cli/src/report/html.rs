@@ -24,6 +24,15 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{background:#eef0f3;border-radius:3px;padding:1px 4px}
 pre{padding:8px 12px;overflow-x:auto}
 .note{color:#555;font-size:13px}
+.tiles{display:flex;flex-wrap:wrap;gap:4px;align-items:flex-start}
+.tiles img,.misses img{image-rendering:pixelated;border:1px solid #c8ccd2;display:block}
+.filter-group{display:inline-flex;gap:1px}
+.maprow{display:flex;gap:12px;align-items:flex-start;margin:6px 0}
+.mapname{flex:0 0 170px;font-size:13px;color:#333;line-height:1.35}
+.maps{display:grid;grid-template-columns:1fr;gap:14px}
+.misses{display:flex;flex-wrap:wrap;gap:10px}
+.misses figure{padding:6px}.misses figcaption{font-size:12px;padding:4px 0 0}
+svg.scale{display:block;margin:6px 0}
 ";
 
 /// A whole page: `title`, then `body` (HTML).

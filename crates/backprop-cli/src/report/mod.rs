@@ -1,11 +1,14 @@
 //! `report.html`: how a training run learned, as one self-contained page written into
 //! the run folder: cost per epoch and per step, the learning rate, per-layer gradient
 //! norms and update ratios, weight histograms before and after, the test predictions,
-//! and the configuration and metrics beside the no-hidden-layer baseline.
+//! and the configuration and metrics beside the no-hidden-layer baseline; for image
+//! data, what the convolutions learned and the misclassified test images (`learned`).
 
 pub mod classify;
 pub mod explain;
 pub mod html;
+pub mod images;
+pub mod learned;
 pub mod plot;
 mod run_report;
 mod sections;
@@ -121,10 +124,12 @@ fn body(r: &RunReport) -> String {
         ));
     }
     b.push_str("</div>\n");
+    b.push_str(&learned::conv_section(r));
     match r.target {
         Target::Regression { .. } => b.push_str(&sections::regression_section(r)),
         Target::Classification { classes, .. } => {
-            b.push_str(&sections::classification_section(r, classes))
+            b.push_str(&sections::classification_section(r, classes));
+            b.push_str(&learned::misclassified_section(r, classes));
         }
     }
     b

@@ -1,6 +1,7 @@
 //! What `report.html` shows of a training run.
 
 use backprop::data::prep::Target;
+use backprop::layer::Image;
 use backprop::{History, Matrix, Network, NetworkConfig, PartialEpoch, TrainConfig};
 use serde_json::Value;
 
@@ -30,6 +31,13 @@ pub struct RunReport<'a> {
     pub test_pred: &'a Matrix,
     /// The test rows' targets, encoded.
     pub test_y: &'a Matrix,
+    /// The test rows' inputs as the network sees them (scaled); under mpirun, this
+    /// process's rows only (rank 0's come first in `test_pred` and `test_y`).
+    pub test_x: &'a Matrix,
+    /// The shape of each input row as an image, for image data (IDX files, or
+    /// features named `pixel_<row>_<col>`); the first layer's input when it is an
+    /// image layer takes precedence.
+    pub image: Option<Image>,
     /// Training rows (for steps per epoch).
     pub train_rows: usize,
     /// The run's metrics.json.

@@ -436,6 +436,10 @@ impl Trained<'_> {
                 target: &p.prep.target,
                 test_pred: &scores.test.pred,
                 test_y: &scores.test.y,
+                test_x: &p.test.x,
+                image: p
+                    .image
+                    .or_else(|| crate::report::images::pixel_grid(&p.prep.input_names())),
                 train_rows: rows[0],
                 metrics: &metrics,
                 baseline: baseline.as_ref().map(|b| &b.history),
