@@ -12,6 +12,11 @@
 //!   defaults to `K`);
 //! - `flatten`: images to feature rows (needed before `dense` after image layers);
 //! - `dropout P`: dropout with probability `P` in `[0, 1)`;
+//! - `periodic K D [sigma S]`: periodic embeddings of numeric features (Gorishniy et
+//!   al. 2022): each value that reaches it (placed first: every input column, one-hot
+//!   columns included) becomes `D` values, `relu(W_j [cos 2πc_j x, sin 2πc_j x] +
+//!   b_j)` with `K` learned frequencies `c_j` drawn from `N(0, S²)` (`S` defaults to
+//!   [`PERIODIC_SIGMA`]); the rows become `features x D` wide;
 //! - `dense N [ACT]`: a fully connected layer of `N` units; the last item must be
 //!   `dense` with as many units as the data has outputs (classes);
 //! - `ACT` alone (`relu`, `tanh`, `sigmoid`, `gelu`, `elu`, `leaky_relu`): the
@@ -19,7 +24,7 @@
 
 use anyhow::{bail, Result};
 use backprop::layer::{
-    AvgPool2d, Conv2d, Dense, Dropout, Flatten, Image, LayerSpec, MaxPool2d, Pool,
+    AvgPool2d, Conv2d, Dense, Dropout, Flatten, Image, LayerSpec, MaxPool2d, Periodic, Pool,
 };
 use backprop::Activation;
 use serde::{Deserialize, Serialize};
@@ -47,6 +52,11 @@ pub enum Item {
     },
     Flatten,
     Dropout(f32),
+    Periodic {
+        frequencies: usize,
+        width: usize,
+        sigma: f32,
+    },
     Dense {
         units: usize,
         activation: Activation,
@@ -211,6 +221,7 @@ impl Stack {
                 }
                 LayerSpec::Flatten(f) => Shape::Flat(f.input.len()),
                 LayerSpec::Dropout(_) => shape,
+                LayerSpec::Periodic(p) => Shape::Flat(p.features * p.width),
                 LayerSpec::Dense(d) => Shape::Flat(d.outputs),
             };
             specs.push(spec);
@@ -265,6 +276,20 @@ fn parse_item(item: &str, first: bool) -> Result<Item> {
         }
         "flatten" => Item::Flatten,
         "dropout" => Item::Dropout(number(item, "the probability", words.next())?),
+        "periodic" => {
+            let frequencies = number(item, "the number of frequencies", words.next())?;
+            let width = number(item, "the embedding width", words.next())?;
+            let sigma = match words.next() {
+                None => PERIODIC_SIGMA,
+                Some("sigma") => number(item, "sigma", words.next())?,
+                Some(w) => bail!("--layers `{item}`: unexpected `{w}` (expected periodic K D [sigma S], e.g. periodic 16 24 sigma 0.1)"),
+            };
+            Item::Periodic {
+                frequencies,
+                width,
+                sigma,
+            }
+        }
         "dense" => {
             let units = number(item, "the number of units", words.next())?;
             let activation = match words.next() {
@@ -275,13 +300,16 @@ fn parse_item(item: &str, first: bool) -> Result<Item> {
             };
             Item::Dense { units, activation }
         }
-        _ => bail!("--layers: unknown item `{item}` (expected input, conv, maxpool, avgpool, flatten, dropout, dense or an activation: {ACTIVATIONS})"),
+        _ => bail!("--layers: unknown item `{item}` (expected input, conv, maxpool, avgpool, flatten, dropout, periodic, dense or an activation: {ACTIVATIONS})"),
     };
     if words.next().is_some() {
         bail!("--layers `{item}`: unexpected words at the end");
     }
     Ok(parsed)
 }
+
+/// The default σ of `periodic` (the standard deviation of the initial frequencies).
+pub const PERIODIC_SIGMA: f32 = 0.1;
 
 /// The activations `--layers` takes.
 const ACTIVATIONS: &str = "relu, tanh, sigmoid, gelu, elu, leaky_relu";
@@ -353,6 +381,21 @@ fn layer(item: &Item, shape: Shape, at: &str) -> Result<LayerSpec> {
             },
             p,
         }),
+        Item::Periodic {
+            frequencies,
+            width,
+            sigma,
+        } => match shape {
+            Shape::Flat(n) => LayerSpec::Periodic(Periodic {
+                features: n,
+                frequencies,
+                width,
+                sigma,
+            }),
+            Shape::Image(i) => bail!(
+                "{at}: periodic embeds numeric features but gets {i} images; put it first, on table rows"
+            ),
+        },
         Item::Dense { units, activation } => match shape {
             Shape::Flat(n) if units > 0 => LayerSpec::Dense(Dense {
                 inputs: n,

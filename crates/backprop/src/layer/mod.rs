@@ -50,6 +50,7 @@ mod conv;
 mod dense;
 mod dropout;
 mod flatten;
+mod periodic;
 mod pool;
 mod spec;
 
@@ -57,6 +58,7 @@ pub use conv::{Conv2d, Image};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
+pub use periodic::Periodic;
 pub use pool::{AvgPool2d, MaxPool2d, Pool};
 pub use spec::LayerSpec;
 

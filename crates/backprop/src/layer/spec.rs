@@ -10,7 +10,7 @@ use std::any::Any;
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{AvgPool2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d};
+use super::{AvgPool2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, Periodic};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -30,6 +30,8 @@ pub enum LayerSpec {
     Flatten(Flatten),
     /// Dropout.
     Dropout(Dropout),
+    /// Periodic embeddings of numeric features.
+    Periodic(Periodic),
 }
 
 /// The kinds other than `Dense`, tagged by `"kind"`.
@@ -43,6 +45,7 @@ enum Tagged {
     AvgPool2d(AvgPool2d),
     Flatten(Flatten),
     Dropout(Dropout),
+    Periodic(Periodic),
 }
 
 impl Serialize for LayerSpec {
@@ -54,6 +57,7 @@ impl Serialize for LayerSpec {
             LayerSpec::AvgPool2d(l) => Tagged::AvgPool2d(l).serialize(s),
             LayerSpec::Flatten(l) => Tagged::Flatten(l).serialize(s),
             LayerSpec::Dropout(l) => Tagged::Dropout(l).serialize(s),
+            LayerSpec::Periodic(l) => Tagged::Periodic(l).serialize(s),
         }
     }
 }
@@ -73,6 +77,7 @@ impl<'de> Deserialize<'de> for LayerSpec {
             Tagged::AvgPool2d(l) => LayerSpec::AvgPool2d(l),
             Tagged::Flatten(l) => LayerSpec::Flatten(l),
             Tagged::Dropout(l) => LayerSpec::Dropout(l),
+            Tagged::Periodic(l) => LayerSpec::Periodic(l),
         })
     }
 }
@@ -94,9 +99,11 @@ impl dyn Layer {
             Some(LayerSpec::AvgPool2d(*l))
         } else if let Some(l) = any.downcast_ref::<Flatten>() {
             Some(LayerSpec::Flatten(*l))
+        } else if let Some(l) = any.downcast_ref::<Dropout>() {
+            Some(LayerSpec::Dropout(*l))
         } else {
-            any.downcast_ref::<Dropout>()
-                .map(|l| LayerSpec::Dropout(*l))
+            any.downcast_ref::<Periodic>()
+                .map(|l| LayerSpec::Periodic(*l))
         }
     }
 }
@@ -111,6 +118,7 @@ impl LayerSpec {
             LayerSpec::AvgPool2d(l) => Box::new(l),
             LayerSpec::Flatten(l) => Box::new(l),
             LayerSpec::Dropout(l) => Box::new(l),
+            LayerSpec::Periodic(l) => Box::new(l),
         }
     }
 
@@ -152,6 +160,7 @@ impl LayerSpec {
                 )),
             },
             LayerSpec::Dropout(d) => d.validate(),
+            LayerSpec::Periodic(p) => p.validate(),
         }
     }
 
@@ -193,6 +202,15 @@ impl LayerSpec {
             }
             LayerSpec::Flatten(f) => format!("flatten {} -> {}", f.input, f.input.len()),
             LayerSpec::Dropout(d) => format!("dropout {} (p = {})", d.width, d.p),
+            LayerSpec::Periodic(p) => format!(
+                "periodic {} -> {} ({} features x {} frequencies -> {} each, relu, sigma {})",
+                p.features,
+                p.features * p.width,
+                p.features,
+                p.frequencies,
+                p.width,
+                p.sigma
+            ),
         }
     }
 
@@ -228,6 +246,7 @@ impl LayerSpec {
                 init.resolve(for_init(c.activation))
                     .fill(rng, fan_in, fan_out, w, b);
             }
+            LayerSpec::Periodic(p) => p.init(rng, params),
             _ => {}
         }
     }
