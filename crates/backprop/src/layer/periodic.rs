@@ -43,6 +43,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{Backward, Forward, Layer};
 use crate::error::{Error, Result};
+use crate::kernels::gemm;
+use crate::matrix::View;
+
+/// `rows x cols` of `data` with rows `stride` apart (one feature's block of each row).
+fn strided(data: &[f32], rows: usize, cols: usize, stride: usize) -> View<'_> {
+    View {
+        data,
+        rows,
+        cols,
+        row_stride: stride as isize,
+        col_stride: 1,
+    }
+}
 
 /// Periodic embeddings with per-feature linear layers and ReLU. See the module
 /// documentation.
@@ -128,83 +141,86 @@ impl Periodic {
 
 impl Layer for Periodic {
     /// For each row and feature `j`: `u_j = [cos(2π c_j x_j), sin(2π c_j x_j)]` (kept
-    /// for backward), `z_j = u_j W_j + b_j`, `v_j = max(z_j, 0)`.
+    /// for backward), `z_j = u_j W_j + b_j`, `v_j = max(z_j, 0)`. The products are one
+    /// `U_j W_j` per feature over the batch (`U_j` a strided view of the kept `u`).
     fn forward(&self, p: Forward<'_>) {
         let (n, k, d) = (self.features, self.frequencies, self.width);
         let (c, w, b) = self.split(p.params);
-        for r in 0..p.batch {
-            for j in 0..n {
-                let x = p.x[r * n + j];
-                let u = &mut p.saved[(r * n + j) * 2 * k..][..2 * k];
-                let (cos, sin) = u.split_at_mut(k);
-                for i in 0..k {
-                    let (s, co) = (TAU * c[j * k + i] * x).sin_cos();
-                    cos[i] = co;
-                    sin[i] = s;
-                }
-                let v = &mut p.out[(r * n + j) * d..][..d];
-                v.copy_from_slice(&b[j * d..][..d]);
-                let wj = &w[j * 2 * k * d..][..2 * k * d];
-                for (&ui, wrow) in u.iter().zip(wj.chunks_exact(d)) {
-                    for (o, &wv) in v.iter_mut().zip(wrow) {
-                        *o += ui * wv;
-                    }
-                }
-                for o in v.iter_mut() {
-                    *o = o.max(0.0);
+        for (at, (&x, u)) in p.x.iter().zip(p.saved.chunks_exact_mut(2 * k)).enumerate() {
+            let cj = &c[(at % n) * k..][..k];
+            let (cos, sin) = u.split_at_mut(k);
+            for ((co, s), &f) in cos.iter_mut().zip(sin.iter_mut()).zip(cj) {
+                (*s, *co) = (TAU * f * x).sin_cos();
+            }
+        }
+        let z = &mut p.work[..p.batch * d];
+        for j in 0..n {
+            // Z_j = U_j W_j                            (batch x width)
+            let u = strided(&p.saved[j * 2 * k..], p.batch, 2 * k, n * 2 * k);
+            gemm(
+                1.0,
+                u,
+                View::new(&w[j * 2 * k * d..][..2 * k * d], 2 * k, d),
+                0.0,
+                z,
+            );
+            // v_j = max(Z_j + b_j, 0), into the rows' j-th block
+            let bj = &b[j * d..][..d];
+            for (zr, v) in z.chunks_exact(d).zip(p.out.chunks_exact_mut(n * d)) {
+                for ((o, &zv), &bv) in v[j * d..][..d].iter_mut().zip(zr).zip(bj) {
+                    *o = (zv + bv).max(0.0);
                 }
             }
         }
     }
 
-    /// From `dv`: `dz = dv ⊙ [v > 0]`; `db_j (+)= Σ_rows dz_j`; `dW_j (+)= Σ_rows
-    /// u_jᵀ dz_j`; `du_j = dz_j W_jᵀ`; then with `θ = 2π c_j x_j`, `dθ = -sin θ ⊙
-    /// du_cos + cos θ ⊙ du_sin`: `dc_j (+)= Σ_rows 2π x_j dθ` and `dx_j = Σ_i 2π c_ji
-    /// dθ_i`.
+    /// From `dv`: `dz = dv ⊙ [v > 0]`; `db_j (+)= Σ_rows dz_j`; `dW_j (+)= U_jᵀ dZ_j`;
+    /// `dU_j = dZ_j W_jᵀ`; then with `θ = 2π c_j x_j`, `dθ = -sin θ ⊙ du_cos + cos θ ⊙
+    /// du_sin`: `dc_j (+)= Σ_rows 2π x_j dθ` and `dx_j = Σ_i 2π c_ji dθ_i`.
     fn backward(&self, p: Backward<'_>) {
         let (n, k, d) = (self.features, self.frequencies, self.width);
         let (c, w, _) = self.split(p.params);
         let (gc, gw, gb) = self.split_mut(p.grads);
         if !p.accumulate {
             gc.fill(0.0);
-            gw.fill(0.0);
             gb.fill(0.0);
         }
-        if p.batch == 0 {
-            return;
+        let beta = if p.accumulate { 1.0 } else { 0.0 };
+        // dz = dv ⊙ [v > 0] (overwriting dv); db (+)= Σ_rows dz
+        for (dz, v) in p
+            .d_out
+            .chunks_exact_mut(n * d)
+            .zip(p.out.chunks_exact(n * d))
+        {
+            for ((g, &v), s) in dz.iter_mut().zip(v).zip(gb.iter_mut()) {
+                if v <= 0.0 {
+                    *g = 0.0;
+                }
+                *s += *g;
+            }
         }
-        let du = &mut p.work[..2 * k];
+        let du = &mut p.work[..p.batch * 2 * k];
         let mut dx = p.dx;
-        for r in 0..p.batch {
-            for j in 0..n {
+        for j in 0..n {
+            let u = strided(&p.saved[j * 2 * k..], p.batch, 2 * k, n * 2 * k);
+            let dz = strided(&p.d_out[j * d..], p.batch, d, n * d);
+            let wj = View::new(&w[j * 2 * k * d..][..2 * k * d], 2 * k, d);
+            // dW_j (+)= U_jᵀ dZ_j                      (2k x width)
+            gemm(1.0, u.t(), dz, beta, &mut gw[j * 2 * k * d..][..2 * k * d]);
+            // dU_j = dZ_j W_jᵀ                         (batch x 2k)
+            gemm(1.0, dz, wj.t(), 0.0, du);
+            let cj = &c[j * k..][..k];
+            let gcj = &mut gc[j * k..][..k];
+            for (r, dur) in du.chunks_exact(2 * k).enumerate() {
                 let at = r * n + j;
                 let x = p.x[at];
-                let u = &p.saved[at * 2 * k..][..2 * k];
-                let dz = &mut p.d_out[at * d..][..d];
-                for (g, &v) in dz.iter_mut().zip(&p.out[at * d..][..d]) {
-                    if v <= 0.0 {
-                        *g = 0.0;
-                    }
-                }
-                for (g, &z) in gb[j * d..][..d].iter_mut().zip(dz.iter()) {
-                    *g += z;
-                }
-                let wj = &w[j * 2 * k * d..][..2 * k * d];
-                let gwj = &mut gw[j * 2 * k * d..][..2 * k * d];
-                for (i, (wrow, grow)) in wj.chunks_exact(d).zip(gwj.chunks_exact_mut(d)).enumerate()
-                {
-                    let mut s = 0.0;
-                    for ((g, &wv), &z) in grow.iter_mut().zip(wrow).zip(dz.iter()) {
-                        *g += u[i] * z;
-                        s += wv * z;
-                    }
-                    du[i] = s;
-                }
+                let (cos, sin) = p.saved[at * 2 * k..][..2 * k].split_at(k);
+                let (dcos, dsin) = dur.split_at(k);
                 let mut gx = 0.0;
                 for i in 0..k {
-                    let dtheta = TAU * (u[i] * du[k + i] - u[k + i] * du[i]);
-                    gc[j * k + i] += x * dtheta;
-                    gx += c[j * k + i] * dtheta;
+                    let dtheta = TAU * (cos[i] * dsin[i] - sin[i] * dcos[i]);
+                    gcj[i] += x * dtheta;
+                    gx += cj[i] * dtheta;
                 }
                 if let Some(dx) = dx.as_deref_mut() {
                     dx[at] = gx;
@@ -235,9 +251,9 @@ impl Layer for Periodic {
         self.features * 2 * self.frequencies
     }
 
-    /// `du` of one feature of one row.
+    /// One feature's `z` (forward) or `du` (backward) over the batch.
     fn work_width(&self) -> usize {
-        2 * self.frequencies
+        self.width.max(2 * self.frequencies)
     }
 
     fn tensors(&self) -> Vec<(&'static str, Vec<usize>)> {
