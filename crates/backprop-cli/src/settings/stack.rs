@@ -322,6 +322,27 @@ fn reason(e: backprop::Error) -> String {
     }
 }
 
+/// The periodic embedding of the features of `shape` (rows, not images).
+fn periodic(
+    shape: Shape,
+    at: &str,
+    frequencies: usize,
+    width: usize,
+    sigma: f32,
+) -> Result<LayerSpec> {
+    match shape {
+        Shape::Flat(n) => Ok(LayerSpec::Periodic(Periodic {
+            features: n,
+            frequencies,
+            width,
+            sigma,
+        })),
+        Shape::Image(i) => bail!(
+            "{at}: periodic embeds numeric features but gets {i} images; put it first, on table rows"
+        ),
+    }
+}
+
 /// The spec of `item` given the `shape` that reaches it.
 fn layer(item: &Item, shape: Shape, at: &str) -> Result<LayerSpec> {
     let image = |what: &str| {
@@ -385,17 +406,7 @@ fn layer(item: &Item, shape: Shape, at: &str) -> Result<LayerSpec> {
             frequencies,
             width,
             sigma,
-        } => match shape {
-            Shape::Flat(n) => LayerSpec::Periodic(Periodic {
-                features: n,
-                frequencies,
-                width,
-                sigma,
-            }),
-            Shape::Image(i) => bail!(
-                "{at}: periodic embeds numeric features but gets {i} images; put it first, on table rows"
-            ),
-        },
+        } => periodic(shape, at, frequencies, width, sigma)?,
         Item::Dense { units, activation } => match shape {
             Shape::Flat(n) if units > 0 => LayerSpec::Dense(Dense {
                 inputs: n,
@@ -491,5 +502,25 @@ mod tests {
             .unwrap()
             .build(64, None, 10)
             .is_err());
+    }
+
+    #[test]
+    fn periodic_embeds_every_input_column() {
+        let s = Stack::parse("periodic 16 24, dense 64 relu, dense 1").unwrap();
+        let specs = s.build(10, None, 1).unwrap();
+        assert_eq!(
+            specs[0].describe(),
+            format!("periodic 10 -> 240 (10 features x 16 frequencies -> 24 each, relu, sigma {PERIODIC_SIGMA})")
+        );
+        assert_eq!(specs[1].describe(), "dense 240 -> 64 (relu)");
+        let s = Stack::parse("periodic 4 2 sigma 0.5, dense 1").unwrap();
+        match s.build(3, None, 1).unwrap()[0] {
+            LayerSpec::Periodic(p) => assert_eq!((p.frequencies, p.width, p.sigma), (4, 2, 0.5)),
+            ref other => panic!("{other:?}"),
+        }
+        assert!(Stack::parse("periodic 4 2 sigma x")
+            .unwrap_err()
+            .to_string()
+            .contains("sigma `x`"));
     }
 }
