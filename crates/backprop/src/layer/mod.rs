@@ -11,6 +11,10 @@
 //! [`Dense`] (`dense.rs`) is the fully connected layer and the reference to read first:
 //! its forward and backward fit on one screen, with the math of each line.
 //!
+//! [`Periodic`] (`periodic.rs`) embeds each numeric input value as `relu(W_j [cos 2πc_j
+//! x, sin 2πc_j x] + b_j)` (Gorishniy et al. 2022), with learned frequencies: a kind
+//! with three tensors and no `Dense` fast path, written through the trait alone.
+//!
 //! # A trait, not an enum
 //! An enum of layer kinds would let the compiler check that every match handles every
 //! kind, and would serialise with a derive. We chose a trait because the set of kinds is
