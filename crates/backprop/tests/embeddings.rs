@@ -372,10 +372,13 @@ fn a_periodic_network_saves_and_loads_with_reference_names() {
     }
 }
 
-/// Trains the network of [`specs`] for two epochs with AdamW on a pool of `threads`.
+/// Trains the network of [`specs`] for two epochs with AdamW on a pool of `threads`,
+/// in batches of 1024 rows: two pieces of `PIECE_ROWS` (512) each, the second adding
+/// to the first's gradient (`accumulate`), and a short last batch; the optimizer's
+/// update is split over the pool's threads.
 fn train(threads: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    let rows = 300;
+    let rows = 2500;
     let x: Vec<f32> = (0..rows * 3).map(|_| rng.gen_range(-2.0..2.0)).collect();
     let y: Vec<f32> = x
         .chunks_exact(3)
@@ -389,7 +392,7 @@ fn train(threads: usize) -> Vec<f32> {
     let mut net = Network::init_specs(&specs(), Init::Auto, Activation::Relu, &mut rng).unwrap();
     let trainer = Trainer::new(TrainConfig {
         epochs: 2,
-        batch_size: BatchSize::Mini(64),
+        batch_size: BatchSize::Mini(1024),
         loss: Loss::Mse,
         optimizer: OptimizerKind::Adamw.build(0.9, 0.01),
         lr: 0.01,
