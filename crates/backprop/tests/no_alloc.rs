@@ -444,3 +444,50 @@ fn cnn_steps_allocate_nothing_at_all() {
     let steps = measure_config(&c, config, 100);
     assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
 }
+
+/// Periodic embeddings of 8 features (16 frequencies, width 4) under a 32-unit ReLU
+/// layer, AdamW, batch 30 with a short last batch: steady-state steps allocate
+/// nothing at all.
+#[test]
+fn periodic_embedding_steps_allocate_nothing_at_all() {
+    use backprop::layer::{Dense, LayerSpec, Periodic};
+    let p = Periodic {
+        features: 8,
+        frequencies: 16,
+        width: 4,
+        sigma: 0.1,
+    };
+    let stack = vec![
+        LayerSpec::Periodic(p),
+        LayerSpec::Dense(Dense {
+            inputs: 32,
+            outputs: 32,
+            activation: Activation::Relu,
+        }),
+        LayerSpec::Dense(Dense {
+            inputs: 32,
+            outputs: 1,
+            activation: Activation::Identity,
+        }),
+    ];
+    let c = Case {
+        what: "periodic 8x16 -> 4, 32 relu, 1; adamw, mse, batch 30",
+        activation: Activation::Relu,
+        outputs: 1,
+        loss: Loss::Mse,
+        optimizer: OptimizerKind::Adamw,
+        schedule: Schedule::Constant,
+        clip_norm: None,
+        batch_size: BatchSize::Mini(30),
+    };
+    let config = NetworkConfig {
+        inputs: 8,
+        outputs: 1,
+        hidden: vec![],
+        stack,
+        ..Default::default()
+    };
+    let _guard = lock();
+    let steps = measure_config(&c, config, 200);
+    assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
+}

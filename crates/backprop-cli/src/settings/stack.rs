@@ -14,6 +14,11 @@
 //! - `dropout P`: dropout with probability `P` in `[0, 1)`;
 //! - `shift N`: while training, move each image by up to `N` pixels along each axis
 //!   (augmentation; predicting passes images on);
+//! - `periodic K D [sigma S]`: periodic embeddings of numeric features (Gorishniy et
+//!   al. 2022): each value that reaches it (placed first: every input column, one-hot
+//!   columns included) becomes `D` values, `relu(W_j [cos 2πc_j x, sin 2πc_j x] +
+//!   b_j)` with `K` learned frequencies `c_j` drawn from `N(0, S²)` (`S` defaults to
+//!   [`PERIODIC_SIGMA`]); the rows become `features x D` wide;
 //! - `dense N [ACT]`: a fully connected layer of `N` units; the last item must be
 //!   `dense` with as many units as the data has outputs (classes);
 //! - `ACT` alone (`relu`, `tanh`, `sigmoid`, `gelu`, `elu`, `leaky_relu`): the
@@ -21,7 +26,8 @@
 
 use anyhow::{bail, Result};
 use backprop::layer::{
-    AvgPool2d, Conv2d, Dense, Dropout, Flatten, Image, LayerSpec, MaxPool2d, Pool, RandomShift,
+    AvgPool2d, Conv2d, Dense, Dropout, Flatten, Image, LayerSpec, MaxPool2d, Periodic, Pool,
+    RandomShift,
 };
 use backprop::Activation;
 use serde::{Deserialize, Serialize};
@@ -50,6 +56,11 @@ pub enum Item {
     Flatten,
     Dropout(f32),
     Shift(usize),
+    Periodic {
+        frequencies: usize,
+        width: usize,
+        sigma: f32,
+    },
     Dense {
         units: usize,
         activation: Activation,
@@ -214,6 +225,7 @@ impl Stack {
                 }
                 LayerSpec::Flatten(f) => Shape::Flat(f.input.len()),
                 LayerSpec::Dropout(_) | LayerSpec::RandomShift(_) => shape,
+                LayerSpec::Periodic(p) => Shape::Flat(p.features * p.width),
                 LayerSpec::Dense(d) => Shape::Flat(d.outputs),
             };
             specs.push(spec);
@@ -269,6 +281,20 @@ fn parse_item(item: &str, first: bool) -> Result<Item> {
         "flatten" => Item::Flatten,
         "dropout" => Item::Dropout(number(item, "the probability", words.next())?),
         "shift" => Item::Shift(number(item, "the largest shift in pixels", words.next())?),
+        "periodic" => {
+            let frequencies = number(item, "the number of frequencies", words.next())?;
+            let width = number(item, "the embedding width", words.next())?;
+            let sigma = match words.next() {
+                None => PERIODIC_SIGMA,
+                Some("sigma") => number(item, "sigma", words.next())?,
+                Some(w) => bail!("--layers `{item}`: unexpected `{w}` (expected periodic K D [sigma S], e.g. periodic 16 24 sigma 0.1)"),
+            };
+            Item::Periodic {
+                frequencies,
+                width,
+                sigma,
+            }
+        }
         "dense" => {
             let units = number(item, "the number of units", words.next())?;
             let activation = match words.next() {
@@ -279,13 +305,16 @@ fn parse_item(item: &str, first: bool) -> Result<Item> {
             };
             Item::Dense { units, activation }
         }
-        _ => bail!("--layers: unknown item `{item}` (expected input, conv, maxpool, avgpool, flatten, dropout, shift, dense or an activation: {ACTIVATIONS})"),
+        _ => bail!("--layers: unknown item `{item}` (expected input, conv, maxpool, avgpool, flatten, dropout, shift, periodic, dense or an activation: {ACTIVATIONS})"),
     };
     if words.next().is_some() {
         bail!("--layers `{item}`: unexpected words at the end");
     }
     Ok(parsed)
 }
+
+/// The default σ of `periodic` (the standard deviation of the initial frequencies).
+pub const PERIODIC_SIGMA: f32 = 0.1;
 
 /// The activations `--layers` takes.
 const ACTIVATIONS: &str = "relu, tanh, sigmoid, gelu, elu, leaky_relu";
@@ -295,6 +324,27 @@ fn reason(e: backprop::Error) -> String {
     match e {
         backprop::Error::InvalidConfig { reason, .. } => reason,
         e => e.to_string(),
+    }
+}
+
+/// The periodic embedding of the features of `shape` (rows, not images).
+fn periodic(
+    shape: Shape,
+    at: &str,
+    frequencies: usize,
+    width: usize,
+    sigma: f32,
+) -> Result<LayerSpec> {
+    match shape {
+        Shape::Flat(n) => Ok(LayerSpec::Periodic(Periodic {
+            features: n,
+            frequencies,
+            width,
+            sigma,
+        })),
+        Shape::Image(i) => bail!(
+            "{at}: periodic embeds numeric features but gets {i} images; put it first, on table rows"
+        ),
     }
 }
 
@@ -361,6 +411,11 @@ fn layer(item: &Item, shape: Shape, at: &str) -> Result<LayerSpec> {
             image: image("shift")?,
             max,
         }),
+        Item::Periodic {
+            frequencies,
+            width,
+            sigma,
+        } => periodic(shape, at, frequencies, width, sigma)?,
         Item::Dense { units, activation } => match shape {
             Shape::Flat(n) if units > 0 => LayerSpec::Dense(Dense {
                 inputs: n,
@@ -488,5 +543,25 @@ mod tests {
             .unwrap()
             .build(64, None, 10)
             .is_err());
+    }
+
+    #[test]
+    fn periodic_embeds_every_input_column() {
+        let s = Stack::parse("periodic 16 24, dense 64 relu, dense 1").unwrap();
+        let specs = s.build(10, None, 1).unwrap();
+        assert_eq!(
+            specs[0].describe(),
+            format!("periodic 10 -> 240 (10 features x 16 frequencies -> 24 each, relu, sigma {PERIODIC_SIGMA})")
+        );
+        assert_eq!(specs[1].describe(), "dense 240 -> 64 (relu)");
+        let s = Stack::parse("periodic 4 2 sigma 0.5, dense 1").unwrap();
+        match s.build(3, None, 1).unwrap()[0] {
+            LayerSpec::Periodic(p) => assert_eq!((p.frequencies, p.width, p.sigma), (4, 2, 0.5)),
+            ref other => panic!("{other:?}"),
+        }
+        assert!(Stack::parse("periodic 4 2 sigma x")
+            .unwrap_err()
+            .to_string()
+            .contains("sigma `x`"));
     }
 }

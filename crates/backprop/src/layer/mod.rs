@@ -11,6 +11,10 @@
 //! [`Dense`] (`dense.rs`) is the fully connected layer and the reference to read first:
 //! its forward and backward fit on one screen, with the math of each line.
 //!
+//! [`Periodic`] (`periodic.rs`) embeds each numeric input value as `relu(W_j [cos 2πc_j
+//! x, sin 2πc_j x] + b_j)` (Gorishniy et al. 2022), with learned frequencies: a kind
+//! with three tensors and no `Dense` fast path, written through the trait alone.
+//!
 //! # A trait, not an enum
 //! An enum of layer kinds would let the compiler check that every match handles every
 //! kind, and would serialise with a derive. We chose a trait because the set of kinds is
@@ -50,6 +54,7 @@ mod conv;
 mod dense;
 mod dropout;
 mod flatten;
+mod periodic;
 mod pool;
 mod shift;
 mod spec;
@@ -58,6 +63,7 @@ pub use conv::{Conv2d, Image};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
+pub use periodic::Periodic;
 pub use pool::{AvgPool2d, MaxPool2d, Pool};
 pub use shift::RandomShift;
 pub use spec::LayerSpec;

@@ -10,7 +10,7 @@ use std::any::Any;
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{AvgPool2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, RandomShift};
+use super::{AvgPool2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, Periodic, RandomShift};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -32,6 +32,8 @@ pub enum LayerSpec {
     Dropout(Dropout),
     /// Random shifts of images while training (augmentation).
     RandomShift(RandomShift),
+    /// Periodic embeddings of numeric features.
+    Periodic(Periodic),
 }
 
 /// The kinds other than `Dense`, tagged by `"kind"`.
@@ -47,6 +49,7 @@ enum Tagged {
     Dropout(Dropout),
     #[serde(rename = "shift")]
     RandomShift(RandomShift),
+    Periodic(Periodic),
 }
 
 impl Serialize for LayerSpec {
@@ -59,6 +62,7 @@ impl Serialize for LayerSpec {
             LayerSpec::Flatten(l) => Tagged::Flatten(l).serialize(s),
             LayerSpec::Dropout(l) => Tagged::Dropout(l).serialize(s),
             LayerSpec::RandomShift(l) => Tagged::RandomShift(l).serialize(s),
+            LayerSpec::Periodic(l) => Tagged::Periodic(l).serialize(s),
         }
     }
 }
@@ -79,6 +83,7 @@ impl<'de> Deserialize<'de> for LayerSpec {
             Tagged::Flatten(l) => LayerSpec::Flatten(l),
             Tagged::Dropout(l) => LayerSpec::Dropout(l),
             Tagged::RandomShift(l) => LayerSpec::RandomShift(l),
+            Tagged::Periodic(l) => LayerSpec::Periodic(l),
         })
     }
 }
@@ -102,9 +107,11 @@ impl dyn Layer {
             Some(LayerSpec::Flatten(*l))
         } else if let Some(l) = any.downcast_ref::<Dropout>() {
             Some(LayerSpec::Dropout(*l))
+        } else if let Some(l) = any.downcast_ref::<RandomShift>() {
+            Some(LayerSpec::RandomShift(*l))
         } else {
-            any.downcast_ref::<RandomShift>()
-                .map(|l| LayerSpec::RandomShift(*l))
+            any.downcast_ref::<Periodic>()
+                .map(|l| LayerSpec::Periodic(*l))
         }
     }
 }
@@ -120,6 +127,7 @@ impl LayerSpec {
             LayerSpec::Flatten(l) => Box::new(l),
             LayerSpec::Dropout(l) => Box::new(l),
             LayerSpec::RandomShift(l) => Box::new(l),
+            LayerSpec::Periodic(l) => Box::new(l),
         }
     }
 
@@ -162,6 +170,7 @@ impl LayerSpec {
             },
             LayerSpec::Dropout(d) => d.validate(),
             LayerSpec::RandomShift(r) => r.validate(),
+            LayerSpec::Periodic(p) => p.validate(),
         }
     }
 
@@ -206,6 +215,15 @@ impl LayerSpec {
             LayerSpec::RandomShift(r) => {
                 format!("shift {} (up to {} pixels while training)", r.image, r.max)
             }
+            LayerSpec::Periodic(p) => format!(
+                "periodic {} -> {} ({} features x {} frequencies -> {} each, relu, sigma {})",
+                p.features,
+                p.features * p.width,
+                p.features,
+                p.frequencies,
+                p.width,
+                p.sigma
+            ),
         }
     }
 
@@ -241,6 +259,7 @@ impl LayerSpec {
                 init.resolve(for_init(c.activation))
                     .fill(rng, fan_in, fan_out, w, b);
             }
+            LayerSpec::Periodic(p) => p.init(rng, params),
             _ => {}
         }
     }
