@@ -245,7 +245,8 @@ fn cnn_reaches_99_percent_on_mnist() {
     let acc = json(&metrics)["test"]["accuracy"].as_f64().unwrap();
     eprintln!("mnist-cnn: test accuracy {acc:.4} in {seconds:.0}s");
     assert!(acc >= 0.990, "test accuracy {acc:.4} after {seconds:.0}s");
-    assert!(seconds < 600.0, "took {seconds:.0}s");
+    // The time (goal: under 10 minutes on 2 cores) is a benchmark's to check
+    // (`bench/cnn.py`, BENCHMARKS.md), not a test's: CI machines are shared.
     // The report's images stay small: 32 filters, 3 x 64 feature maps, 24 misses.
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert_eq!(count(&html, "class=\"filter\""), 32);
