@@ -335,3 +335,47 @@ pub fn inputs_for_model(prep: &Preprocessor, files: &[PathBuf]) -> Result<Matrix
     rescale(prep, &mut x);
     Ok(x)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_name_channels_and_read_back_as_the_shape() {
+        let grey = Image {
+            channels: 1,
+            height: 3,
+            width: 2,
+        };
+        let rgb = Image {
+            channels: 3,
+            height: 2,
+            width: 4,
+        };
+        let names: Vec<String> = feature_names(rgb).collect();
+        assert_eq!(
+            (names[0].as_str(), names[8].as_str(), names[23].as_str()),
+            ("red_0_0", "green_0_0", "blue_1_3")
+        );
+        assert_eq!(feature_names(grey).nth(3).unwrap(), "pixel_1_1");
+        for shape in [grey, rgb] {
+            // Channel k holds only the value k: each channel gets its own scaling.
+            let mut hist = vec![0u64; shape.channels * 256];
+            (0..shape.channels).for_each(|k| hist[k * 256 + k] = 5);
+            let prep = preprocessor(shape, ScaleKind::Standard, &hist, vec!["a".into()]);
+            assert_eq!(model_shape(&prep), Some(shape));
+            let mean = |j: usize| match &prep.features[j] {
+                Feature::Numeric {
+                    scaler: backprop::data::prep::Scaler::Standard { mean, .. },
+                    ..
+                } => *mean,
+                f => panic!("{f:?}"),
+            };
+            let last = shape.len() - 1;
+            assert_eq!(mean(last), (shape.channels - 1) as f64);
+        }
+        let mut table = preprocessor(grey, ScaleKind::Minmax, &[0; 256], vec![]);
+        table.features.pop();
+        assert_eq!(model_shape(&table), None, "a pixel missing");
+    }
+}

@@ -125,7 +125,9 @@ fn image_settings(a: &mut Options) -> Result<()> {
 }
 
 /// The settings of a folder of PNG/JPEG images (`DIR/<class>/<file>.png`): those of
-/// MNIST, with the test images `--test DIR2` or a `--test-fraction` (0.2) of the folder.
+/// MNIST, with the test images `--test DIR2` or a `--test-fraction` (0.2) of the folder,
+/// and the batch size of tables (so that a folder of a few hundred images gets batches
+/// of 16 rather than one full batch an epoch).
 fn folder_settings(a: &mut Options) -> Result<()> {
     if let Some(t) = a.test.as_deref().filter(|t| !t.is_dir()) {
         bail!(
@@ -133,7 +135,10 @@ fn folder_settings(a: &mut Options) -> Result<()> {
             t.display()
         );
     }
-    pixel_settings(a)
+    let batch = a.batch_size.take();
+    pixel_settings(a)?;
+    a.batch_size = batch;
+    Ok(())
 }
 
 /// Settings shared by image data: no table flags; MNIST's documented training settings.
