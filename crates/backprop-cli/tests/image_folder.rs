@@ -179,6 +179,13 @@ fn a_grey_folder_trains_a_cnn_then_predicts_and_evaluates() {
         assert!((x - y).abs() <= 1e-5, "{row} vs {in_folder}");
     }
 
+    // A JPEG copy of it reads as well (lossy, so only the class is compared).
+    let jpeg = root.join("copy.jpg");
+    image::open(&one).unwrap().save(&jpeg).unwrap();
+    let p = ok(&["predict", "--model", s(&model), "--data", s(&jpeg)]);
+    let out = String::from_utf8_lossy(&p.stdout);
+    assert!(out.contains("\ncopy.jpg,bar_v,"), "{out}");
+
     // --test DIR2: the held-out folder is the test set.
     let with_test = train(
         &data,
@@ -338,6 +345,13 @@ fn bad_folders_exit_2_naming_the_file() {
     let e = train_on(&d);
     assert!(e.contains("cat: an empty class folder"), "{e}");
 
+    let d = good("imgfolder-one-file");
+    let e = train_on(&d.join("bar_h").join("000.png"));
+    assert!(
+        e.contains("000.png: a single image; train on a folder"),
+        "{e}"
+    );
+
     let d = tmp("imgfolder-nothing");
     std::fs::create_dir_all(&d).unwrap();
     let e = train_on(&d);
@@ -389,6 +403,18 @@ fn bad_folders_exit_2_naming_the_file() {
     );
     for d in [d, t] {
         let _ = std::fs::remove_dir_all(d);
+    }
+    for name in [
+        "corrupt",
+        "sizes",
+        "one-class",
+        "empty-class",
+        "one-file",
+        "nothing",
+        "loose",
+        "layers",
+    ] {
+        let _ = std::fs::remove_dir_all(tmp(&format!("imgfolder-{name}")));
     }
 }
 

@@ -103,7 +103,13 @@ pub fn apply(a: &mut Options) -> Result<()> {
         {
             folder_settings(a)
         }
-        None => Ok(()),
+        None => match a.data.as_deref() {
+            Some(p) if crate::image_folder::is_image_file(p) => bail!(
+                "--data {}: a single image; train on a folder of images with one sub-folder per class (DIR/<class>/<file>.png)",
+                p.display()
+            ),
+            _ => Ok(()),
+        },
     }
 }
 
