@@ -114,7 +114,7 @@ pub fn list_labelled(dir: &Path) -> Result<Labelled> {
     if set.classes.is_empty() {
         bail!(
             "{}: no images (no class sub-folders holding .png, .jpg or .jpeg files); an image folder \
-             holds one sub-folder per class, named after it: DIR/<class>/<file>.png",
+             holds one sub-folder per class, named after it: DIR/<class>/<file>.png (a table is a .csv file)",
             dir.display()
         );
     }

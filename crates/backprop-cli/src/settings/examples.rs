@@ -135,6 +135,19 @@ fn image_settings(a: &mut Options) -> Result<()> {
 /// and the batch size of tables (so that a folder of a few hundred images gets batches
 /// of 16 rather than one full batch an epoch).
 fn folder_settings(a: &mut Options) -> Result<()> {
+    let table_flags = [
+        ("--target", a.target.is_some()),
+        ("--features", a.features.is_some()),
+        ("--ignore", a.ignore.is_some()),
+        ("--delimiter", a.delimiter.is_some()),
+    ];
+    if let (Some((flag, _)), Some(dir)) = (table_flags.iter().find(|f| f.1), &a.data) {
+        bail!(
+            "{}: is a directory, not a CSV file; give the path of a .csv file, or leave out {flag} \
+             to learn from the images in its class sub-folders (DIR/<class>/<file>.png)",
+            dir.display()
+        );
+    }
     if let Some(t) = a.test.as_deref().filter(|t| !t.is_dir()) {
         bail!(
             "--test {}: not a folder; with an image folder, --test takes a second folder laid out the same way (DIR2/<class>/<file>.png)",
