@@ -199,57 +199,7 @@ fn preprocessor(cols: usize, scale: ScaleKind, hist: &[u64]) -> Preprocessor {
     let features = hist
         .chunks_exact(256)
         .enumerate()
-        .map(|(j, h)| {
-            let cumulative: Vec<u64> = h
-                .iter()
-                .scan(0, |seen, &c| {
-                    *seen += c;
-                    Some(*seen)
-                })
-                .collect();
-            let n = cumulative[255];
-            // The k-th smallest value (0-based): the first with more than k at or below.
-            let kth = |k: usize| cumulative.partition_point(|&seen| seen <= k as u64) as f64;
-            let scaler = match scale {
-                // Pixels share one known range: `auto` scales them by it.
-                ScaleKind::Minmax | ScaleKind::Auto => Scaler::Minmax {
-                    min: 0.0,
-                    range: 255.0,
-                },
-                _ if n == 0 => Scaler::fit(scale, &[]),
-                ScaleKind::Standard => {
-                    let count = n as f64;
-                    let value = |v: usize| v as f64;
-                    let sum: f64 = h
-                        .iter()
-                        .enumerate()
-                        .map(|(v, &c)| value(v) * c as f64)
-                        .sum();
-                    let mean = sum / count;
-                    let sq: f64 = h
-                        .iter()
-                        .enumerate()
-                        .map(|(v, &c)| c as f64 * (value(v) - mean).powi(2))
-                        .sum();
-                    let std = (sq / count).sqrt();
-                    Scaler::Standard {
-                        mean,
-                        std: if std > 1e-12 { std } else { 1.0 },
-                    }
-                }
-                ScaleKind::Quantile => {
-                    Scaler::quantile_from(n as usize, |ks| ks.iter().map(|&k| kth(k)).collect())
-                }
-                ScaleKind::None => Scaler::None,
-            };
-            // Images have no missing pixels; the median is kept for the model file's sake.
-            Feature::Numeric {
-                name: pixel_name(j / cols, j % cols),
-                median: if n == 0 { 0.0 } else { kth(n as usize / 2) },
-                scaler,
-                constant: n == 0 || kth(0) == kth(n as usize - 1),
-            }
-        })
+        .map(|(j, h)| fit_pixel(h, scale, pixel_name(j / cols, j % cols)))
         .collect();
     Preprocessor {
         features,
@@ -257,12 +207,68 @@ fn preprocessor(cols: usize, scale: ScaleKind, hist: &[u64]) -> Preprocessor {
     }
 }
 
-fn pixel_name(r: usize, c: usize) -> String {
+/// The feature `name` of 8-bit pixel values counted by `h` (the count of each value
+/// 0-255), scaled as `scale` says: `minmax` and `auto` map 0-255 onto `[0, 1]`
+/// whatever the counts, the other scalings are fitted on them.
+pub fn fit_pixel(h: &[u64], scale: ScaleKind, name: String) -> Feature {
+    let cumulative: Vec<u64> = h
+        .iter()
+        .scan(0, |seen, &c| {
+            *seen += c;
+            Some(*seen)
+        })
+        .collect();
+    let n = cumulative[255];
+    // The k-th smallest value (0-based): the first with more than k at or below.
+    let kth = |k: usize| cumulative.partition_point(|&seen| seen <= k as u64) as f64;
+    let scaler = match scale {
+        // Pixels share one known range: `auto` scales them by it.
+        ScaleKind::Minmax | ScaleKind::Auto => Scaler::Minmax {
+            min: 0.0,
+            range: 255.0,
+        },
+        _ if n == 0 => Scaler::fit(scale, &[]),
+        ScaleKind::Standard => {
+            let count = n as f64;
+            let value = |v: usize| v as f64;
+            let sum: f64 = h
+                .iter()
+                .enumerate()
+                .map(|(v, &c)| value(v) * c as f64)
+                .sum();
+            let mean = sum / count;
+            let sq: f64 = h
+                .iter()
+                .enumerate()
+                .map(|(v, &c)| c as f64 * (value(v) - mean).powi(2))
+                .sum();
+            let std = (sq / count).sqrt();
+            Scaler::Standard {
+                mean,
+                std: if std > 1e-12 { std } else { 1.0 },
+            }
+        }
+        ScaleKind::Quantile => {
+            Scaler::quantile_from(n as usize, |ks| ks.iter().map(|&k| kth(k)).collect())
+        }
+        ScaleKind::None => Scaler::None,
+    };
+    // Images have no missing pixels; the median is kept for the model file's sake.
+    Feature::Numeric {
+        name,
+        median: if n == 0 { 0.0 } else { kth(n as usize / 2) },
+        scaler,
+        constant: n == 0 || kth(0) == kth(n as usize - 1),
+    }
+}
+
+/// The feature name of the pixel at row `r`, column `c` of a one-channel image.
+pub fn pixel_name(r: usize, c: usize) -> String {
     format!("pixel_{r}_{c}")
 }
 
 /// Applies the preprocessor's per-pixel scalers, in place, to images given as `p / 255`.
-fn rescale(prep: &Preprocessor, x: &mut Matrix) {
+pub fn rescale(prep: &Preprocessor, x: &mut Matrix) {
     let k = x.cols().max(1);
     for row in x.as_mut_slice().chunks_exact_mut(k) {
         for (v, f) in row.iter_mut().zip(&prep.features) {

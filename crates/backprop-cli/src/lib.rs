@@ -12,7 +12,7 @@
 //! - `compute`: the numbers behind `explain` (range test, descent paths, landscapes);
 //! - `settings`: defaults, `--config` files and `--example` presets, resolved into
 //!   validated, serialisable [`settings::Settings`];
-//! - helpers at the bottom: `input`, `images`, `cluster` (MPI), `interrupt`, `errors`, ...
+//! - helpers at the bottom: `input`, `images`, `image_folder`, `cluster` (MPI), `interrupt`, `errors`, ...
 
 pub mod args;
 pub mod cluster;
@@ -21,6 +21,7 @@ pub mod compute;
 #[cfg(feature = "distributed")]
 pub mod distributed;
 pub mod errors;
+pub mod image_folder;
 pub mod images;
 pub mod input;
 pub mod interrupt;

@@ -39,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cluster",
             "distributed",
             "errors",
+            "image_folder",
             "images",
             "input",
             "interrupt",

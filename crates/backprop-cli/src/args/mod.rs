@@ -82,7 +82,8 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// Labelled CSV file (with the target column); for a model trained on images, a
-    /// folder of MNIST IDX files (its t10k test set is evaluated).
+    /// folder of MNIST IDX files (its t10k test set is evaluated) or of PNG/JPEG images
+    /// in one sub-folder per class.
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Field separator: a single character, or `tab`.
@@ -104,7 +105,8 @@ pub struct PredictArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// CSV file with the feature columns (`-` for standard input); for a model trained
-    /// on images, an IDX image file (gzipped or not).
+    /// on images, an IDX image file (gzipped or not), a PNG/JPEG file, or a folder of
+    /// them (in it or its sub-folders).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Where to write the rows with predictions (`-` for standard output) [default: -].

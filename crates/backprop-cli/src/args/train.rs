@@ -13,8 +13,9 @@ use crate::settings::{parse_widths, Batch, Example, Lr, Options, ScheduleKind};
 /// on the command line win.
 #[derive(Debug, Args, Default)]
 pub struct TrainArgs {
-    /// CSV file to learn from, or a folder holding the four MNIST IDX files (default:
-    /// the embedded California housing data).
+    /// CSV file to learn from, a folder holding the four MNIST IDX files, or a folder of
+    /// PNG/JPEG images with one sub-folder per class (default: the embedded California
+    /// housing data).
     #[arg(long, value_name = "FILE|DIR")]
     pub data: Option<PathBuf>,
     /// Train on a data set that ships with backprop, with its documented settings
@@ -48,7 +49,8 @@ pub struct TrainArgs {
     /// Share of rows held out for testing, unless --test is given [default: 0.2].
     #[arg(long, value_name = "F")]
     pub test_fraction: Option<f64>,
-    /// A separate CSV file to test on (then no test rows are taken from --data).
+    /// A separate CSV file (or image folder) to test on (then no test rows are taken
+    /// from --data).
     #[arg(long, value_name = "FILE")]
     pub test: Option<PathBuf>,
     /// Hidden layer widths, e.g. `256,256,128`; empty (`--hidden ""`) for none, which

@@ -13,7 +13,8 @@ use crate::input;
 use crate::summary::{predict_units, target_units};
 
 /// The row count and metrics (as `metrics.json` has them) of `model` on the labelled
-/// data at `path`: a CSV file, or a folder of MNIST IDX files (its t10k test set).
+/// data at `path`: a CSV file, a folder of MNIST IDX files (its t10k test set), or a
+/// folder of PNG/JPEG images with one sub-folder per class.
 pub fn metrics(
     model: &Model,
     path: &Path,
@@ -23,6 +24,12 @@ pub fn metrics(
     if crate::images::is_image_source(path) {
         let prep = &model.meta.preprocessor;
         let d = crate::images::labelled_dataset(prep, path)?;
+        let metrics = crate::summary::evaluate(&model.network, &prep.target, &d);
+        return Ok((d.len(), metrics));
+    }
+    if crate::image_folder::is_folder(path) {
+        let prep = &model.meta.preprocessor;
+        let d = crate::image_folder::labelled_dataset(prep, path)?;
         let metrics = crate::summary::evaluate(&model.network, &prep.target, &d);
         return Ok((d.len(), metrics));
     }

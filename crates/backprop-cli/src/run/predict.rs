@@ -14,7 +14,7 @@ use crate::summary::predict_units;
 
 /// Where `backprop predict` reads and writes.
 pub struct Predict<'a> {
-    /// CSV file (`-` for standard input), or IDX images.
+    /// CSV file (`-` for standard input), IDX images, or PNG/JPEG images.
     pub data: &'a Path,
     /// Where to write (`-` for standard output).
     pub out: &'a Path,
@@ -34,6 +34,9 @@ pub fn predict(a: &Predict, model: &Model) -> Result<()> {
     let opts = input::csv_options(a.delimiter)?;
     if crate::images::is_image_source(a.data) {
         return predict_images(a, model, opts);
+    }
+    if crate::image_folder::is_folder(a.data) || crate::image_folder::is_image_file(a.data) {
+        return predict_image_files(a, model, opts);
     }
     let data = input::CsvInput::open(a.data)?;
     let src = data.source();
@@ -145,6 +148,53 @@ fn predict_images(a: &Predict, model: &Model, opts: backprop::data::csv::CsvOpti
     }
     let bytes = w.into_inner().context("cannot format the predictions")?;
     write_out(a.out, &bytes, images.count)
+}
+
+/// Predictions for PNG/JPEG images (a file, or a folder's images at any depth): one row
+/// per image with its name (its path within the folder), the predicted class and the
+/// probability of every class. Every image's size is checked before anything is
+/// written; then the images are decoded, scored and written a chunk at a time.
+fn predict_image_files(
+    a: &Predict,
+    model: &Model,
+    opts: backprop::data::csv::CsvOptions,
+) -> Result<()> {
+    let prep = &model.meta.preprocessor;
+    let files = crate::image_folder::files_to_predict(a.data)?;
+    let paths: Vec<_> = files.iter().map(|(p, _)| p.clone()).collect();
+    let classes = crate::image_folder::check_for_model(prep, &paths, a.data)?;
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(opts.delimiter)
+        .from_writer(input::Output::create(a.out)?);
+    let mut header = vec![
+        "image".to_string(),
+        format!("{}_predicted", prep.target.name()),
+    ];
+    header.extend(classes.iter().map(|c| format!("p_{c}")));
+    w.write_record(&header)?;
+    for (chunk, names) in paths
+        .chunks(a.chunk_rows.max(1))
+        .zip(files.chunks(a.chunk_rows.max(1)))
+    {
+        let x = crate::image_folder::inputs_for_model(prep, chunk)?;
+        let pred = predict_units(&model.network, &prep.target, &x);
+        for (i, best) in backprop::metrics::argmax_rows(&pred)
+            .into_iter()
+            .enumerate()
+        {
+            let mut rec = vec![names[i].1.clone(), classes[best].clone()];
+            rec.extend(pred.row(i).iter().map(|v| v.to_string()));
+            w.write_record(&rec)?;
+        }
+    }
+    let out = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write the predictions: {}", e.error()))?;
+    out.finish()?;
+    if a.out != Path::new("-") {
+        eprintln!("wrote {} predictions to {}", files.len(), a.out.display());
+    }
+    Ok(())
 }
 
 fn cell(c: &Column, r: usize) -> String {

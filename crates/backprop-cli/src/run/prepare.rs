@@ -48,19 +48,23 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
         .filter(|p| crate::images::is_image_folder(p))
     {
         let d = crate::images::load_folder(dir, s.scale, s.valid_fraction, s.train.seed)?;
-        let name = std::path::absolute(dir)?
-            .file_name()
-            .map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
-        // Under mpirun, each rank has read only its shard (see images.rs).
-        return Ok(Prepared {
-            name,
-            prep: d.prep,
-            train: d.train,
-            valid: d.valid,
-            test: d.test,
-            dollars: None,
-            image: Some(d.shape),
-        });
+        return image_prepared(dir, d);
+    }
+    if let Some(dir) = s
+        .data
+        .as_deref()
+        .filter(|p| crate::image_folder::is_folder(p))
+    {
+        let d = crate::image_folder::load(&crate::image_folder::Load {
+            dir,
+            test: s.test.as_deref(),
+            scale: s.scale,
+            valid_fraction: s.valid_fraction,
+            test_fraction: s.test_fraction,
+            seed: s.train.seed,
+            quiet: s.quiet,
+        })?;
+        return image_prepared(dir, d);
     }
     let mut collective = crate::cluster::collective();
     let c = &mut *collective;
@@ -70,6 +74,23 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
         read_whole(s)?
     };
     encode(s, read, c)
+}
+
+/// The prepared data of an image folder, named after the folder. Under mpirun, each
+/// rank has read only its shard (see images.rs and image_folder).
+fn image_prepared(dir: &Path, d: crate::images::ImageData) -> Result<Prepared> {
+    let name = std::path::absolute(dir)?
+        .file_name()
+        .map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(Prepared {
+        name,
+        prep: d.prep,
+        train: d.train,
+        valid: d.valid,
+        test: d.test,
+        dollars: None,
+        image: Some(d.shape),
+    })
 }
 
 /// Splits and encodes a table already in memory (the Python package's `fit`), whose

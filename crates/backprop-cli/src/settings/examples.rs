@@ -96,7 +96,20 @@ pub fn apply(a: &mut Options) -> Result<()> {
         {
             image_settings(a)
         }
-        None => Ok(()),
+        None if a
+            .data
+            .as_deref()
+            .is_some_and(crate::image_folder::is_folder) =>
+        {
+            folder_settings(a)
+        }
+        None => match a.data.as_deref() {
+            Some(p) if crate::image_folder::is_image_file(p) => bail!(
+                "--data {}: a single image; train on a folder of images with one sub-folder per class (DIR/<class>/<file>.png)",
+                p.display()
+            ),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -105,25 +118,66 @@ pub fn apply(a: &mut Options) -> Result<()> {
 /// and all 60,000 training images trained on (no validation split).
 fn image_settings(a: &mut Options) -> Result<()> {
     for (flag, given) in [
+        ("--test", a.test.is_some()),
+        ("--test-fraction", a.test_fraction.is_some()),
+    ] {
+        if given {
+            bail!(
+                "{flag} does not apply to an MNIST-format folder: its t10k files are the test set; leave out {flag}"
+            );
+        }
+    }
+    pixel_settings(a)
+}
+
+/// The settings of a folder of PNG/JPEG images (`DIR/<class>/<file>.png`): those of
+/// MNIST, with the test images `--test DIR2` or a `--test-fraction` (0.2) of the folder,
+/// and the batch size of tables (so that a folder of a few hundred images gets batches
+/// of 16 rather than one full batch an epoch).
+fn folder_settings(a: &mut Options) -> Result<()> {
+    let table_flags = [
         ("--target", a.target.is_some()),
         ("--features", a.features.is_some()),
         ("--ignore", a.ignore.is_some()),
-        ("--test", a.test.is_some()),
-        ("--test-fraction", a.test_fraction.is_some()),
+        ("--delimiter", a.delimiter.is_some()),
+    ];
+    if let (Some((flag, _)), Some(dir)) = (table_flags.iter().find(|f| f.1), &a.data) {
+        bail!(
+            "{}: is a directory, not a CSV file; give the path of a .csv file, or leave out {flag} \
+             to learn from the images in its class sub-folders (DIR/<class>/<file>.png)",
+            dir.display()
+        );
+    }
+    if let Some(t) = a.test.as_deref().filter(|t| !t.is_dir()) {
+        bail!(
+            "--test {}: not a folder; with an image folder, --test takes a second folder laid out the same way (DIR2/<class>/<file>.png)",
+            t.display()
+        );
+    }
+    let batch = a.batch_size.take();
+    pixel_settings(a)?;
+    a.batch_size = batch;
+    Ok(())
+}
+
+/// Settings shared by image data: no table flags; MNIST's documented training settings.
+fn pixel_settings(a: &mut Options) -> Result<()> {
+    for (flag, given) in [
+        ("--target", a.target.is_some()),
+        ("--features", a.features.is_some()),
+        ("--ignore", a.ignore.is_some()),
         ("--target-transform", a.target_transform.is_some()),
         ("--delimiter", a.delimiter.is_some()),
     ] {
         if given {
             bail!(
-                "{flag} does not apply to an image folder: every pixel is a feature, the digit is the \
-                 target, and the t10k files are the test set; leave out {flag}"
+                "{flag} does not apply to an image folder: every pixel is a feature and the class \
+                 (digit, or class folder) is the target; leave out {flag}"
             );
         }
     }
     if a.task == Some(Task::Regress) {
-        bail!(
-            "--task regress does not apply to an image folder: its labels are classes (digits 0-9)"
-        );
+        bail!("--task regress does not apply to an image folder: its labels are classes");
     }
     a.scale.get_or_insert(ScaleKind::Minmax);
     a.valid_fraction.get_or_insert(0.0);
