@@ -29,6 +29,9 @@ import torch.nn as nn
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = ROOT / "data" / "mnist"
 BIN = ROOT / "target" / "release" / "backprop"
+# `settings::examples::MNIST_CNN`, the network PyTorch's side builds.
+MNIST_CNN = ("conv 32 3x3 pad 1, relu, maxpool 2, conv 64 3x3 pad 1, relu, maxpool 2, "
+             "flatten, dense 128 relu, dense 10")
 
 # Multiply-adds per image of one training step (forward, weight gradient, input
 # gradient: 3 products per layer, except the first layer's input gradient), x2 for
@@ -84,6 +87,8 @@ def backprop_run(threads, epochs):
         metrics = Path(d) / "metrics.json"
         cmd = [
             str(BIN), "train", "--example", "mnist-cnn", "--epochs", str(epochs),
+            # The network alone, as PyTorch runs it: without the example's `shift 2`.
+            "--layers", MNIST_CNN,
             "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9",
             "--weight-decay", "0", "--schedule", "constant", "--batch-size", "128",
             "--init", "he-uniform", "--threads", str(threads), "--no-baseline", "--quiet",

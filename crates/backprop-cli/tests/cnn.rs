@@ -221,9 +221,9 @@ fn dense_image_runs_show_misclassified_images_and_tables_none() {
 
 #[test]
 #[ignore = "trains the mnist-cnn example on all 60,000 MNIST images (minutes on 2 cores)"]
-/// The goal is 99.2%; the defaults reach 99.11% (2026-12-03, 387 s on the idle
-/// 2-core machine). This checks what the README states, with a margin of 11 images for
-/// other instruction sets.
+/// The goal is 99.2%; the defaults (random shifts of up to 2 pixels, 10
+/// epochs) reach 99.35% (2026-12-03). This checks the goal, with a margin of 15 images
+/// for other instruction sets.
 fn cnn_reaches_99_percent_on_mnist() {
     let out = tmp("mnist-cnn");
     let metrics = out.with_extension("json");
@@ -244,7 +244,7 @@ fn cnn_reaches_99_percent_on_mnist() {
     let seconds = started.elapsed().as_secs_f64();
     let acc = json(&metrics)["test"]["accuracy"].as_f64().unwrap();
     eprintln!("mnist-cnn: test accuracy {acc:.4} in {seconds:.0}s");
-    assert!(acc >= 0.990, "test accuracy {acc:.4} after {seconds:.0}s");
+    assert!(acc >= 0.992, "test accuracy {acc:.4} after {seconds:.0}s");
     // The time (goal: under 10 minutes on 2 cores) is a benchmark's to check
     // (`bench/cnn.py`, BENCHMARKS.md), not a test's: CI machines are shared.
     // The report's images stay small: 32 filters, 3 x 64 feature maps, 24 misses.

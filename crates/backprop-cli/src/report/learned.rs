@@ -34,6 +34,7 @@ pub fn input_image(r: &RunReport) -> Option<Image> {
             Some(p.input)
         }
         Some(LayerSpec::Flatten(f)) => Some(f.input),
+        Some(LayerSpec::RandomShift(s)) => Some(s.image),
         _ => None,
     };
     from_net
