@@ -109,20 +109,21 @@ pub(crate) fn settings(params_json: &str, classify: bool, verbose: bool) -> PyRe
     Settings::from_options(o).map_err(py_err)
 }
 
+/// A pool of the settings' threads.
+fn pool(s: &Settings) -> anyhow::Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(s.threads())
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the thread pool: {e}"))
+}
+
 /// Runs `f` on a pool of the settings' threads, without the GIL.
 pub(crate) fn on_pool<T: Send>(
     py: Python<'_>,
     s: &Settings,
     f: impl FnOnce() -> anyhow::Result<T> + Send,
 ) -> PyResult<T> {
-    py.allow_threads(|| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(s.threads())
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot start the thread pool: {e}"))?;
-        pool.install(f)
-    })
-    .map_err(py_err)
+    py.allow_threads(|| pool(s)?.install(f)).map_err(py_err)
 }
 
 /// Ctrl-C as training sees it: `stop` is set once Python's signal handler has raised
@@ -175,10 +176,7 @@ fn interruptible<T: Send>(
             stop: AtomicBool::new(false),
             events,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(s.threads())
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot start the thread pool: {e}"))?;
+        let pool = pool(s)?;
         let mut result = None;
         std::thread::scope(|scope| {
             let (signals, result) = (&signals, &mut result);

@@ -179,17 +179,11 @@ impl Settings {
     /// defaults stays unset, so data-dependent defaults are chosen the same way. The
     /// output folder, the metrics file and `--quiet` are left out (they change no model).
     pub fn given_toml(&self) -> Result<String> {
-        let abs = |p: &Option<PathBuf>| match p {
-            Some(p) if p.as_path() != Path::new("-") => std::path::absolute(p).ok(),
-            other => other.clone(),
-        };
         let o = Options {
-            data: abs(&self.given.data),
-            test: abs(&self.given.test),
             out: None,
             metrics_json: None,
             quiet: false,
-            ..self.given.clone()
+            ..self.absolute()?.given
         };
         let body = toml::to_string(&o).context("cannot write the settings as TOML")?;
         Ok(format!(

@@ -60,6 +60,7 @@ impl RandomShift {
         // Columns x of `to` whose source x - dx is inside: [x0, x1).
         let x0 = dx.max(0) as usize;
         let x1 = (width as isize + dx.min(0)) as usize;
+        let from_x0 = (x0 as isize - dx) as usize;
         for c in 0..self.image.channels {
             let plane = c * height * width;
             for y in 0..height {
@@ -69,7 +70,6 @@ impl RandomShift {
                 }
                 let to_row = plane + y * width;
                 let from_row = plane + sy as usize * width;
-                let from_x0 = (x0 as isize - dx) as usize;
                 to[to_row + x0..to_row + x1]
                     .copy_from_slice(&from[from_row + from_x0..from_row + from_x0 + (x1 - x0)]);
             }
