@@ -3,6 +3,7 @@
 pub mod cells;
 pub mod collective;
 pub mod csv;
+mod fit;
 pub mod identifier;
 pub mod idx;
 pub mod prep;
