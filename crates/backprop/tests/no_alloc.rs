@@ -441,7 +441,14 @@ fn cnn_steps_allocate_nothing_at_all() {
         ..Default::default()
     };
     let _guard = lock();
-    let steps = measure_config(&c, config, 100);
+    // Inside a pool, as the library asks (`Trainer::fit`'s docs): the image layers share
+    // their copies between the pool's threads, and from outside a pool rayon would queue
+    // those jobs in its global injector, which allocates a block per 63 jobs.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let steps = pool.install(|| measure_config(&c, config, 100));
     assert_none(&c, &steps, |a| a.ordinary + a.overaligned);
 }
 

@@ -1,8 +1,16 @@
 //! The 2-d convolution, `a = f(W ⋆ x + b)`, computed as one matrix product over the
-//! batch by im2col: every output position's receptive field becomes a row of a
-//! `(image, position) x (channel, ky, kx)` matrix, and the convolution is that matrix
-//! times `Wᵀ`. Images are NCHW (see the module documentation of `layer`).
+//! batch by im2col: every output position's receptive field becomes a column of a
+//! `(channel, ky, kx) x (image, position)` matrix `cols`, and the convolution is `W`
+//! times that matrix. Images are NCHW (see the module documentation of `layer`).
+//!
+//! `cols` is field-major (Caffe's layout) rather than position-major because then every
+//! copy between images and matrices is a run along an image row: a row of `cols` at a
+//! fixed `(channel, ky, kx)` holds, for each image and output row, `out_w` neighbouring
+//! input pixels, and the product's output `channel x (image, position)` becomes NCHW by
+//! copying whole planes. The position-major layout needed a transpose per image and a
+//! gather of `kw` values at a time: 3.3x more time in the copies than in the products.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Backward, Forward, Layer};
@@ -141,63 +149,90 @@ impl Conv2d {
         params.split_at_mut(self.out_channels * self.field())
     }
 
-    /// Writes the receptive fields of `batch` images `x` as rows of `cols`:
-    /// `cols[(b, oy, ox), (c, ky, kx)] = x[b, c, oy s - p + ky, ox s - p + kx]`, zero
-    /// outside the image.
-    fn im2col(&self, x: &[f32], batch: usize, cols: &mut [f32]) {
+    /// The output columns `ox` whose pixel `ox s - p + kx` lies inside the image.
+    fn inside_columns(&self, kx: usize) -> std::ops::Range<usize> {
+        let (s, p, w) = (self.stride, self.padding, self.input.width);
+        let out_w = self.output().width;
+        // ox s + kx >= p  and  ox s + kx - p < w
+        let lo = p.saturating_sub(kx).div_ceil(s).min(out_w);
+        let hi = (w + p).saturating_sub(kx).div_ceil(s).min(out_w).max(lo);
+        lo..hi
+    }
+
+    /// The input row read by kernel row `ky` at output row `oy`, when inside the image.
+    fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride + ky)
+            .checked_sub(self.padding)
+            .filter(|&y| y < self.input.height)
+    }
+
+    /// Writes row `f = (c, ky, kx)` of `cols` for `images` (NCHW, one per chunk):
+    /// `row[(b, oy, ox)] = x[b, c, oy s - p + ky, ox s - p + kx]`, zero outside the
+    /// image.
+    fn im2col_row(&self, f: usize, images: &[f32], row: &mut [f32]) {
         let (inp, out) = (self.input, self.output());
         let [kh, kw] = self.kernel;
-        let (s, p) = (self.stride, self.padding as isize);
-        let mut rows = cols.chunks_exact_mut(self.field());
-        for image in x.chunks_exact(inp.len()).take(batch) {
-            for oy in 0..out.height {
-                for ox in 0..out.width {
-                    let row = rows.next().expect("cols holds every position");
-                    let mut v = row.iter_mut();
-                    for channel in image.chunks_exact(inp.area()) {
-                        for ky in 0..kh {
-                            let y = (oy * s + ky) as isize - p;
-                            for kx in 0..kw {
-                                let xx = (ox * s + kx) as isize - p;
-                                let inside = (0..inp.height as isize).contains(&y)
-                                    && (0..inp.width as isize).contains(&xx);
-                                *v.next().expect("a field value") = if inside {
-                                    channel[y as usize * inp.width + xx as usize]
-                                } else {
-                                    0.0
-                                };
+        let (c, ky, kx) = (f / (kh * kw), f / kw % kh, f % kw);
+        let xs = self.inside_columns(kx);
+        let (s, first) = (
+            self.stride,
+            (xs.start * self.stride + kx).wrapping_sub(self.padding),
+        );
+        for (image, dst) in images
+            .chunks_exact(inp.len())
+            .zip(row.chunks_exact_mut(out.area()))
+        {
+            let channel = &image[c * inp.area()..][..inp.area()];
+            for (oy, dst) in dst.chunks_exact_mut(out.width).enumerate() {
+                match self.input_row(oy, ky) {
+                    Some(y) if !xs.is_empty() => {
+                        let src = &channel[y * inp.width + first..];
+                        dst[..xs.start].fill(0.0);
+                        if s == 1 {
+                            dst[xs.clone()].copy_from_slice(&src[..xs.len()]);
+                        } else {
+                            for (d, &v) in dst[xs.clone()].iter_mut().zip(src.iter().step_by(s)) {
+                                *d = v;
                             }
                         }
+                        dst[xs.end..].fill(0.0);
                     }
+                    _ => dst.fill(0.0),
                 }
             }
         }
     }
 
-    /// The adjoint of [`Conv2d::im2col`]: adds every row of `cols` back onto the pixels
-    /// it was read from, into `dx` (zeroed first).
-    fn col2im(&self, cols: &[f32], batch: usize, dx: &mut [f32]) {
+    /// The adjoint of [`Conv2d::im2col_row`] over all rows for one image `b`: adds its
+    /// part of every row of `cols` (`rows` values a row) back onto the pixels it was
+    /// read from, into `dx` (zeroed first).
+    fn col2im(&self, cols: &[f32], rows: usize, b: usize, dx: &mut [f32]) {
         let (inp, out) = (self.input, self.output());
         let [kh, kw] = self.kernel;
-        let (s, p) = (self.stride, self.padding as isize);
         dx.fill(0.0);
-        let mut rows = cols.chunks_exact(self.field());
-        for image in dx.chunks_exact_mut(inp.len()).take(batch) {
-            for oy in 0..out.height {
-                for ox in 0..out.width {
-                    let mut v = rows.next().expect("cols holds every position").iter();
-                    for channel in image.chunks_exact_mut(inp.area()) {
-                        for ky in 0..kh {
-                            let y = (oy * s + ky) as isize - p;
-                            for kx in 0..kw {
-                                let xx = (ox * s + kx) as isize - p;
-                                let g = *v.next().expect("a field value");
-                                if (0..inp.height as isize).contains(&y)
-                                    && (0..inp.width as isize).contains(&xx)
-                                {
-                                    channel[y as usize * inp.width + xx as usize] += g;
-                                }
-                            }
+        for (f, row) in cols.chunks_exact(rows).enumerate() {
+            let (c, ky, kx) = (f / (kh * kw), f / kw % kh, f % kw);
+            let xs = self.inside_columns(kx);
+            if xs.is_empty() {
+                continue;
+            }
+            let (s, first) = (
+                self.stride,
+                (xs.start * self.stride + kx).wrapping_sub(self.padding),
+            );
+            let channel = &mut dx[c * inp.area()..][..inp.area()];
+            let src = &row[b * out.area()..][..out.area()];
+            for (oy, src) in src.chunks_exact(out.width).enumerate() {
+                if let Some(y) = self.input_row(oy, ky) {
+                    let dst = &mut channel[y * inp.width + first..];
+                    let src = &src[xs.clone()];
+                    if s == 1 {
+                        for (d, &g) in dst.iter_mut().zip(src) {
+                            *d += g;
+                        }
+                    } else {
+                        for (d, &g) in dst.iter_mut().step_by(s).zip(src) {
+                            *d += g;
                         }
                     }
                 }
@@ -217,103 +252,115 @@ impl Conv2d {
     }
 }
 
-/// `dst[b, c, p] = src[(b, p), c]`: from the product's `(image, position) x channel`
-/// rows to NCHW, for `batch` images of `positions` pixels and `channels` channels.
-fn to_nchw(src: &[f32], batch: usize, positions: usize, channels: usize, dst: &mut [f32]) {
-    let (img_in, img_out) = (
-        src.chunks_exact(positions * channels),
-        dst.chunks_exact_mut(positions * channels),
-    );
-    for (s, d) in img_in.zip(img_out).take(batch) {
-        for (p, row) in s.chunks_exact(channels).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                d[c * positions + p] = v;
-            }
-        }
-    }
-}
-
-/// The inverse of [`to_nchw`]: `dst[(b, p), c] = src[b, c, p]`.
-fn from_nchw(src: &[f32], batch: usize, positions: usize, channels: usize, dst: &mut [f32]) {
-    let (img_in, img_out) = (
-        src.chunks_exact(positions * channels),
-        dst.chunks_exact_mut(positions * channels),
-    );
-    for (s, d) in img_in.zip(img_out).take(batch) {
-        for (c, plane) in s.chunks_exact(positions).enumerate() {
-            for (p, &v) in plane.iter().enumerate() {
-                d[p * channels + c] = v;
-            }
-        }
-    }
-}
-
 impl Layer for Conv2d {
-    /// `cols = im2col(x)` (kept for backward), `y = cols Wᵀ` (`(b, p) x out`), then
-    /// `z[b, o, p] = y[(b, p), o] + b[o]` in NCHW and `a = f(z)`.
+    /// `cols = im2col(x)` (kept for backward), `y = W cols` (`out x (b, p)`), then
+    /// `z[b, o, p] = y[o, (b, p)] + b[o]` in NCHW and `a = f(z)`. The copies and the
+    /// activation are shared between the pool's threads (rows of `cols`, then images).
     fn forward(&self, p: Forward<'_>) {
         let (w, b) = self.split(p.params);
         let (k, n) = (self.field(), self.out_channels);
+        let n_out = self.output().len();
         let positions = self.output().area();
         let rows = p.batch * positions;
         let (cols_w, _) = self.saved_parts();
         let (cols, z) = p.saved.split_at_mut(p.batch * cols_w);
-        let cols = &mut cols[..rows * k];
-        self.im2col(p.x, p.batch, cols);
-        // y = cols Wᵀ                                 ((b, p) x out)
-        let y = &mut p.work[..rows * n];
-        gemm(
-            1.0,
-            View::new(cols, rows, k),
-            View::new(w, n, k).t(),
-            0.0,
-            y,
-        );
-        // z = y + b, in NCHW
-        to_nchw(y, p.batch, positions, n, p.out);
-        for (i, plane) in p.out.chunks_exact_mut(positions).enumerate() {
-            let bias = b[i % n];
-            plane.iter_mut().for_each(|v| *v += bias);
+        let cols = &mut cols[..k * rows];
+        let x = &p.x[..p.batch * self.input.len()];
+        cols.par_chunks_exact_mut(rows)
+            .enumerate()
+            .for_each(|(f, row)| self.im2col_row(f, x, row));
+        // y = W cols                                  (out x (b, p))
+        let y = &mut p.work[..n * rows];
+        gemm(1.0, View::new(w, n, k), View::new(cols, k, rows), 0.0, y);
+        // z = y + b, in NCHW; a = f(z)
+        let (y, f) = (&*y, self.activation);
+        let planes = |(i, a): (usize, &mut [f32])| {
+            for (c, plane) in a.chunks_exact_mut(positions).enumerate() {
+                let src = &y[c * rows + i * positions..][..positions];
+                for (v, &s) in plane.iter_mut().zip(src) {
+                    *v = s + b[c];
+                }
+            }
+        };
+        let images = p.out[..p.batch * n_out]
+            .par_chunks_exact_mut(n_out)
+            .enumerate();
+        if z.is_empty() {
+            images.for_each(|(i, a)| {
+                planes((i, &mut *a));
+                f.forward_bias_in_place(a, &[], positions);
+            });
+        } else {
+            images
+                .zip(z.par_chunks_exact_mut(n_out))
+                .for_each(|((i, a), z)| {
+                    planes((i, &mut *a));
+                    z.copy_from_slice(a);
+                    f.forward_bias_in_place(a, &[], positions);
+                });
         }
-        // a = f(z)
-        if !z.is_empty() {
-            z.copy_from_slice(p.out);
-        }
-        self.activation.forward_bias_in_place(p.out, &[], positions);
     }
 
-    /// From `dy = dL/da`: `dz = dy ⊙ f'(z)`, `db = Σ_{b,p} dz`, `dW = dzᵀ cols`,
-    /// `dcols = dz W` and `dx = col2im(dcols)`, with `dz` as `(b, p) x out` rows.
+    /// From `dy = dL/da`: `dz = dy ⊙ f'(z)`, `db = Σ_{b,p} dz`, `dW = dz colsᵀ`,
+    /// `dcols = Wᵀ dz` and `dx = col2im(dcols)`, with `dz` as `out x (b, p)`. The
+    /// copies go image by image or channel by channel (the bias gradient summing its
+    /// images in order), shared between the pool's threads.
     fn backward(&self, p: Backward<'_>) {
         let (w, _) = self.split(p.params);
         let (gw, gb) = self.split_mut(p.grads);
         let (k, n) = (self.field(), self.out_channels);
+        let (n_in, n_out) = (self.input.len(), self.output().len());
         let positions = self.output().area();
         let rows = p.batch * positions;
         let (cols_w, _) = self.saved_parts();
         let (cols, z) = p.saved.split_at(p.batch * cols_w);
-        let cols = View::new(&cols[..rows * k], rows, k);
+        let cols = View::new(&cols[..k * rows], k, rows);
         // dz = dy ⊙ f'(z) (overwriting dy)
-        self.activation
-            .backward_in_place(z, p.out, p.d_out, positions);
-        // db (+)= Σ over images and positions of dz
-        if !p.accumulate {
-            gb.fill(0.0);
+        let f = self.activation;
+        let d_out = &mut p.d_out[..p.batch * n_out];
+        let images = d_out
+            .par_chunks_exact_mut(n_out)
+            .zip(p.out.par_chunks_exact(n_out));
+        if z.is_empty() {
+            images.for_each(|(d, a)| f.backward_in_place(&[], a, d, positions));
+        } else {
+            images
+                .zip(z.par_chunks_exact(n_out))
+                .for_each(|((d, a), z)| f.backward_in_place(z, a, d, positions));
         }
-        for (i, plane) in p.d_out.chunks_exact(positions).enumerate() {
-            gb[i % n] += plane.iter().sum::<f32>();
-        }
-        let (dz, dcols) = p.work.split_at_mut(rows * n);
-        from_nchw(p.d_out, p.batch, positions, n, dz);
-        let dz = View::new(dz, rows, n);
-        // dW (+)= dzᵀ cols                             (out x field)
+        // db (+)= Σ over images and positions of dz; dz as out x (b, p)
+        let d_out = &*d_out;
+        let (dz, dcols) = p.work.split_at_mut(n * rows);
+        dz.par_chunks_exact_mut(rows)
+            .zip(gb.par_iter_mut())
+            .enumerate()
+            .for_each(|(c, (dz, g))| {
+                if !p.accumulate {
+                    *g = 0.0;
+                }
+                for (image, dst) in d_out
+                    .chunks_exact(n_out)
+                    .zip(dz.chunks_exact_mut(positions))
+                {
+                    let plane = &image[c * positions..][..positions];
+                    *g += plane.iter().sum::<f32>();
+                    dst.copy_from_slice(plane);
+                }
+            });
+        let dz = View::new(dz, n, rows);
+        // dW (+)= dz colsᵀ                             (out x field)
         let beta = if p.accumulate { 1.0 } else { 0.0 };
-        gemm(1.0, dz.t(), cols, beta, gw);
-        // dx = col2im(dz W)
+        gemm(1.0, dz, cols.t(), beta, gw);
+        // dx = col2im(Wᵀ dz)
         if let Some(dx) = p.dx {
-            let dcols = &mut dcols[..rows * k];
-            gemm(1.0, dz, View::new(w, n, k), 0.0, dcols);
-            self.col2im(dcols, p.batch, dx);
+            let dcols = &mut dcols[..k * rows];
+            gemm(1.0, View::new(w, n, k).t(), dz, 0.0, dcols);
+            let (dx, rest) = dx.split_at_mut(p.batch * n_in);
+            rest.fill(0.0);
+            let dcols = &*dcols;
+            dx.par_chunks_exact_mut(n_in)
+                .enumerate()
+                .for_each(|(b, dx)| self.col2im(dcols, rows, b, dx));
         }
     }
 

@@ -38,10 +38,9 @@
 //! layout, a saved model loads into `torch.nn` without permuting anything, and the
 //! golden fixtures compare outputs element for element; (b) the convolution's cost is
 //! its matrix product, which im2col makes layout-independent: the product writes
-//! `(image, position) x channel` rows (NHWC order) and one transpose per image puts
-//! them in NCHW, a pass over the output that is small next to the product's
-//! `field` multiply-adds per output value. (An NHWC variant was not built, so this
-//! choice is argued, not yet measured against one.)
+//! `channel x (image, position)`, which becomes NCHW by copying whole planes (see
+//! `conv.rs` for why its im2col matrix is field-major). (An NHWC variant was not
+//! built, so this choice is argued, not yet measured against one.)
 //!
 //! # Training and inference
 //! [`Forward::mode`] says whether the pass trains ([`Mode::Train`], with a seed fixed

@@ -1,6 +1,7 @@
 //! Pooling: each output pixel summarises a `k x k` window of its channel, by its
 //! maximum ([`MaxPool2d`]) or its mean ([`AvgPool2d`]). No parameters.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::conv::out_size;
@@ -102,12 +103,15 @@ struct Window {
 }
 
 impl Window {
-    /// The indices, row-major.
-    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
-        self.ys.clone().flat_map(move |y| {
+    /// Calls `f` with each index, row-major.
+    #[inline(always)]
+    fn for_each(&self, mut f: impl FnMut(usize)) {
+        for y in self.ys.clone() {
             let row = self.base + y * self.width;
-            self.xs.clone().map(move |x| row + x)
-        })
+            for i in row + self.xs.start..row + self.xs.end {
+                f(i);
+            }
+        }
     }
 }
 
@@ -122,37 +126,82 @@ pub struct MaxPool2d(pub Pool);
 #[serde(transparent)]
 pub struct AvgPool2d(pub Pool);
 
+impl MaxPool2d {
+    /// [`MaxPool2d::forward`] of one image when no window reaches into padding: the
+    /// same comparisons in the same order, reading each window's rows as slices.
+    fn max_inside(&self, x: &[f32], out: &mut [f32], arg: &mut [f32]) {
+        let (inp, o) = (self.0.input, self.0.output());
+        let (k, s) = (self.0.kernel, self.0.stride);
+        let mut at_out = out.iter_mut().zip(arg.iter_mut());
+        for c in 0..inp.channels {
+            let plane = c * inp.area();
+            for oy in 0..o.height {
+                for ox in 0..o.width {
+                    let first = plane + oy * s * inp.width + ox * s;
+                    let (mut best, mut at) = (x[first], first);
+                    for ky in 0..k {
+                        let row = first + ky * inp.width;
+                        for (i, &v) in x[row..row + k].iter().enumerate() {
+                            if v > best || v.is_nan() {
+                                (best, at) = (v, row + i);
+                            }
+                        }
+                    }
+                    let (out, arg) = at_out.next().expect("an output per window");
+                    *out = best;
+                    *arg = at as f32;
+                }
+            }
+        }
+    }
+}
+
 impl Layer for MaxPool2d {
     /// `a[o] = max_{i ∈ window(o)} x[i]`, keeping `argmax` (as `f32`, exact below
-    /// 2²⁴ values per image, which `validate` of the layer stack guarantees).
+    /// 2²⁴ values per image, which `validate` of the layer stack guarantees). Images
+    /// are shared between the pool's threads.
     fn forward(&self, p: Forward<'_>) {
         let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
-        let images = p.x.chunks_exact(n_in).zip(p.out.chunks_exact_mut(n_out));
-        for ((x, out), arg) in images.zip(p.saved.chunks_exact_mut(n_out)).take(p.batch) {
+        let images =
+            p.x.par_chunks_exact(n_in)
+                .zip(p.out.par_chunks_exact_mut(n_out));
+        let images = images
+            .zip(p.saved.par_chunks_exact_mut(n_out))
+            .take(p.batch);
+        images.for_each(|((x, out), arg)| {
+            if self.0.padding == 0 {
+                return self.max_inside(x, out, arg);
+            }
             self.0.windows(|o, w| {
                 let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
-                for i in w.indices() {
+                w.for_each(|i| {
                     if at == usize::MAX || x[i] > best || x[i].is_nan() {
                         (best, at) = (x[i], i);
                     }
-                }
+                });
                 out[o] = best;
                 arg[o] = at as f32;
             });
-        }
+        });
     }
 
     /// `dx[argmax(o)] += dy[o]`, zero elsewhere.
     fn backward(&self, p: Backward<'_>) {
         let Some(dx) = p.dx else { return };
-        dx.fill(0.0);
         let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
-        let images = dx.chunks_exact_mut(n_in).zip(p.d_out.chunks_exact(n_out));
-        for ((dx, dy), arg) in images.zip(p.saved.chunks_exact(n_out)).take(p.batch) {
-            for (&g, &i) in dy.iter().zip(arg) {
-                dx[i as usize] += g;
-            }
-        }
+        let (dx, rest) = dx.split_at_mut(p.batch * n_in);
+        rest.fill(0.0);
+        let images = dx
+            .par_chunks_exact_mut(n_in)
+            .zip(p.d_out.par_chunks_exact(n_out));
+        images
+            .zip(p.saved.par_chunks_exact(n_out))
+            .for_each(|((dx, dy), arg)| {
+                dx.fill(0.0);
+                for (&g, &i) in dy.iter().zip(arg) {
+                    dx[i as usize] += g;
+                }
+            });
     }
 
     fn kind(&self) -> &'static str {
@@ -176,28 +225,37 @@ impl Layer for MaxPool2d {
 }
 
 impl Layer for AvgPool2d {
-    /// `a[o] = Σ_{i ∈ window(o)} x[i] / k²`.
+    /// `a[o] = Σ_{i ∈ window(o)} x[i] / k²`, images shared between the pool's threads.
     fn forward(&self, p: Forward<'_>) {
         let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
         let scale = 1.0 / (self.0.kernel * self.0.kernel) as f32;
-        let images = p.x.chunks_exact(n_in).zip(p.out.chunks_exact_mut(n_out));
-        for (x, out) in images.take(p.batch) {
-            self.0
-                .windows(|o, w| out[o] = w.indices().map(|i| x[i]).sum::<f32>() * scale);
-        }
+        let images =
+            p.x.par_chunks_exact(n_in)
+                .zip(p.out.par_chunks_exact_mut(n_out));
+        images.take(p.batch).for_each(|(x, out)| {
+            self.0.windows(|o, w| {
+                let mut sum = -0.0f32; // where `Iterator::sum` starts
+                w.for_each(|i| sum += x[i]);
+                out[o] = sum * scale;
+            });
+        });
     }
 
     /// `dx[i] += dy[o] / k²` for every `i` in `window(o)`.
     fn backward(&self, p: Backward<'_>) {
         let Some(dx) = p.dx else { return };
-        dx.fill(0.0);
         let (n_in, n_out) = (self.0.input.len(), self.0.output().len());
         let scale = 1.0 / (self.0.kernel * self.0.kernel) as f32;
-        let images = dx.chunks_exact_mut(n_in).zip(p.d_out.chunks_exact(n_out));
-        for (dx, dy) in images.take(p.batch) {
+        let (dx, rest) = dx.split_at_mut(p.batch * n_in);
+        rest.fill(0.0);
+        let images = dx
+            .par_chunks_exact_mut(n_in)
+            .zip(p.d_out.par_chunks_exact(n_out));
+        images.for_each(|(dx, dy)| {
+            dx.fill(0.0);
             self.0
-                .windows(|o, w| w.indices().for_each(|i| dx[i] += dy[o] * scale));
-        }
+                .windows(|o, w| w.for_each(|i| dx[i] += dy[o] * scale));
+        });
     }
 
     fn kind(&self) -> &'static str {
