@@ -7,8 +7,9 @@ train 1 epoch on the 60,000 MNIST training images (pixels scaled to [0, 1]) with
 momentum 0.9, lr 0.05, batch 128, shuffled, no weight decay, on 2 threads, with He
 (Kaiming) initialisation on both sides. Printed: each side's training seconds (the
 training loop only: PyTorch's loop; `backprop`'s `train_seconds` from --metrics-json),
-test accuracy, the ratio PyTorch / backprop (above 1: backprop is faster), and GFLOP/s
-of each against the machine's ~180 GFLOP/s peak.
+test accuracy, the ratio PyTorch / backprop (above 1: backprop is faster), GFLOP/s
+of each against the machine's ~180 GFLOP/s peak, and each process's peak resident set
+(each side runs in a process of its own: `os.wait4` gives that child's own peak).
 
     cargo build --release -p backprop-cli
     python3 bench/cnn.py [--threads 2] [--epochs 1]
@@ -17,7 +18,9 @@ of each against the machine's ~180 GFLOP/s peak.
 import argparse
 import gzip
 import json
+import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,25 +97,49 @@ def backprop_run(threads, epochs):
             "--init", "he-uniform", "--threads", str(threads), "--no-baseline", "--quiet",
             "--out", str(Path(d) / "run"), "--metrics-json", str(metrics),
         ]
-        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        rss = waited(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL))[1]
         m = json.loads(metrics.read_text())
-        return m["train_seconds"], m["test"]["accuracy"]
+        return m["train_seconds"], m["test"]["accuracy"], rss
+
+
+def waited(child):
+    """Waits for `child`; its stdout (if piped) and its own peak resident set in MiB."""
+    out = child.stdout.read() if child.stdout else None
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{child.args[:3]}... failed with exit code {child.returncode}")
+    return out, usage.ru_maxrss / 1024
+
+
+def pytorch_process(threads, epochs):
+    """`torch_run` in a process of its own, for its peak resident set."""
+    cmd = [sys.executable, __file__, "--side", "pytorch", "--threads", str(threads),
+           "--epochs", str(epochs)]
+    out, rss = waited(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE))
+    seconds, acc = json.loads(out)
+    return seconds, acc, rss
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--side", choices=["pytorch"], help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.side == "pytorch":
+        print(json.dumps(torch_run(a.threads, a.epochs)))
+        return
     flops = STEP_FLOPS * 60000 * a.epochs / 1e9
     rows = []
-    for name, run in [("pytorch", torch_run), ("backprop", backprop_run)]:
-        s, acc = run(a.threads, a.epochs)
-        rows.append((name, s, acc))
+    for name, run in [("pytorch", pytorch_process), ("backprop", backprop_run)]:
+        s, acc, rss = run(a.threads, a.epochs)
+        rows.append((name, s, acc, rss))
         print(f"{name:9s} {s:7.1f} s  test accuracy {acc:.4f}  "
-              f"{flops / s:6.1f} GFLOP/s ({100 * flops / s / PEAK:.0f}% of {PEAK:.0f})")
-    print(f"ratio pytorch / backprop: {rows[0][1] / rows[1][1]:.2f}x "
-          f"(above 1: backprop is faster)")
+              f"{flops / s:6.1f} GFLOP/s ({100 * flops / s / PEAK:.0f}% of {PEAK:.0f})  "
+              f"peak RSS {rss:6.0f} MiB")
+    print(f"ratio pytorch / backprop: {rows[0][1] / rows[1][1]:.2f}x time, "
+          f"{rows[1][3] / rows[0][3]:.2f}x memory (time above 1: backprop is faster)")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ pub fn csv_options(delimiter: Option<&str>) -> Result<CsvOptions> {
 }
 
 /// Rows `predict` and `evaluate` read at a time: a multiple of the rows the network
-/// scores at once (`EVAL_CHUNK`), so the batches, and so the predictions' bits, are
+/// scores at once (`eval_rows`, a power of two up to `EVAL_CHUNK`), so the batches, and so the predictions' bits, are
 /// those of scoring the whole file at once. 16,384 rows of 9 columns are about 1 MB.
 pub const CHUNK_ROWS: usize = 4 * backprop::train::EVAL_CHUNK;
 

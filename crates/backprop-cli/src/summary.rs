@@ -12,7 +12,7 @@ pub fn predict_units(net: &Network, target: &Target, x: &Matrix) -> Matrix {
     let k = net.outputs();
     let mut data = Vec::with_capacity(x.rows() * k);
     let idx: Vec<usize> = (0..x.rows()).collect();
-    for chunk in idx.chunks(backprop::train::EVAL_CHUNK) {
+    for chunk in idx.chunks(backprop::train::eval_rows(net)) {
         out.gather_rows(x, chunk);
         net.forward_train(&out, &mut trace);
         let o = trace.output().as_slice();

@@ -369,8 +369,29 @@ impl GradientReducer for LocalReducer {}
 /// times per layer. See BENCHMARKS.md, D4.
 pub const PIECE_ROWS: usize = 512;
 
-/// Rows evaluated at once when computing losses and predictions of a whole data set.
+/// Rows evaluated at once when computing losses and predictions of a whole data set
+/// (fewer for networks whose trace is large: [`eval_rows`]).
 pub const EVAL_CHUNK: usize = 4096;
+
+/// Floats a trace may take when a whole data set is scored (128 MiB).
+const EVAL_FLOATS: usize = 1 << 25;
+
+/// Rows of a data set that `net` scores at once: [`EVAL_CHUNK`], or, when the trace of
+/// that many rows would take more than 128 MiB (image networks: a convolution keeps
+/// every receptive field, 288 floats a position for 32 channels of 3x3), the largest
+/// power of two whose trace fits. Every whole-data-set evaluation and prediction
+/// scores in these chunks, and a power of two divides the rows `predict` reads at a
+/// time, so a row's prediction has the same bits however the data is read.
+pub fn eval_rows(net: &Network) -> usize {
+    let per_row = net.inputs()
+        + net
+            .layers()
+            .iter()
+            .map(|l| l.outputs() + l.saved_width() + l.work_width())
+            .sum::<usize>();
+    let rows = EVAL_CHUNK.min(EVAL_FLOATS / per_row.max(1)).max(1);
+    1 << rows.ilog2()
+}
 
 /// The mean loss of `net` over a data set (evaluated in chunks, accumulated in f64).
 pub fn evaluate_loss(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trace) -> f64 {
@@ -385,7 +406,7 @@ fn evaluate_loss_sum(net: &Network, data: &Dataset, loss: Loss, trace: &mut Trac
     let mut y = Matrix::default();
     let n = data.len();
     let idx: Vec<usize> = (0..n).collect();
-    for chunk in idx.chunks(EVAL_CHUNK) {
+    for chunk in idx.chunks(eval_rows(net)) {
         x.gather_rows(&data.x, chunk);
         y.gather_rows(&data.y, chunk);
         net.forward_train(&x, trace);
