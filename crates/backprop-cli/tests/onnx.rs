@@ -129,6 +129,19 @@ fn cases(root: &Path) -> Vec<Case> {
         &["--hidden", "16", "--epochs", "2"],
         mnist.join("t10k-images-idx3-ubyte.gz"),
     ));
+    // Every image layer kind: shifts and dropout (nothing when predicting), padded and
+    // strided convolutions, both poolings with and without padding.
+    v.push(Case::new(
+        "mnist-small-cnn",
+        Some(mnist.clone()),
+        &[
+            "--layers",
+            "shift 1, conv 4 3x3 pad 1 relu, maxpool 2, conv 3 3x3 stride 2 pad 2 gelu, avgpool 2 pad 1, maxpool 3 stride 2 pad 1, flatten, dropout 0.1, dense 12 tanh, dense 10",
+            "--epochs",
+            "2",
+        ],
+        mnist.join("t10k-images-idx3-ubyte.gz"),
+    ));
     v
 }
 
@@ -336,7 +349,7 @@ fn every_model_kind_exports_and_tract_agrees_with_predict() {
         }
         compared += 1;
     }
-    assert_eq!(compared, 14, "models without text columns compared");
+    assert_eq!(compared, 15, "models without text columns compared");
     std::fs::remove_dir_all(root).unwrap();
 }
 
@@ -425,6 +438,27 @@ fn bad_exports_exit_2_and_leave_nothing_behind() {
         .filter(|n| n.contains(".tmp"))
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
+    // A layer kind the export does not write: refused, naming it.
+    let periodic = root.join("periodic");
+    ok(&[
+        "train",
+        "--data",
+        s(&fixture("houses.csv")),
+        "--target",
+        "MedHouseVal",
+        "--layers",
+        "periodic 4 8, dense 8 relu, dense 1",
+        "--epochs",
+        "1",
+        "--out",
+        s(&periodic),
+    ]);
+    let e = fails(&["export", "--model", s(&periodic)]);
+    assert!(
+        e.contains("layers.0 is a periodic layer, which the ONNX export does not write yet"),
+        "{e}"
+    );
+    assert!(!periodic.join("model.onnx").exists());
     // A corrupt model.
     std::fs::write(model.join("model.json"), b"{ not json").unwrap();
     let e = fails(&["export", "--model", s(&model)]);

@@ -36,6 +36,7 @@ pub use preprocess::{InputMode, PIXELS_INPUT};
 use crate::activation::{ELU_ALPHA, LEAKY_SLOPE};
 use crate::data::prep::{Feature, Preprocessor, Target, TargetTransform};
 use crate::error::{Error, Result};
+use crate::layer::{AvgPool2d, Conv2d, Image, LayerSpec, MaxPool2d, Pool};
 use crate::model::{atomic_write, Model};
 use crate::{Activation, Network};
 use graph::{value_info, Attr, Graph};
@@ -160,37 +161,152 @@ pub fn signature(model: &Model, mode: InputMode) -> Result<Signature> {
     Ok(Signature { inputs, outputs })
 }
 
-/// One dense layer as the export reads it.
-struct LayerView<'a> {
-    inputs: usize,
-    outputs: usize,
-    /// `[outputs, inputs]`, row-major.
-    weight: &'a [f32],
-    bias: &'a [f32],
-    activation: Activation,
+/// One layer as the export reads it.
+enum LayerView<'a> {
+    /// `f(x Wᵀ + b)`, `W` `[outputs, inputs]` row-major.
+    Dense {
+        inputs: usize,
+        outputs: usize,
+        weight: &'a [f32],
+        bias: &'a [f32],
+        activation: Activation,
+    },
+    /// `f(W ⋆ x + b)`, `W` `[out, in, kh, kw]` (ONNX's `Conv` layout too).
+    Conv {
+        conv: Conv2d,
+        weight: &'a [f32],
+        bias: &'a [f32],
+    },
+    /// Max- or average pooling (`true`: max).
+    Pool(Pool, bool),
+    /// Images to rows (NCHW order, as ONNX's `Flatten`).
+    Flatten,
+    /// Nothing when predicting (dropout, random shifts).
+    Identity,
 }
 
-/// The network's layers, read through its public accessors: the one place the export
-/// depends on how layers are stored. A layer kind that cannot be exported is refused
-/// here, naming it.
+/// The network's layers, read through their specs: the one place the export depends
+/// on how layers are stored. A layer kind that cannot be exported is refused here,
+/// naming it.
 fn layers(net: &Network) -> Result<Vec<LayerView<'_>>> {
+    let refuse = |i: usize| Error::Export {
+        reason: format!(
+            "layers.{i} is a {} layer, which the ONNX export does not write yet",
+            net.layers()[i].kind()
+        ),
+    };
     (0..net.layers().len())
         .map(|i| {
-            let (d, weight, bias) = net.dense(i).ok_or_else(|| Error::Export {
-                reason: format!(
-                    "layers.{i} is a {} layer, which the ONNX export does not write yet (dense layers only)",
-                    net.layers()[i].kind()
-                ),
-            })?;
-            Ok(LayerView {
-                inputs: d.inputs,
-                outputs: d.outputs,
-                weight,
-                bias,
-                activation: d.activation,
+            let params = net.layer_params(i);
+            Ok(match net.layers()[i].spec().ok_or_else(|| refuse(i))? {
+                LayerSpec::Dense(d) => {
+                    let (weight, bias) = d.split(params);
+                    LayerView::Dense {
+                        inputs: d.inputs,
+                        outputs: d.outputs,
+                        weight,
+                        bias,
+                        activation: d.activation,
+                    }
+                }
+                LayerSpec::Conv2d(conv) => {
+                    let (weight, bias) = conv.split(params);
+                    LayerView::Conv { conv, weight, bias }
+                }
+                LayerSpec::MaxPool2d(MaxPool2d(p)) => LayerView::Pool(p, true),
+                LayerSpec::AvgPool2d(AvgPool2d(p)) => LayerView::Pool(p, false),
+                LayerSpec::Flatten(_) => LayerView::Flatten,
+                LayerSpec::Dropout(_) | LayerSpec::RandomShift(_) => LayerView::Identity,
+                LayerSpec::Periodic(_) => return Err(refuse(i)),
             })
         })
         .collect()
+}
+
+/// The network's layers as nodes over `x` (`[N, inputs]`); returns the output's name.
+/// Image layers see `[N, C, H, W]` (a `Reshape` before the first), dense layers rows (a
+/// `Flatten` before a dense layer over images).
+fn network(g: &mut Graph, net: &Network, mut x: String) -> Result<String> {
+    let mut image = false;
+    let to_image = |g: &mut Graph, x: &str, image: &mut bool, shape: Image| -> String {
+        if *image {
+            return x.to_string();
+        }
+        *image = true;
+        let dims = [
+            -1,
+            shape.channels as i64,
+            shape.height as i64,
+            shape.width as i64,
+        ];
+        let dims = g.i64s("image_shape", &[4], &dims);
+        g.op("Reshape", &[x, &dims], &[])
+    };
+    let square = |k: usize| [k as i64, k as i64];
+    for (i, l) in layers(net)?.into_iter().enumerate() {
+        x = match l {
+            LayerView::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+                activation: f,
+            } => {
+                if image {
+                    x = g.op("Flatten", &[&x], &[Attr::Int("axis", 1)]);
+                    image = false;
+                }
+                let w = g.f32s(&format!("layers.{i}.weight"), &[outputs, inputs], weight);
+                let b = g.f32s(&format!("layers.{i}.bias"), &[outputs], bias);
+                let z = g.op("Gemm", &[&x, &w, &b], &[Attr::Int("transB", 1)]);
+                activation(g, &z, f)
+            }
+            LayerView::Conv { conv, weight, bias } => {
+                let x = to_image(g, &x, &mut image, conv.input);
+                let [kh, kw] = conv.kernel;
+                let (o, c) = (conv.out_channels, conv.input.channels);
+                let w = g.f32s(&format!("layers.{i}.weight"), &[o, c, kh, kw], weight);
+                let b = g.f32s(&format!("layers.{i}.bias"), &[o], bias);
+                let p = conv.padding as i64;
+                let z = g.op(
+                    "Conv",
+                    &[&x, &w, &b],
+                    &[
+                        Attr::Ints("kernel_shape", &[kh as i64, kw as i64]),
+                        Attr::Ints("strides", &square(conv.stride)),
+                        Attr::Ints("pads", &[p, p, p, p]),
+                    ],
+                );
+                activation(g, &z, conv.activation)
+            }
+            LayerView::Pool(pool, max) => {
+                let x = to_image(g, &x, &mut image, pool.input);
+                let p = pool.padding as i64;
+                let (k, s, pads) = (square(pool.kernel), square(pool.stride), [p; 4]);
+                let mut attrs = vec![
+                    Attr::Ints("kernel_shape", &k),
+                    Attr::Ints("strides", &s),
+                    Attr::Ints("pads", &pads),
+                ];
+                if max {
+                    g.op("MaxPool", &[&x], &attrs)
+                } else {
+                    // Padding counts as zeros, as in `AvgPool2d`.
+                    attrs.push(Attr::Int("count_include_pad", 1));
+                    g.op("AveragePool", &[&x], &attrs)
+                }
+            }
+            LayerView::Flatten if image => {
+                image = false;
+                g.op("Flatten", &[&x], &[Attr::Int("axis", 1)])
+            }
+            LayerView::Flatten | LayerView::Identity => x,
+        };
+    }
+    if image {
+        x = g.op("Flatten", &[&x], &[Attr::Int("axis", 1)]);
+    }
+    Ok(x)
 }
 
 /// `f(x)` for activation `a`, as [`Activation::forward`] computes it.
@@ -228,17 +344,8 @@ pub fn build(model: &Model, mode: InputMode) -> Result<ModelProto> {
             .chain(&sig.outputs)
             .map(|p| p.name.clone()),
     );
-    let mut x = preprocess::build(&mut g, prep, mode);
-    for (i, l) in layers(&model.network)?.into_iter().enumerate() {
-        let w = g.f32s(
-            &format!("layers.{i}.weight"),
-            &[l.outputs, l.inputs],
-            l.weight,
-        );
-        let b = g.f32s(&format!("layers.{i}.bias"), &[l.outputs], l.bias);
-        let z = g.op("Gemm", &[&x, &w, &b], &[Attr::Int("transB", 1)]);
-        x = activation(&mut g, &z, l.activation);
-    }
+    let x = preprocess::build(&mut g, prep, mode);
+    let x = network(&mut g, &model.network, x)?;
     match &prep.target {
         Target::Regression {
             transform,
