@@ -126,36 +126,6 @@ pub struct MaxPool2d(pub Pool);
 #[serde(transparent)]
 pub struct AvgPool2d(pub Pool);
 
-impl MaxPool2d {
-    /// [`MaxPool2d::forward`] of one image when no window reaches into padding: the
-    /// same comparisons in the same order, reading each window's rows as slices.
-    fn max_inside(&self, x: &[f32], out: &mut [f32], arg: &mut [f32]) {
-        let (inp, o) = (self.0.input, self.0.output());
-        let (k, s) = (self.0.kernel, self.0.stride);
-        let mut at_out = out.iter_mut().zip(arg.iter_mut());
-        for c in 0..inp.channels {
-            let plane = c * inp.area();
-            for oy in 0..o.height {
-                for ox in 0..o.width {
-                    let first = plane + oy * s * inp.width + ox * s;
-                    let (mut best, mut at) = (x[first], first);
-                    for ky in 0..k {
-                        let row = first + ky * inp.width;
-                        for (i, &v) in x[row..row + k].iter().enumerate() {
-                            if v > best || v.is_nan() {
-                                (best, at) = (v, row + i);
-                            }
-                        }
-                    }
-                    let (out, arg) = at_out.next().expect("an output per window");
-                    *out = best;
-                    *arg = at as f32;
-                }
-            }
-        }
-    }
-}
-
 impl Layer for MaxPool2d {
     /// `a[o] = max_{i ∈ window(o)} x[i]`, keeping `argmax` (as `f32`, exact below
     /// 2²⁴ values per image, which `validate` of the layer stack guarantees). Images
@@ -169,13 +139,12 @@ impl Layer for MaxPool2d {
             .zip(p.saved.par_chunks_exact_mut(n_out))
             .take(p.batch);
         images.for_each(|((x, out), arg)| {
-            if self.0.padding == 0 {
-                return self.max_inside(x, out, arg);
-            }
             self.0.windows(|o, w| {
-                let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+                // Every window holds a pixel (padding is at most half the kernel).
+                let first = w.base + w.ys.start * w.width + w.xs.start;
+                let (mut best, mut at) = (x[first], first);
                 w.for_each(|i| {
-                    if at == usize::MAX || x[i] > best || x[i].is_nan() {
+                    if x[i] > best || x[i].is_nan() {
                         (best, at) = (x[i], i);
                     }
                 });
