@@ -1,5 +1,6 @@
 //! Reading data and turning it into the matrices a network learns from.
 
+mod blocks;
 pub mod cells;
 pub mod collective;
 pub mod csv;
