@@ -242,7 +242,6 @@ fn network(g: &mut Graph, net: &Network, mut x: String) -> Result<String> {
         let dims = g.i64s("image_shape", &[4], &dims);
         g.op("Reshape", &[x, &dims], &[])
     };
-    let square = |k: usize| [k as i64, k as i64];
     for (i, l) in layers(net)?.into_iter().enumerate() {
         x = match l {
             LayerView::Dense {
@@ -263,38 +262,11 @@ fn network(g: &mut Graph, net: &Network, mut x: String) -> Result<String> {
             }
             LayerView::Conv { conv, weight, bias } => {
                 let x = to_image(g, &x, &mut image, conv.input);
-                let [kh, kw] = conv.kernel;
-                let (o, c) = (conv.out_channels, conv.input.channels);
-                let w = g.f32s(&format!("layers.{i}.weight"), &[o, c, kh, kw], weight);
-                let b = g.f32s(&format!("layers.{i}.bias"), &[o], bias);
-                let p = conv.padding as i64;
-                let z = g.op(
-                    "Conv",
-                    &[&x, &w, &b],
-                    &[
-                        Attr::Ints("kernel_shape", &[kh as i64, kw as i64]),
-                        Attr::Ints("strides", &square(conv.stride)),
-                        Attr::Ints("pads", &[p, p, p, p]),
-                    ],
-                );
-                activation(g, &z, conv.activation)
+                convolution(g, i, &x, &conv, weight, bias)
             }
-            LayerView::Pool(pool, max) => {
-                let x = to_image(g, &x, &mut image, pool.input);
-                let p = pool.padding as i64;
-                let (k, s, pads) = (square(pool.kernel), square(pool.stride), [p; 4]);
-                let mut attrs = vec![
-                    Attr::Ints("kernel_shape", &k),
-                    Attr::Ints("strides", &s),
-                    Attr::Ints("pads", &pads),
-                ];
-                if max {
-                    g.op("MaxPool", &[&x], &attrs)
-                } else {
-                    // Padding counts as zeros, as in `AvgPool2d`.
-                    attrs.push(Attr::Int("count_include_pad", 1));
-                    g.op("AveragePool", &[&x], &attrs)
-                }
+            LayerView::Pool(p, max) => {
+                let x = to_image(g, &x, &mut image, p.input);
+                pool(g, &x, &p, max)
             }
             LayerView::Flatten if image => {
                 image = false;
@@ -307,6 +279,55 @@ fn network(g: &mut Graph, net: &Network, mut x: String) -> Result<String> {
         x = g.op("Flatten", &[&x], &[Attr::Int("axis", 1)]);
     }
     Ok(x)
+}
+
+/// `[k, k]`, an ONNX attribute of both axes.
+fn square(k: usize) -> [i64; 2] {
+    [k as i64, k as i64]
+}
+
+/// Layer `i`, a convolution, over the images `x`, then its activation.
+fn convolution(
+    g: &mut Graph,
+    i: usize,
+    x: &str,
+    conv: &Conv2d,
+    weight: &[f32],
+    bias: &[f32],
+) -> String {
+    let [kh, kw] = conv.kernel;
+    let (o, c) = (conv.out_channels, conv.input.channels);
+    let w = g.f32s(&format!("layers.{i}.weight"), &[o, c, kh, kw], weight);
+    let b = g.f32s(&format!("layers.{i}.bias"), &[o], bias);
+    let pads = [conv.padding as i64; 4];
+    let attrs = [
+        Attr::Ints("kernel_shape", &[kh as i64, kw as i64]),
+        Attr::Ints("strides", &square(conv.stride)),
+        Attr::Ints("pads", &pads),
+    ];
+    let z = g.op("Conv", &[x, &w, &b], &attrs);
+    activation(g, &z, conv.activation)
+}
+
+/// Max- (`max`) or average pooling of the images `x`.
+fn pool(g: &mut Graph, x: &str, pool: &Pool, max: bool) -> String {
+    let (k, s, pads) = (
+        square(pool.kernel),
+        square(pool.stride),
+        [pool.padding as i64; 4],
+    );
+    let mut attrs = vec![
+        Attr::Ints("kernel_shape", &k),
+        Attr::Ints("strides", &s),
+        Attr::Ints("pads", &pads),
+    ];
+    if max {
+        g.op("MaxPool", &[x], &attrs)
+    } else {
+        // Padding counts as zeros, as in `AvgPool2d`.
+        attrs.push(Attr::Int("count_include_pad", 1));
+        g.op("AveragePool", &[x], &attrs)
+    }
 }
 
 /// `f(x)` for activation `a`, as [`Activation::forward`] computes it.
