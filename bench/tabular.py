@@ -172,7 +172,8 @@ def run_backprop(binary, t, train, test, seed, work, extra=()):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr}")
     m = json.loads(mj.read_text())
     r = {"seconds": secs, "inputs": int(m["architecture"].split("-")[0]),
-         "valid": m.get("valid"), "baseline": m.get("baseline")}
+         "valid": m.get("valid"), "baseline": m.get("baseline"),
+         "network": m.get("network"), "choice": m.get("choice")}
     if t.task == "regress":
         r["rmse"] = m["test"]["rmse"]
         r["own_linear_rmse"] = m["baseline"]["test"]["rmse"]
@@ -300,6 +301,17 @@ def fmt(task, v):
     return f"{v['accuracy']:.3f}" + (f"/{v['log_loss']:.3f}" if "log_loss" in v else "")
 
 
+def kept(rs):
+    """What `--scale select` and `--keep best` chose over the seeds: standard scaling
+    (`std`) and the model without hidden layers (`lin`) counted, e.g. `std 2, lin 1`."""
+    std = lin = 0
+    for r in rs:
+        c = r["backprop"].get("choice") or {}
+        std += bool(c.get("scale") and c["scale"]["kept"] == "standard")
+        lin += bool(c.get("keep") and c["keep"]["kept"] == "linear")
+    return ", ".join(f"{k} {v}" for k, v in [("std", std), ("lin", lin)] if v) or "-"
+
+
 def report(results):
     models = ["backprop", "linear", "sklearn-mlp", "lightgbm"]
     for group in ["dev", "held"]:
@@ -312,8 +324,8 @@ def report(results):
             print(f"\n### {group} tables, {task} (test {metric}, mean of seeds"
                   f"{'; log-loss after /' if task == 'classify' else ''})\n")
             print("| table | rows | inputs | " + " | ".join(models) + extra +
-                  " | backprop s | verdict |")
-            print("|---" * (len(models) + 5 + (1 if extra else 0)) + "|")
+                  " | backprop s | kept | verdict |")
+            print("|---" * (len(models) + 6 + (1 if extra else 0)) + "|")
             ratios = []
             for n in names:
                 rs = [r for r in rows if r["table"] == n]
@@ -334,7 +346,7 @@ def report(results):
                 secs = np.mean([r["backprop"]["seconds"] for r in rs])
                 inputs = rs[0]["backprop"]["inputs"]
                 print(f"| {n} | {rs[0]['rows']} | {inputs} | " + " | ".join(cells) +
-                      f" | {secs:.1f} | {'ok' if ok else 'BEHIND'} |")
+                      f" | {secs:.1f} | {kept(rs)} | {'ok' if ok else 'BEHIND'} |")
             if ratios:
                 g = math.exp(np.mean(np.log(ratios)))
                 print(f"\ngeometric mean of backprop / LightGBM test RMSE: {g:.3f}")

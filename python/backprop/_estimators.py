@@ -50,13 +50,14 @@ class _Base(BaseEstimator):
         epochs=60,
         hidden=(256, 256, 128),
         init="auto",
+        keep=None,
         layers=None,
         loss=None,
         lr=0.02,
         momentum=None,
         optimizer="adamw",
         patience=0,
-        scale="quantile",
+        scale="select",
         schedule="one-cycle",
         seed=42,
         target_transform="none",
@@ -71,6 +72,7 @@ class _Base(BaseEstimator):
         self.epochs = epochs
         self.hidden = hidden
         self.init = init
+        self.keep = keep
         self.layers = layers
         self.loss = loss
         self.lr = lr
@@ -246,9 +248,12 @@ class MLPRegressor(RegressorMixin, _Base):
     ``optimizer``, ``lr`` (a rate or ``"auto"``), ``batch_size`` (rows or ``"full"``;
     default 256, or 16 below 2,560 training rows), ``epochs``, ``schedule``,
     ``patience`` (early stopping), ``valid_fraction`` (rows held out to keep the best
-    epoch's weights), ``scale`` and ``target_transform`` of the preprocessing, ``seed``
-    and ``threads`` (default: all cores; results do not depend on it). ``verbose``
-    prints a line per epoch.
+    epoch's weights), ``scale`` and ``target_transform`` of the preprocessing (the
+    default ``scale="select"`` trains with quantile and with standard scaling and keeps
+    the one that validates better), ``keep`` (``"best"``, the default for the default
+    network, keeps the network without hidden layers when it validates better;
+    ``"network"`` never does), ``seed`` and ``threads`` (default: all cores; results do
+    not depend on it). ``verbose`` prints a line per epoch.
 
     X may be a float array (NaN = missing) or a pandas DataFrame with text and missing
     cells; both are preprocessed exactly as ``backprop train`` preprocesses a CSV file.

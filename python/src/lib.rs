@@ -211,11 +211,14 @@ fn interruptible<T: Send>(
 
 /// Progress and Ctrl-C during `fit`: stops after the step during which Ctrl-C was
 /// seen, or at the end of the epoch during which it was pressed, and prints a line per
-/// epoch when verbose.
+/// epoch when verbose (`model 2: ...` for the models `scale='select'` and
+/// `keep='best'` train after the first).
 struct Hook<'a> {
     verbose: bool,
     epochs: usize,
     signals: &'a Signals,
+    /// Trainings finished so far.
+    trainings: usize,
 }
 
 impl Callback for Hook<'_> {
@@ -232,18 +235,14 @@ impl Callback for Hook<'_> {
             let valid = r
                 .valid_loss
                 .map_or(String::new(), |v| format!(", validation loss = {v:.6}"));
-            let line = format!(
-                "Epoch {}/{}, loss = {:.6}{valid}, lr = {:.3e}, {:.2}s",
+            let model = match self.trainings {
+                0 => String::new(),
+                n => format!("model {}: ", n + 1),
+            };
+            print_line(format!(
+                "{model}Epoch {}/{}, loss = {:.6}{valid}, lr = {:.3e}, {:.2}s",
                 r.epoch, self.epochs, r.train_loss, r.lr, r.seconds
-            );
-            Python::with_gil(|py| {
-                let printed = py
-                    .import("builtins")
-                    .and_then(|b| b.getattr("print")?.call1((line,)).map(|_| ()));
-                if let Err(e) = printed {
-                    e.print(py);
-                }
-            });
+            ));
         }
         Ok(if self.signals.check() {
             Control::Stop
@@ -251,6 +250,22 @@ impl Callback for Hook<'_> {
             Control::Continue
         })
     }
+
+    fn on_train_end(&mut self, _: &mut Network, _: &TrainState) {
+        self.trainings += 1;
+    }
+}
+
+/// Prints `line` with Python's `print` (so that capture and redirection work).
+fn print_line(line: String) {
+    Python::with_gil(|py| {
+        let printed = py
+            .import("builtins")
+            .and_then(|b| b.getattr("print")?.call1((line,)).map(|_| ()));
+        if let Err(e) = printed {
+            e.print(py);
+        }
+    });
 }
 
 /// A trained model: predicts, saves its run folder, and says what it is.
@@ -349,9 +364,15 @@ fn fit(
             verbose,
             epochs,
             signals,
+            trainings: 0,
         };
         fit_table(&s, t, &target, name, &mut hook)
     })?;
+    if verbose {
+        for line in run.choice_lines() {
+            print_line(line);
+        }
+    }
     let model = run.model();
     Ok((
         Model {

@@ -107,7 +107,11 @@ def test_fitted_attributes_and_verbose(capsys):
     labels = np.array(["cat", "dog", "eel"])[y]
     est = MLPClassifier(hidden=(8,), epochs=4, verbose=1).fit(X, labels)
     out = capsys.readouterr().out
-    assert out.count("Epoch ") == 4 and "loss = " in out
+    lines = out.splitlines()
+    # scale="select": the network on quantile-, then on standard-scaled numbers.
+    assert sum(line.startswith("Epoch ") for line in lines) == 4 and "loss = " in out
+    assert sum(line.startswith("model 2: Epoch ") for line in lines) == 4
+    assert any(line.startswith("numeric columns scaled by ") for line in lines), out
     assert list(est.classes_) == ["cat", "dog", "eel"]
     assert est.n_features_in_ == 4 and est.n_iter_ == 4
     assert len(est.history_) == 4 and "train_loss" in est.history_

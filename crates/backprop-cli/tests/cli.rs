@@ -548,6 +548,9 @@ fn a_run_that_diverges_keeps_its_best_epoch() {
         "32,32",
         "--no-baseline",
         "--quiet",
+        // One network: `--scale select` could keep a second one that did not diverge.
+        "--scale",
+        "quantile",
     ];
     let run = ok(&[&common[..], &["--lr", "1", "--out", o]].concat());
     let stdout = String::from_utf8_lossy(&run.stdout);

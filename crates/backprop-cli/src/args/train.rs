@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use backprop::data::prep::{ScaleKind, TargetTransform, Task};
+use backprop::data::prep::{TargetTransform, Task};
 use backprop::{Activation, Init, Loss, OptimizerKind};
 use clap::Args;
 
-use crate::settings::{parse_widths, Batch, Example, Lr, Options, ScheduleKind};
+use crate::settings::{parse_widths, Batch, Example, Keep, Lr, Options, Scale, ScheduleKind};
 
 /// Flags of `backprop train`. Every knob may also come from a TOML file (`--config`),
 /// whose keys are the flag names (e.g. `lr = 0.001`, `hidden = "64,64"`); flags given
@@ -37,9 +37,10 @@ pub struct TrainArgs {
     /// Field separator of the CSV file: a single character, or `tab`.
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
-    /// Scaling of numeric features, fitted on the training rows [default: quantile].
+    /// Scaling of numeric features, fitted on the training rows [default: select:
+    /// quantile and standard both tried, the one that validates better kept].
     #[arg(long, value_enum)]
-    pub scale: Option<ScaleKind>,
+    pub scale: Option<Scale>,
     /// Transformation of a regression target [default: none].
     #[arg(long, value_enum)]
     pub target_transform: Option<TargetTransform>,
@@ -61,6 +62,11 @@ pub struct TrainArgs {
     /// relu, maxpool 2, flatten, dense 128 relu, dense 10` (grammar: README, "Layers").
     #[arg(long, value_name = "SPEC")]
     pub layers: Option<String>,
+    /// Which model the run folder keeps: `best` keeps the network without hidden
+    /// layers (trained beside it) when it validates better; `network` always the
+    /// network [default: best, or network when --hidden or --layers is given].
+    #[arg(long, value_enum)]
+    pub keep: Option<Keep>,
     /// Activation of the hidden layers [default: relu].
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
@@ -163,6 +169,7 @@ impl TrainArgs {
             test: self.test.clone(),
             hidden: self.hidden.clone(),
             layers: self.layers.clone(),
+            keep: self.keep,
             activation: self.activation,
             loss: self.loss,
             optimizer: self.optimizer,

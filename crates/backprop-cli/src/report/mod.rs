@@ -73,6 +73,13 @@ fn body(r: &RunReport) -> String {
     b.push_str(&config_table(r));
     b.push_str(&metrics_table(r));
     b.push_str("</div>\n");
+    if !r.choice.is_empty() {
+        b.push_str("<h3>Chosen on the validation rows</h3><ul>");
+        for line in r.choice {
+            b.push_str(&format!("<li>{}</li>", svg::esc(line)));
+        }
+        b.push_str("</ul>\n");
+    }
     b.push_str("<h2>Cost</h2><p>The cost falls as gradient descent walks downhill. Each mini-batch gives a noisy estimate of the gradient, so the per-step cost jitters around the epoch average; the validation cost (rows never trained on) shows whether the fall generalises.</p>");
     b.push_str(log_toggle());
     b.push_str("<div class=\"charts grid\">");

@@ -50,4 +50,7 @@ pub struct RunReport<'a> {
     pub lr_note: Option<String>,
     /// How far the epoch Ctrl-C stopped got, if it stopped one part-way.
     pub partial: Option<&'a PartialEpoch>,
+    /// What the run compared on its validation rows before keeping this model
+    /// (`--scale select`, `--keep best`), one sentence each.
+    pub choice: &'a [String],
 }

@@ -5,7 +5,9 @@
 pub mod checkpoint;
 pub mod evaluate;
 pub mod fit;
+pub mod folder;
 pub mod guard;
 pub mod predict;
 pub mod prepare;
+pub mod select;
 pub mod train;

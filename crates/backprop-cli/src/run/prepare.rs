@@ -47,7 +47,7 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
         .as_deref()
         .filter(|p| crate::images::is_image_folder(p))
     {
-        let d = crate::images::load_folder(dir, s.scale, s.valid_fraction, s.train.seed)?;
+        let d = crate::images::load_folder(dir, s.scale.kind(), s.valid_fraction, s.train.seed)?;
         return image_prepared(dir, d);
     }
     if let Some(dir) = s
@@ -58,7 +58,7 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
         let d = crate::image_folder::load(&crate::image_folder::Load {
             dir,
             test: s.test.as_deref(),
-            scale: s.scale,
+            scale: s.scale.kind(),
             valid_fraction: s.valid_fraction,
             test_fraction: s.test_fraction,
             seed: s.train.seed,
@@ -257,7 +257,7 @@ fn encode(s: &Settings, read: Read, c: &mut dyn Collective) -> Result<Prepared> 
     } = read;
     let (target_name, target, features) = columns(s, &table, default_target)?;
     let opts = PrepOptions {
-        scale: s.scale,
+        scale: s.scale.kind(),
         target_transform: s.target_transform,
         task: task(s, &table, target, &target_name, c),
     };

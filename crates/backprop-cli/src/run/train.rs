@@ -5,25 +5,22 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use backprop::data::prep::Target;
-use backprop::model::{atomic_write, Model};
 use backprop::optim::Schedule;
-use backprop::{
-    Callback, Dataset, History, Matrix, Network, NetworkConfig, PartialEpoch, TrainConfig,
-    TrainState, Trainer,
-};
-use serde_json::json;
+use backprop::{Callback, Dataset, NetworkConfig, TrainConfig, TrainState, Trainer};
 
 use super::checkpoint::Run;
+use super::folder::{majority_class, Fitted, Scores, Trained};
 use super::prepare::{plan, prepare, Prepared};
-use crate::compute::trajectory::{self, Recorder, SplitInfo};
+use super::select::{self, baseline_config, linear, valid_loss, Choice, Compared};
+use crate::compute::trajectory::Recorder;
 use crate::progress::Progress;
 use crate::run::guard::{Guard, MIN_VALID_ROWS};
 use crate::settings::Settings;
-use crate::summary::{epochs, metrics_of, predict_units, shape};
+use crate::summary::{epochs, shape};
 
 /// Trains with settings `s`, checkpointing through `run`, and writes the run folder.
 pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
+    let started = Instant::now();
     let p = prepare(s)?;
     let rows = crate::cluster::totals([
         p.train.len(),
@@ -35,31 +32,36 @@ pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
     let lr_note = choose_lr(s, &net_config, &mut config, &p.train)?;
     let out_dir = run_dir(s.out.as_deref(), &p.name)?;
     run.claim(&out_dir)?;
-    announce(s, &net_config, &config, rows);
-    let mut path = None;
+    let standard = select::standard_candidate(s, &p, rows);
+    announce(s, &net_config, &config, rows, standard.is_some());
     if crate::cluster::size() == 1 {
         // Under mpirun, Ctrl-C goes to mpirun, which ends every rank; resume from the
         // last checkpoint.
         crate::interrupt::install();
     }
-    let network = fit(
-        &net_config,
-        &config,
-        &p,
-        "network ",
-        s.quiet,
-        Some(&mut path),
-        Some(run),
-    )?;
-    let baseline = if s.baseline && !crate::interrupt::requested() {
-        Some(fit_baseline(&net_config, &config, &p, s.quiet)?)
-    } else {
-        None
+    let plan = Plan {
+        s,
+        net_config: &net_config,
+        config: &config,
     };
+    let Fits {
+        p,
+        network,
+        path,
+        baseline,
+        base_path,
+        choice,
+    } = plan.fit_all(p, standard, run)?;
     let scores = Scores::gather(&p, &network, baseline.as_ref());
+    let majority = majority_class(&p);
     if !crate::cluster::is_root() {
         return Ok(());
     }
+    let path = if choice.keeps_linear() {
+        base_path
+    } else {
+        path
+    };
     let trained = Trained {
         s,
         p: &p,
@@ -69,31 +71,26 @@ pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
         baseline,
         rows,
         lr_note,
+        choice: choice.clone(),
+        majority,
     };
     let seconds = trained.network.seconds;
     let diverged = trained.network.diverged.clone();
     let history_len = trained.network.history.epochs.len();
     let test = trained.write(&out_dir, &scores, path.as_ref())?;
-    println!();
-    print!(
-        "{}",
-        crate::report::train_summary(
-            &test,
-            scores.base_test(&p.prep.target).as_ref(),
-            &p.prep.target,
-            p.dollars,
-            &shape(&net_config)
-        )
-    );
-    for note in diverged
-        .iter()
-        .chain(&scores.linear_wins(&p.prep.target, &net_config))
-    {
-        println!("\n{note}");
-    }
+    let kept = Kept {
+        choice: &choice,
+        majority,
+        diverged,
+    };
+    print_summary(&p, &scores, &test, &kept, &net_config, &config);
+    let all = (s.baseline || choice.scale.is_some()).then(|| started.elapsed().as_secs_f64());
     println!(
-        "\n{} in {seconds:.1}s; run folder: {}",
+        "\n{} in {seconds:.1}s{}; run folder: {}",
         epochs(history_len),
+        all.map_or(String::new(), |t| format!(
+            " ({t:.1}s with every model compared)"
+        )),
         out_dir.display()
     );
     match run.interrupted() {
@@ -102,15 +99,169 @@ pub fn train(s: &Settings, run: &mut Run) -> Result<()> {
     }
 }
 
+/// What a run kept and why, for its summary.
+struct Kept<'a> {
+    choice: &'a Choice,
+    majority: Option<usize>,
+    /// The note of a diverged run that kept its best epoch.
+    diverged: Option<String>,
+}
+
+/// The test table of the network and the baseline, and the notes on what was kept.
+fn print_summary(
+    p: &Prepared,
+    scores: &Scores,
+    test: &serde_json::Value,
+    kept: &Kept,
+    net_config: &NetworkConfig,
+    config: &TrainConfig,
+) {
+    let Kept {
+        choice,
+        majority,
+        diverged,
+    } = kept;
+    println!();
+    print!(
+        "{}",
+        crate::report::train_summary(
+            test,
+            scores.base_test(&p.prep.target).as_ref(),
+            &p.prep.target,
+            p.dollars,
+            &shape(net_config)
+        )
+    );
+    if let Some((class, acc)) = scores.majority(&p.prep.target, *majority) {
+        println!("always the majority class ({class}): accuracy {acc:.4}");
+    }
+    let linear_note = if choice.keep.is_some() {
+        None
+    } else {
+        scores.linear_wins(&p.prep.target, net_config)
+    };
+    for note in diverged.iter().chain(&linear_note) {
+        println!("\n{note}");
+    }
+    for line in choice.lines(config.loss, &shape(net_config)) {
+        println!("\n{line}");
+    }
+}
+
+/// The models a run trains, with the recordings of those that may be kept.
+struct Fits {
+    /// The data of the kept scaling.
+    p: Prepared,
+    network: Fitted,
+    path: Option<Recorder>,
+    baseline: Option<Fitted>,
+    base_path: Option<Recorder>,
+    choice: Choice,
+}
+
+/// What every model of a run trains with.
+struct Plan<'a> {
+    s: &'a Settings,
+    net_config: &'a NetworkConfig,
+    config: &'a TrainConfig,
+}
+
+impl Plan<'_> {
+    /// Trains the network on `p` (checkpointed through `run`), then, unless Ctrl-C
+    /// stopped it, the same network with the `standard` settings of `--scale select`
+    /// (without checkpoints: `--resume` trains it again, to the same bits) and the
+    /// baseline on the data of the scaling that validated better; compares them as
+    /// `--keep best` asks.
+    fn fit_all(&self, p: Prepared, standard: Option<Settings>, run: &mut Run) -> Result<Fits> {
+        let (s, net_config, config) = (self.s, self.net_config, self.config);
+        let mut path = None;
+        let network = fit(
+            net_config,
+            config,
+            &p,
+            "network ",
+            s.quiet,
+            Some(&mut path),
+            Some(run),
+        )?;
+        let mut choice = Choice::default();
+        let (p, network, path) = match standard.filter(|_| !crate::interrupt::requested()) {
+            Some(s2) => {
+                let p2 = prepare(&s2)?;
+                let mut path2 = None;
+                let other = fit(
+                    net_config,
+                    config,
+                    &p2,
+                    "standard",
+                    s.quiet,
+                    Some(&mut path2),
+                    None,
+                )?;
+                let c = Compared::of(
+                    valid_loss(&network.net, p.valid.as_ref(), config.loss),
+                    valid_loss(&other.net, p2.valid.as_ref(), config.loss),
+                );
+                choice.scale = c;
+                if c.is_some_and(|c| c.second_wins()) {
+                    (p2, other, path2)
+                } else {
+                    (p, network, path)
+                }
+            }
+            None => (p, network, path),
+        };
+        let mut base_path = None;
+        let baseline = if s.baseline && !crate::interrupt::requested() {
+            Some(fit_baseline(
+                net_config,
+                config,
+                &p,
+                s.quiet,
+                Some(&mut base_path),
+            )?)
+        } else {
+            None
+        };
+        if s.keep_best && !net_config.hidden.is_empty() && net_config.stack.is_empty() {
+            if let Some(b) = &baseline {
+                choice.keep = Compared::of(
+                    valid_loss(&network.net, p.valid.as_ref(), config.loss),
+                    valid_loss(&b.net, p.valid.as_ref(), config.loss),
+                );
+            }
+        }
+        Ok(Fits {
+            p,
+            network,
+            path,
+            baseline,
+            base_path,
+            choice,
+        })
+    }
+}
+
 /// The line that says what is about to be trained.
-fn announce(s: &Settings, net_config: &NetworkConfig, config: &TrainConfig, rows: [usize; 3]) {
+fn announce(
+    s: &Settings,
+    net_config: &NetworkConfig,
+    config: &TrainConfig,
+    rows: [usize; 3],
+    select: bool,
+) {
     if s.quiet {
         return;
     }
     eprintln!(
-        "training {} network ({} parameters) on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {}, {} thread(s)",
+        "training {} network ({} parameters){} on {} rows, validating on {}, testing on {}: {} {} lr {} batch {} for {}, {} thread(s)",
         shape(net_config),
         net_config.num_params(),
+        if select {
+            " with quantile, then with standard scaling of the numbers (--scale select keeps the one that validates better)"
+        } else {
+            ""
+        },
         rows[0],
         rows[1],
         rows[2],
@@ -160,21 +311,6 @@ pub(super) fn choose_lr(
     Ok(Some(note))
 }
 
-/// A trained network with what training recorded.
-#[derive(Clone)]
-pub(super) struct Fitted {
-    pub(super) net: Network,
-    pub(super) history: History,
-    pub(super) seconds: f64,
-    pub(super) partial: Option<PartialEpoch>,
-    /// The note of [`Guard::restore`] when training diverged.
-    pub(super) diverged: Option<String>,
-}
-
-/// Trains one network; with `path`, also records its initial weights and per-epoch
-/// snapshots there (for the report and the landscape).
-/// With `run`, resumes from its checkpoint or writes the first, checkpoints during
-/// training and stops on Ctrl-C.
 /// The same network without hidden layers: plain linear (or logistic) regression. A few
 /// weights a feature need no decay, and decay would make the comparison unfair to the
 /// linear model, so it trains without.
@@ -183,19 +319,23 @@ fn fit_baseline(
     config: &TrainConfig,
     p: &Prepared,
     quiet: bool,
+    path: Option<&mut Option<Recorder>>,
 ) -> Result<Fitted> {
-    let cfg = NetworkConfig {
-        hidden: Vec::new(),
-        stack: Vec::new(),
-        ..net.clone()
-    };
-    let base = TrainConfig {
-        optimizer: config.optimizer.with_weight_decay(0.0),
-        ..config.clone()
-    };
-    fit(&cfg, &base, p, "baseline", quiet, None, None)
+    fit(
+        &linear(net),
+        &baseline_config(config),
+        p,
+        "baseline",
+        quiet,
+        path,
+        None,
+    )
 }
 
+/// Trains one network; with `path`, also records its initial weights and per-epoch
+/// snapshots there (for the report and the landscape).
+/// With `run`, resumes from its checkpoint or writes the first, checkpoints during
+/// training and stops on Ctrl-C.
 fn fit(
     cfg: &NetworkConfig,
     train: &TrainConfig,
@@ -253,207 +393,6 @@ fn fit(
         partial: state.partial,
         diverged,
     })
-}
-
-/// A network's predictions (in the target's units) for some rows, with their encoded
-/// targets.
-struct Scored {
-    pred: Matrix,
-    y: Matrix,
-}
-
-impl Scored {
-    /// Predictions of `net` for this process's rows `d`; under mpirun, rank 0 gets every
-    /// rank's (a collective), the other ranks empty matrices.
-    fn gather(net: &Network, target: &Target, d: &Dataset) -> Scored {
-        let pred = predict_units(net, target, &d.x);
-        Scored {
-            pred: crate::cluster::gather_matrix(&pred),
-            y: crate::cluster::gather_matrix(&d.y),
-        }
-    }
-
-    /// The metrics; null without rows (`--test-fraction 0`, or a Python `fit`), which
-    /// have none, rather than zeros.
-    fn metrics(&self, target: &Target) -> serde_json::Value {
-        if self.y.rows() == 0 {
-            return serde_json::Value::Null;
-        }
-        metrics_of(target, &self.pred, &self.y)
-    }
-}
-
-/// Every rank predicts its own validation and test rows; under mpirun rank 0 gathers
-/// the predictions and targets (a few numbers per row, not the features) and alone
-/// computes the metrics and writes.
-pub(super) struct Scores {
-    test: Scored,
-    valid: Option<Scored>,
-    base: Option<(Scored, Option<Scored>)>,
-}
-
-impl Scores {
-    pub(super) fn gather(p: &Prepared, network: &Fitted, baseline: Option<&Fitted>) -> Scores {
-        let target = &p.prep.target;
-        let score = |net: &Network, d: &Dataset| Scored::gather(net, target, d);
-        Scores {
-            test: score(&network.net, &p.test),
-            valid: p.valid.as_ref().map(|v| score(&network.net, v)),
-            base: baseline.map(|b| {
-                (
-                    score(&b.net, &p.test),
-                    p.valid.as_ref().map(|v| score(&b.net, v)),
-                )
-            }),
-        }
-    }
-
-    fn base_test(&self, target: &Target) -> Option<serde_json::Value> {
-        self.base.as_ref().map(|(t, _)| t.metrics(target))
-    }
-
-    /// A note when the network with hidden layers validated worse than the one without
-    /// (RMSE for regression, log-loss for classification): then its hidden layers only
-    /// fitted noise, and the user should know before using the model.
-    fn linear_wins(&self, target: &Target, net: &NetworkConfig) -> Option<String> {
-        if net.hidden.is_empty() {
-            return None;
-        }
-        let valid = self.valid.as_ref()?.metrics(target);
-        let base_valid = self.base.as_ref()?.1.as_ref()?.metrics(target);
-        let key = if valid.get("rmse").is_some() {
-            "rmse"
-        } else {
-            "log_loss"
-        };
-        let (n, b) = (valid.get(key)?.as_f64()?, base_valid.get(key)?.as_f64()?);
-        (b < n).then(|| {
-            format!(
-                "note: the network without hidden layers validated better ({} {b:.4} against {n:.4} for {}): with these rows its hidden layers fit noise; try --hidden \"\" (linear) or a smaller --hidden",
-                key.replace('_', "-"),
-                shape(net)
-            )
-        })
-    }
-}
-
-/// A finished training run, ready to be written.
-pub(super) struct Trained<'a> {
-    pub(super) s: &'a Settings,
-    pub(super) p: &'a Prepared,
-    pub(super) net_config: &'a NetworkConfig,
-    pub(super) config: &'a TrainConfig,
-    pub(super) network: Fitted,
-    pub(super) baseline: Option<Fitted>,
-    /// Training, validation and test rows over all ranks.
-    pub(super) rows: [usize; 3],
-    pub(super) lr_note: Option<String>,
-}
-
-impl Trained<'_> {
-    /// The metrics written to `metrics.json`.
-    fn metrics(&self, scores: &Scores, test: &serde_json::Value) -> serde_json::Value {
-        let target = &self.p.prep.target;
-        let classify = matches!(target, Target::Classification { .. });
-        let (h, partial) = (&self.network.history, &self.network.partial);
-        let [train_rows, valid_rows, test_rows] = self.rows;
-        let base_valid = scores
-            .base
-            .as_ref()
-            .and_then(|(_, v)| v.as_ref().map(|v| v.metrics(target)));
-        json!({
-            "task": if classify { "classify" } else { "regress" },
-            "target": target.name(),
-            "test": test,
-            "valid": scores.valid.as_ref().map(|v| v.metrics(target)),
-            "baseline": { "hidden": [], "test": scores.base_test(target), "valid": base_valid, "train_seconds": self.baseline.as_ref().map(|b| b.seconds) },
-            "epochs_run": h.epochs.len(),
-            // Ctrl-C within an epoch: the weights are those after this many of its
-            // steps; the epoch is in no count or record above.
-            "interrupted_epoch": partial.as_ref().map(|p| json!({
-                "epoch": h.epochs.len() + 1,
-                "steps_done": p.steps_done,
-                "steps": p.steps,
-            })),
-            "best_epoch": h.best_epoch,
-            // The validation loss ended over twice its best: the model is the best epoch's.
-            "diverged": self.network.diverged.is_some(),
-            "train_seconds": self.network.seconds,
-            "rows": { "train": train_rows, "valid": valid_rows, "test": test_rows },
-            "architecture": shape(self.net_config),
-            "parameters": self.network.net.num_params(),
-            "seed": self.config.seed,
-            "threads": self.s.threads(),
-        })
-    }
-
-    /// Writes the model, metrics, history, loss curve, trajectory and report; returns
-    /// the test metrics.
-    pub(super) fn write(
-        self,
-        out_dir: &Path,
-        scores: &Scores,
-        path: Option<&Recorder>,
-    ) -> Result<serde_json::Value> {
-        let target = &self.p.prep.target;
-        let test = scores.test.metrics(target);
-        let metrics = self.metrics(scores, &test);
-        let Trained {
-            s,
-            p,
-            net_config,
-            config,
-            network,
-            baseline,
-            rows,
-            lr_note,
-        } = self;
-        let model = Model::new(network.net, p.prep.clone(), config.clone());
-        model.save(out_dir)?;
-        let metrics_text = serde_json::to_string_pretty(&metrics)?;
-        atomic_write(&out_dir.join("metrics.json"), metrics_text.as_bytes())?;
-        let history_text = crate::report::history_csv(&network.history);
-        atomic_write(&out_dir.join("history.csv"), history_text.as_bytes())?;
-        atomic_write(&out_dir.join("settings.toml"), s.given_toml()?.as_bytes())?;
-        crate::report::plot::loss_curve(
-            &network.history,
-            config.loss.name(),
-            &out_dir.join("loss_curve.svg"),
-        )?;
-        if let Some(rec) = path {
-            let split = SplitInfo {
-                valid_fraction: s.valid_fraction,
-                test_fraction: s.test_fraction,
-            };
-            trajectory::save(out_dir, rec, model.network.params(), &split)?;
-            let report = crate::report::RunReport {
-                name: &p.name,
-                net_config,
-                train_config: config,
-                history: &network.history,
-                initial: &rec.initial,
-                network: &model.network,
-                target: &p.prep.target,
-                test_pred: &scores.test.pred,
-                test_y: &scores.test.y,
-                test_x: &p.test.x,
-                image: p
-                    .image
-                    .or_else(|| crate::report::images::pixel_grid(&p.prep.input_names())),
-                train_rows: rows[0],
-                metrics: &metrics,
-                baseline: baseline.as_ref().map(|b| &b.history),
-                partial: network.partial.as_ref(),
-                dollars: p.dollars,
-                lr_note,
-            };
-            crate::report::write(out_dir, &report)?;
-        }
-        if let Some(path) = &s.metrics_json {
-            atomic_write(path, metrics_text.as_bytes())?;
-        }
-        Ok(test)
-    }
 }
 
 /// The run folder: `--out` as given, or `runs/<name>` numbered so that no earlier run

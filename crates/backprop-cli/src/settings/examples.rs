@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use backprop::data::csv::{CsvOptions, Table};
-use backprop::data::prep::{ScaleKind, Task};
+use backprop::data::prep::Task;
 use backprop::OptimizerKind;
 
 use super::options::Options;
-use super::values::{Batch, Example, Lr, ScheduleKind};
+use super::values::{Batch, Example, Lr, Scale, ScheduleKind};
 
 /// scikit-learn's 8x8 digits: 64 pixel columns `pixel_<row>_<col>` (0-16) and `digit`.
 pub const DIGITS: &[u8] = include_bytes!("../../../../data/digits/digits.csv");
@@ -87,7 +87,7 @@ pub fn apply(a: &mut Options) -> Result<()> {
                 );
             }
             a.target.get_or_insert_with(|| DIGITS_TARGET.to_string());
-            a.scale.get_or_insert(ScaleKind::Minmax);
+            a.scale.get_or_insert(Scale::Minmax);
             if a.layers.is_none() {
                 a.hidden.get_or_insert_with(|| vec![128]);
             }
@@ -185,7 +185,7 @@ fn pixel_settings(a: &mut Options) -> Result<()> {
     if a.task == Some(Task::Regress) {
         bail!("--task regress does not apply to an image folder: its labels are classes");
     }
-    a.scale.get_or_insert(ScaleKind::Minmax);
+    a.scale.get_or_insert(Scale::Minmax);
     a.valid_fraction.get_or_insert(0.0);
     if a.layers.is_none() {
         a.hidden.get_or_insert_with(|| vec![512, 256]);

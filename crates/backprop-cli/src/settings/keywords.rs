@@ -5,11 +5,11 @@
 //! from the command line (the package's tests compare them).
 
 use anyhow::{anyhow, bail, Result};
-use backprop::data::prep::{ScaleKind, TargetTransform};
+use backprop::data::prep::TargetTransform;
 use backprop::{Activation, Init, OptimizerKind};
 use serde_json::{Map, Value};
 
-use super::{Lr, Options, ScheduleKind};
+use super::{Lr, Options, Scale, ScheduleKind};
 
 /// Settings of `backprop train` that are not keyword arguments, and why.
 pub const NOT_KEYWORDS: [(&str, &str); 14] = [
@@ -46,7 +46,7 @@ pub const NOT_KEYWORDS: [(&str, &str); 14] = [
     ),
     (
         "no-baseline",
-        "fit trains no baseline (it is for the command line's report)",
+        "fit trains the network without hidden layers only for keep='best'",
     ),
 ];
 
@@ -59,7 +59,7 @@ impl Options {
     /// size, weight decay, loss, momentum, threads) stay unset.
     pub fn defaults() -> Options {
         Options {
-            scale: Some(ScaleKind::Quantile),
+            scale: Some(Scale::Select),
             target_transform: Some(TargetTransform::default()),
             valid_fraction: Some(0.1),
             test_fraction: Some(0.2),
@@ -200,7 +200,7 @@ mod tests {
             lr: Some(Lr::Rate(0.01)),
             weight_decay: Some(0.3),
             epochs: Some(7),
-            scale: Some(ScaleKind::Standard),
+            scale: Some(Scale::Standard),
             data: Some("x.csv".into()),
             quiet: true,
             ..Options::default()
@@ -232,10 +232,13 @@ mod tests {
     fn the_defaults_are_those_training_uses_without_flags() {
         let plain = Settings::from_options(Options::default()).unwrap();
         let mut given = Settings::from_options(Options::defaults()).unwrap();
-        // Naming the default network turns off the data-dependent decay (see
-        // `options_from_keywords`, which leaves defaults unset for that reason).
+        // Naming the default network turns off the data-dependent decay and `--keep
+        // best` (see `options_from_keywords`, which leaves defaults unset for that
+        // reason).
         assert!(!given.decay_default && plain.decay_default);
+        assert!(!given.keep_best && plain.keep_best);
         given.decay_default = true;
+        given.keep_best = true;
         given.given = Options::default();
         assert_eq!(given, plain);
     }

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use backprop::data::csv::CsvOptions;
-use backprop::data::prep::{ScaleKind, TargetTransform, Task};
+use backprop::data::prep::{TargetTransform, Task};
 use backprop::optim::Schedule;
 use backprop::{Activation, BatchSize, Init, Loss, OptimizerKind, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 pub use options::Options;
-pub use values::{flag_value, parse_widths, Batch, Example, Lr, ScheduleKind};
+pub use values::{flag_value, parse_widths, Batch, Example, Keep, Lr, Scale, ScheduleKind};
 
 /// Below this many training rows the default batch is [`SMALL_DATA_BATCH`] rows, not 256.
 pub const SMALL_DATA_ROWS: usize = 2560;
@@ -67,7 +67,7 @@ pub struct Settings {
     pub task: Option<Task>,
     pub features: Option<Vec<String>>,
     pub ignore: Vec<String>,
-    pub scale: ScaleKind,
+    pub scale: Scale,
     pub target_transform: TargetTransform,
     pub valid_fraction: f64,
     pub test_fraction: f64,
@@ -76,6 +76,10 @@ pub struct Settings {
     /// `--layers` as given (parsed by [`stack::Stack::parse`]); replaces `hidden`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<String>,
+    /// `--keep best` (the default when neither `--hidden` nor `--layers` is given):
+    /// the run keeps the network without hidden layers when it validates better.
+    #[serde(default)]
+    pub keep_best: bool,
     pub activation: Activation,
     pub init: Init,
     /// `--loss` if given; else the task decides (see `run::prepare::plan`).
@@ -133,6 +137,10 @@ impl Settings {
         if activation == Activation::Softmax {
             bail!("invalid --activation softmax: softmax is for the output layer, which classification sets up itself; pick relu, tanh, ...");
         }
+        let keep_best = match o.keep {
+            Some(k) => k == Keep::Best,
+            None => o.hidden.is_none() && o.layers.is_none(),
+        };
         Ok(Settings {
             batch_default: o.batch_size.is_none(),
             decay_default: o.weight_decay.is_none()
@@ -146,7 +154,7 @@ impl Settings {
             task: o.task,
             features: o.features,
             ignore: o.ignore.unwrap_or_default(),
-            scale: o.scale.unwrap_or(ScaleKind::Quantile),
+            scale: o.scale.unwrap_or_default(),
             target_transform: o.target_transform.unwrap_or_default(),
             valid_fraction: o.valid_fraction.unwrap_or(0.1),
             test_fraction: if o.test.is_some() {
@@ -156,6 +164,7 @@ impl Settings {
             },
             test: o.test,
             hidden: o.hidden.unwrap_or_else(|| vec![256, 256, 128]),
+            keep_best,
             layers: o.layers,
             activation,
             init: o.init.unwrap_or_default(),

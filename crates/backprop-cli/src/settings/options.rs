@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use backprop::data::prep::{ScaleKind, TargetTransform, Task};
+use backprop::data::prep::{TargetTransform, Task};
 use backprop::{Activation, Init, Loss, OptimizerKind};
 use serde::{Deserialize, Serialize};
 
-use super::values::{self, Batch, Example, Lr, ScheduleKind};
+use super::values::{self, Batch, Example, Keep, Lr, Scale, ScheduleKind};
 
 /// One layer of settings, keyed by the flag names (`batch-size`, `lr`): what the command
 /// line, a `--config` file or a preset sets. `None` leaves the knob to the layers below.
@@ -21,7 +21,7 @@ pub struct Options {
     pub features: Option<Vec<String>>,
     pub ignore: Option<Vec<String>>,
     pub delimiter: Option<String>,
-    pub scale: Option<ScaleKind>,
+    pub scale: Option<Scale>,
     pub target_transform: Option<TargetTransform>,
     pub valid_fraction: Option<f64>,
     pub test_fraction: Option<f64>,
@@ -30,6 +30,7 @@ pub struct Options {
     pub hidden: Option<Vec<usize>>,
     /// `--layers`, the text as given (checked by `Settings::from_options`).
     pub layers: Option<String>,
+    pub keep: Option<Keep>,
     pub activation: Option<Activation>,
     pub loss: Option<Loss>,
     pub optimizer: Option<OptimizerKind>,
@@ -76,6 +77,7 @@ impl Options {
             test,
             hidden,
             layers,
+            keep,
             activation,
             loss,
             optimizer,

@@ -2,6 +2,7 @@
 //! learning rate and schedule. Each parses from the text a flag takes (for clap's
 //! `value_parser`) and from a TOML value (as a string, or as a number or list).
 
+use backprop::data::prep::ScaleKind;
 use clap::ValueEnum;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -156,6 +157,51 @@ impl<'de> Deserialize<'de> for Lr {
 enum NumberOrText {
     Number(f64),
     Text(String),
+}
+
+/// `--scale`: how numeric features are scaled, fitted on the training rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scale {
+    /// Train once with `quantile` and once with `standard` scaling and keep the network
+    /// that validates better (tables only; one `quantile` run without validation rows,
+    /// for images, or above 200,000 training rows).
+    #[default]
+    Select,
+    /// Through the training quantiles onto a normal distribution (tames outliers).
+    Quantile,
+    /// `(x - mean) / std` (keeps linear effects linear).
+    Standard,
+    /// `quantile` for heavy-tailed columns (excess kurtosis above 10), else `standard`.
+    Auto,
+    /// Into `[0, 1]`.
+    Minmax,
+    /// Unchanged.
+    None,
+}
+
+impl Scale {
+    /// The scaling the preprocessing fits: `select`'s first candidate is `quantile`.
+    pub fn kind(self) -> ScaleKind {
+        match self {
+            Scale::Select | Scale::Quantile => ScaleKind::Quantile,
+            Scale::Standard => ScaleKind::Standard,
+            Scale::Auto => ScaleKind::Auto,
+            Scale::Minmax => ScaleKind::Minmax,
+            Scale::None => ScaleKind::None,
+        }
+    }
+}
+
+/// `--keep`: which model the run folder keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Keep {
+    /// The network, or the network without hidden layers (linear or logistic
+    /// regression, trained beside it) when that one validates better.
+    Best,
+    /// The network, whatever the one without hidden layers scores.
+    Network,
 }
 
 /// Learning-rate schedules, as `--schedule` names them.
