@@ -46,6 +46,7 @@ class _Base(BaseEstimator):
         *,
         activation="relu",
         batch_size=None,
+        class_weight=None,
         clip_norm=None,
         epochs=60,
         hidden=(256, 256, 128),
@@ -68,6 +69,7 @@ class _Base(BaseEstimator):
     ):
         self.activation = activation
         self.batch_size = batch_size
+        self.class_weight = class_weight
         self.clip_norm = clip_norm
         self.epochs = epochs
         self.hidden = hidden
@@ -100,6 +102,11 @@ class _Base(BaseEstimator):
     def _settings_json(self):
         params = self.get_params(deep=False)
         params.pop("verbose")
+        if params["class_weight"] not in (None, "balanced"):
+            raise ValueError(
+                f"{type(self).__name__}: class_weight={params['class_weight']!r}: only "
+                "None or 'balanced' (every class weighs the same in total) are supported"
+            )
         for k, v in params.items():
             if isinstance(v, bool) or not isinstance(
                 v, (type(None), str, int, float, tuple, list, np.integer, np.floating, np.ndarray)
@@ -252,7 +259,8 @@ class MLPRegressor(RegressorMixin, _Base):
     default ``scale="select"`` trains with quantile and with standard scaling and keeps
     the one that validates better), ``keep`` (``"best"``, the default for the default
     network, keeps the network without hidden layers when it validates better;
-    ``"network"`` never does), ``seed`` and ``threads`` (default: all cores; results do
+    ``"network"`` never does), ``class_weight`` (``"balanced"`` for the classifier:
+    every class weighs the same in the cost), ``seed`` and ``threads`` (default: all cores; results do
     not depend on it). ``verbose`` prints a line per epoch.
 
     X may be a float array (NaN = missing) or a pandas DataFrame with text and missing

@@ -60,6 +60,7 @@ def test_ctrl_c_keeps_the_best_weights_so_far(california, monkeypatch):
         (dict(activation="nope"), "activation"),
         (dict(batch_size="many"), "batch"),
         (dict(valid_fraction=1.5), "fraction"),
+        (dict(class_weight="balanced"), "weighs classes"),
     ],
 )
 def test_bad_settings_are_value_errors(params, message):
@@ -141,3 +142,17 @@ def test_landscape_of_a_fitted_model(california, tmp_path):
     out = backprop.explain.landscape(tmp_path / "run", rows=200, points=5, grid=3)
     assert out["curves"].shape == (3, 5) and out["plane"].shape == (3, 3)
     assert np.isfinite(out["center"])
+
+
+def test_balanced_class_weights_find_the_rare_class():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 2))
+    y = np.where(X[:, 0] + 0.5 * X[:, 1] + 0.8 * rng.normal(size=1000) > 2.0, "yes", "no")
+    Xt, yt = X[800:], y[800:]
+    recall = {}
+    for weight in (None, "balanced"):
+        est = MLPClassifier(epochs=20, class_weight=weight).fit(X[:800], y[:800])
+        recall[weight] = float(np.mean(est.predict(Xt[yt == "yes"]) == "yes"))
+    assert recall["balanced"] >= 0.5 and recall["balanced"] > recall[None] + 0.3, recall
+    with pytest.raises(ValueError, match="only None or 'balanced'"):
+        MLPClassifier(epochs=1, class_weight={"yes": 10}).fit(X, y)

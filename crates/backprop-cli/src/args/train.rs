@@ -6,7 +6,9 @@ use backprop::data::prep::{TargetTransform, Task};
 use backprop::{Activation, Init, Loss, OptimizerKind};
 use clap::Args;
 
-use crate::settings::{parse_widths, Batch, Example, Keep, Lr, Options, Scale, ScheduleKind};
+use crate::settings::{
+    parse_widths, Batch, ClassWeight, Example, Keep, Lr, Options, Scale, ScheduleKind,
+};
 
 /// Flags of `backprop train`. Every knob may also come from a TOML file (`--config`),
 /// whose keys are the flag names (e.g. `lr = 0.001`, `hidden = "64,64"`); flags given
@@ -67,6 +69,10 @@ pub struct TrainArgs {
     /// network [default: best, or network when --hidden or --layers is given].
     #[arg(long, value_enum)]
     pub keep: Option<Keep>,
+    /// Weigh classes in the training cost: `balanced` makes every class weigh the same
+    /// in total (for imbalanced classes) [default: every row the same].
+    #[arg(long, value_enum)]
+    pub class_weight: Option<ClassWeight>,
     /// Activation of the hidden layers [default: relu].
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
@@ -170,6 +176,7 @@ impl TrainArgs {
             hidden: self.hidden.clone(),
             layers: self.layers.clone(),
             keep: self.keep,
+            class_weight: self.class_weight,
             activation: self.activation,
             loss: self.loss,
             optimizer: self.optimizer,

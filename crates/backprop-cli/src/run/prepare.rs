@@ -48,7 +48,7 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
         .filter(|p| crate::images::is_image_folder(p))
     {
         let d = crate::images::load_folder(dir, s.scale.kind(), s.valid_fraction, s.train.seed)?;
-        return image_prepared(dir, d);
+        return image_prepared(s, dir, d);
     }
     if let Some(dir) = s
         .data
@@ -64,7 +64,7 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
             seed: s.train.seed,
             quiet: s.quiet,
         })?;
-        return image_prepared(dir, d);
+        return image_prepared(s, dir, d);
     }
     let mut collective = crate::cluster::collective();
     let c = &mut *collective;
@@ -78,11 +78,11 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
 
 /// The prepared data of an image folder, named after the folder. Under mpirun, each
 /// rank has read only its shard (see images.rs and image_folder).
-fn image_prepared(dir: &Path, d: crate::images::ImageData) -> Result<Prepared> {
+fn image_prepared(s: &Settings, dir: &Path, d: crate::images::ImageData) -> Result<Prepared> {
     let name = std::path::absolute(dir)?
         .file_name()
         .map_or("images".to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Prepared {
+    let mut p = Prepared {
         name,
         prep: d.prep,
         train: d.train,
@@ -90,7 +90,9 @@ fn image_prepared(dir: &Path, d: crate::images::ImageData) -> Result<Prepared> {
         test: d.test,
         dollars: None,
         image: Some(d.shape),
-    })
+    };
+    weigh_classes(s, &mut p, &mut *crate::cluster::collective())?;
+    Ok(p)
 }
 
 /// Splits and encodes a table already in memory (the Python package's `fit`), whose
@@ -310,7 +312,7 @@ fn encode(s: &Settings, read: Read, c: &mut dyn Collective) -> Result<Prepared> 
         None => encoded.next().expect("encoded above")?,
     };
     notes(s, &prep, &r_train, &r_test, c);
-    Ok(Prepared {
+    let mut p = Prepared {
         name: data_name(s),
         prep,
         train,
@@ -318,7 +320,59 @@ fn encode(s: &Settings, read: Read, c: &mut dyn Collective) -> Result<Prepared> 
         test,
         dollars,
         image: None,
-    })
+    };
+    weigh_classes(s, &mut p, c)?;
+    Ok(p)
+}
+
+/// `--class-weight balanced`: scales each training row's one-hot target by the weight of
+/// its class, `rows / (classes x rows of the class)` over every process (scikit-learn's
+/// "balanced"), so that each class weighs the same in the cross-entropy the network
+/// minimises: its gradient, `(Σ_j y_j) softmax(z) - y`, is then the weighted one.
+/// Validation and test rows keep their plain targets, so early stopping, the model
+/// choice and the metrics see the real log-loss.
+fn weigh_classes(s: &Settings, p: &mut Prepared, c: &mut dyn Collective) -> Result<()> {
+    if s.class_weight.is_none() {
+        return Ok(());
+    }
+    let Target::Classification { classes, .. } = &p.prep.target else {
+        bail!("--class-weight balanced weighs classes, and `{}` is a numeric target: leave it out, or pass --task classify if its values name classes", p.prep.target.name());
+    };
+    let k = classes.len();
+    let y = &mut p.train.y;
+    let mut counts = vec![0.0f64; k];
+    for class in backprop::metrics::argmax_rows(y) {
+        counts[class] += 1.0;
+    }
+    c.sum_f64(&mut counts);
+    let rows: f64 = counts.iter().sum();
+    let weights: Vec<f32> = counts
+        .iter()
+        .map(|&n| {
+            if n > 0.0 {
+                (rows / (k as f64 * n)) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    for row in y.as_mut_slice().chunks_exact_mut(k) {
+        for (v, w) in row.iter_mut().zip(&weights) {
+            *v *= w;
+        }
+    }
+    if !s.quiet {
+        let list: Vec<String> = classes
+            .iter()
+            .zip(&weights)
+            .map(|(class, w)| format!("{class} {w:.3}"))
+            .collect();
+        eprintln!(
+            "note: class weights (--class-weight balanced): {}",
+            list.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// `--task`, or the task the target column's values suggest.

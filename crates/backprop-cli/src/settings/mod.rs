@@ -25,7 +25,9 @@ use backprop::{Activation, BatchSize, Init, Loss, OptimizerKind, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 pub use options::Options;
-pub use values::{flag_value, parse_widths, Batch, Example, Keep, Lr, Scale, ScheduleKind};
+pub use values::{
+    flag_value, parse_widths, Batch, ClassWeight, Example, Keep, Lr, Scale, ScheduleKind,
+};
 
 /// Below this many training rows the default batch is [`SMALL_DATA_BATCH`] rows, not 256.
 pub const SMALL_DATA_ROWS: usize = 2560;
@@ -80,6 +82,9 @@ pub struct Settings {
     /// the run keeps the network without hidden layers when it validates better.
     #[serde(default)]
     pub keep_best: bool,
+    /// `--class-weight`: weights of the classes in the training cost.
+    #[serde(default)]
+    pub class_weight: Option<ClassWeight>,
     pub activation: Activation,
     pub init: Init,
     /// `--loss` if given; else the task decides (see `run::prepare::plan`).
@@ -165,6 +170,7 @@ impl Settings {
             test: o.test,
             hidden: o.hidden.unwrap_or_else(|| vec![256, 256, 128]),
             keep_best,
+            class_weight: o.class_weight,
             layers: o.layers,
             activation,
             init: o.init.unwrap_or_default(),

@@ -7,7 +7,7 @@ use backprop::data::prep::{TargetTransform, Task};
 use backprop::{Activation, Init, Loss, OptimizerKind};
 use serde::{Deserialize, Serialize};
 
-use super::values::{self, Batch, Example, Keep, Lr, Scale, ScheduleKind};
+use super::values::{self, Batch, ClassWeight, Example, Keep, Lr, Scale, ScheduleKind};
 
 /// One layer of settings, keyed by the flag names (`batch-size`, `lr`): what the command
 /// line, a `--config` file or a preset sets. `None` leaves the knob to the layers below.
@@ -31,6 +31,7 @@ pub struct Options {
     /// `--layers`, the text as given (checked by `Settings::from_options`).
     pub layers: Option<String>,
     pub keep: Option<Keep>,
+    pub class_weight: Option<ClassWeight>,
     pub activation: Option<Activation>,
     pub loss: Option<Loss>,
     pub optimizer: Option<OptimizerKind>,
@@ -78,6 +79,7 @@ impl Options {
             hidden,
             layers,
             keep,
+            class_weight,
             activation,
             loss,
             optimizer,

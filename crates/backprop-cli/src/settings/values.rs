@@ -193,6 +193,15 @@ impl Scale {
     }
 }
 
+/// `--class-weight`: how much each class's rows weigh in the cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassWeight {
+    /// Each training row weighs `rows / (classes x rows of its class)` (scikit-learn's
+    /// "balanced"): every class weighs the same in total, a rare one as a common one.
+    Balanced,
+}
+
 /// `--keep`: which model the run folder keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
