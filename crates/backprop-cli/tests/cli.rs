@@ -626,3 +626,61 @@ fn settings_toml_trains_the_same_model_again() {
         std::fs::read(again.join("model.safetensors")).unwrap()
     );
 }
+
+/// A text column of 300 categories (a shop id: 120 shops with 20 rows each, 180 with
+/// one) gets an input for each of its 100 most frequent categories in the training rows
+/// and one shared by the rest, and says so; `predict` puts a category never seen into
+/// that input, without a warning.
+#[test]
+fn a_text_column_with_many_categories_is_encoded_compactly() {
+    let dir = tmp("many-categories");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("shops.csv");
+    let mut csv = String::from("x,shop,y\n");
+    for k in 0..2580 {
+        let shop = if k < 2400 { k % 120 } else { k - 2280 };
+        let x = (k % 13) as f64;
+        csv.push_str(&format!(
+            "{x},s{shop:03},{}\n",
+            0.37 * x + 1.13 * (shop % 7) as f64
+        ));
+    }
+    std::fs::write(&data, &csv).unwrap();
+    let run_dir = dir.join("run");
+    let o = ok(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--target",
+        "y",
+        "--epochs",
+        "2",
+        "--hidden",
+        "8",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("note: `shop` has more than 100 categories in the training rows: the 100 most frequent (at least 5 rows each) get an input, the rest share one `(other)` input"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&run_dir.join("metrics.json"))["architecture"],
+        "102-8-1"
+    );
+    let o = ok(&["inspect", "--model", run_dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("one input for every other category"));
+    let rows = dir.join("rows.csv");
+    std::fs::write(&rows, "x,shop\n3,never-seen\n3,s001\n").unwrap();
+    let o = ok(&[
+        "predict",
+        "--model",
+        run_dir.to_str().unwrap(),
+        "--data",
+        rows.to_str().unwrap(),
+    ]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -60,6 +60,26 @@ fn cases(root: &Path) -> Vec<Case> {
         csv.push_str(&format!("{rest},{class}\n"));
     }
     std::fs::write(&pricey, csv).unwrap();
+    // A text column with more categories than get an input: 130 seen 6 times, 20 once;
+    // the rows to predict add one never seen.
+    let many = root.join("many.csv");
+    let mut csv = String::from("x,shop,y\n");
+    for k in 0..800 {
+        let shop = if k < 780 {
+            format!("s{:03}", k % 130)
+        } else {
+            format!("rare{k}")
+        };
+        let x = (k % 17) as f64 / 4.0;
+        csv.push_str(&format!(
+            "{x},{shop},{}\n",
+            x * 2.0 + (k % 130) as f64 / 50.0
+        ));
+    }
+    std::fs::write(&many, &csv).unwrap();
+    let many_rows = root.join("many_rows.csv");
+    csv.push_str("1.5,never-seen,0\n,,0\n");
+    std::fs::write(&many_rows, csv).unwrap();
     let houses = fixture("houses.csv");
     let mixed = fixture("houses_mixed.csv");
     let iris = fixture("iris.csv");
@@ -114,6 +134,12 @@ fn cases(root: &Path) -> Vec<Case> {
         Some(pricey.clone()),
         &["--target", "pricey", "--activation", "gelu"],
         pricey,
+    ));
+    v.push(Case::new(
+        "many-categories",
+        Some(many),
+        &["--target", "y", "--hidden", "8", "--epochs", "2"],
+        many_rows,
     ));
     v.push(Case::new(
         "california-default",

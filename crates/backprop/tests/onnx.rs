@@ -465,6 +465,7 @@ fn models_the_graph_cannot_take_are_refused_with_a_reason() {
     text.meta.preprocessor.features.push(Feature::Categorical {
         name: "colour".into(),
         categories: vec!["red".into()],
+        other: false,
     });
     let e = onnx::build(&text, InputMode::Pixels)
         .unwrap_err()

@@ -123,10 +123,19 @@ fn print_features(features: &[Feature]) {
                     }
                 );
             }
-            Feature::Categorical { name, categories } => println!(
-                "  {name:<20} one-hot over {} categories: {}",
+            Feature::Categorical {
+                name,
+                categories,
+                other,
+            } => println!(
+                "  {name:<20} one-hot over {} categories: {}{}",
                 categories.len(),
-                categories.join(", ")
+                categories.join(", "),
+                if *other {
+                    ", and one input for every other category (rare in training, or unseen)"
+                } else {
+                    ""
+                }
             ),
         }
     }

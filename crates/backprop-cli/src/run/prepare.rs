@@ -9,7 +9,10 @@ use anyhow::{bail, Context, Result};
 use backprop::data::collective::Collective;
 use backprop::data::csv::{CsvOptions, CsvSource, Table};
 use backprop::data::identifier::identifier_like;
-use backprop::data::prep::{detect_task_with, PrepOptions, PrepReport, Preprocessor, Target, Task};
+use backprop::data::prep::{
+    detect_task_with, Feature, PrepOptions, PrepReport, Preprocessor, Target, Task, MAX_CATEGORIES,
+    MIN_CATEGORY_ROWS, OTHER_CATEGORY,
+};
 use backprop::data::split::{split_rows, Split};
 use backprop::{Activation, BatchSize, Dataset, Loss, NetworkConfig, TrainConfig};
 
@@ -439,6 +442,16 @@ fn notes(
     let imputed = summed(c, &names, &train.imputed);
     let unseen = summed(c, &names, &test.unseen);
     if !s.quiet {
+        for f in &prep.features {
+            if let Feature::Categorical {
+                name,
+                categories,
+                other: true,
+            } = f
+            {
+                eprintln!("note: `{name}` has more than {MAX_CATEGORIES} categories in the training rows: the {} most frequent (at least {MIN_CATEGORY_ROWS} rows each) get an input, the rest share one `{OTHER_CATEGORY}` input", categories.len());
+            }
+        }
         for (name, n) in &imputed {
             eprintln!("note: {n} missing cell(s) in `{name}` of the training rows filled with the training median (numbers) or the category \"missing\" (text)");
         }

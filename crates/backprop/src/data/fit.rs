@@ -7,7 +7,7 @@ use super::collective::{order_statistics, total, union, Alone, Collective};
 use super::csv::{Column, Numbers, Table};
 use super::prep::{
     cell_text, Feature, PrepOptions, PrepReport, Preprocessor, Target, TargetTransform, Task,
-    MISSING_CATEGORY,
+    MAX_CATEGORIES, MIN_CATEGORY_ROWS, MISSING_CATEGORY,
 };
 use super::scale::{ScaleKind, Scaler};
 use crate::error::{Error, Result};
@@ -96,28 +96,53 @@ fn fit_numeric(
 }
 
 /// A text feature fitted on `rows` of its column: the categories of every process,
-/// sorted (missing cells are [`MISSING_CATEGORY`]). Also says whether there is only one.
+/// sorted (missing cells are [`MISSING_CATEGORY`]), or only the frequent ones and an
+/// `other` input when there are more than [`MAX_CATEGORIES`]. Also says whether there is
+/// only one input.
 fn fit_categorical(
     name: String,
     v: &[String],
     rows: &[usize],
     c: &mut dyn Collective,
 ) -> (Feature, bool) {
-    let mut cats: Vec<String> = rows
-        .iter()
-        .map(|&i| {
-            if v[i].is_empty() {
-                MISSING_CATEGORY.to_string()
-            } else {
-                v[i].clone()
-            }
-        })
-        .collect();
+    let text = |i: usize| -> &str {
+        if v[i].is_empty() {
+            MISSING_CATEGORY
+        } else {
+            &v[i]
+        }
+    };
+    let mut cats: Vec<String> = rows.iter().map(|&i| text(i).to_string()).collect();
     cats.sort();
     cats.dedup();
-    let categories = union(c, &cats);
-    let constant = categories.len() == 1;
-    (Feature::Categorical { name, categories }, constant)
+    let mut categories = union(c, &cats);
+    let other = categories.len() > MAX_CATEGORIES;
+    if other {
+        // Counted over every process, so each keeps the same categories.
+        let mut counts = vec![0u64; categories.len()];
+        for &i in rows {
+            if let Ok(k) = categories.binary_search_by(|x| x.as_str().cmp(text(i))) {
+                counts[k] += 1;
+            }
+        }
+        c.sum_u64(&mut counts);
+        let mut keep: Vec<usize> = (0..categories.len())
+            .filter(|&k| counts[k] >= MIN_CATEGORY_ROWS)
+            .collect();
+        keep.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+        keep.truncate(MAX_CATEGORIES);
+        keep.sort_unstable();
+        categories = keep.into_iter().map(|k| categories[k].clone()).collect();
+    }
+    let constant = categories.len() + usize::from(other) == 1;
+    (
+        Feature::Categorical {
+            name,
+            categories,
+            other,
+        },
+        constant,
+    )
 }
 
 /// The target column of a table and the training rows to fit its encoding on.

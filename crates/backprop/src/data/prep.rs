@@ -56,14 +56,35 @@ pub enum Feature {
         constant: bool,
     },
     /// A text column, one-hot encoded over the training categories (missing cells are
-    /// the category `"missing"`; unseen categories encode as all zeros).
+    /// the category `"missing"`; unseen categories encode as all zeros, or as `other`).
     Categorical {
         /// Column name.
         name: String,
-        /// Categories seen in training, sorted.
+        /// Categories seen in training, sorted: all of them, or with `other` the
+        /// frequent ones (see [`MAX_CATEGORIES`]).
         categories: Vec<String>,
+        /// One more input, last, for every category not in `categories`: the rare ones
+        /// of a column with more than [`MAX_CATEGORIES`] categories in training, and
+        /// those never seen.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        other: bool,
     },
 }
+
+/// A text column with more categories than this in its training rows keeps an input for
+/// at most this many, its most frequent ones with at least [`MIN_CATEGORY_ROWS`] rows
+/// each (ties broken by name); the others share one `other` input (scikit-learn's
+/// `OneHotEncoder(max_categories=..., min_frequency=...)`). A category a handful of rows
+/// carry cannot be learned, and one input per value of a 2,000-value column makes a
+/// network of millions of weights.
+pub const MAX_CATEGORIES: usize = 100;
+
+/// Rows a category needs in training to keep its own input when its column has more than
+/// [`MAX_CATEGORIES`] categories.
+pub const MIN_CATEGORY_ROWS: u64 = 5;
+
+/// The name of the input that the rare and unseen categories share.
+pub const OTHER_CATEGORY: &str = "(other)";
 
 /// The category that missing text cells become.
 pub const MISSING_CATEGORY: &str = "missing";
@@ -80,7 +101,9 @@ impl Feature {
     pub fn width(&self) -> usize {
         match self {
             Feature::Numeric { .. } => 1,
-            Feature::Categorical { categories, .. } => categories.len(),
+            Feature::Categorical {
+                categories, other, ..
+            } => categories.len() + usize::from(*other),
         }
     }
 }
@@ -229,7 +252,11 @@ fn encode_feature(
                 report.imputed.push((name.clone(), imputed));
             }
         }
-        Feature::Categorical { name, categories } => {
+        Feature::Categorical {
+            name,
+            categories,
+            other,
+        } => {
             let (mut imputed, mut unseen) = (0, 0);
             for (r, &i) in rows.iter().enumerate() {
                 let mut text = cell_text(col, i);
@@ -239,6 +266,7 @@ fn encode_feature(
                 }
                 match categories.binary_search(&text) {
                     Ok(k) => data[r * width + offset + k] = 1.0,
+                    Err(_) if *other => data[r * width + offset + categories.len()] = 1.0,
                     Err(_) => unseen += 1,
                 }
             }
@@ -291,8 +319,15 @@ impl Preprocessor {
         for f in &self.features {
             match f {
                 Feature::Numeric { name, .. } => out.push(name.clone()),
-                Feature::Categorical { name, categories } => {
-                    out.extend(categories.iter().map(|c| format!("{name}={c}")))
+                Feature::Categorical {
+                    name,
+                    categories,
+                    other,
+                } => {
+                    out.extend(categories.iter().map(|c| format!("{name}={c}")));
+                    if *other {
+                        out.push(format!("{name}={OTHER_CATEGORY}"));
+                    }
                 }
             }
         }
@@ -528,8 +563,10 @@ impl Preprocessor {
                         .check()
                         .map_err(|e| format!("the scaler of feature `{name}` is unusable: {e}"))?;
                 }
-                Feature::Categorical { categories, .. } => {
-                    if categories.is_empty() {
+                Feature::Categorical {
+                    categories, other, ..
+                } => {
+                    if categories.is_empty() && !other {
                         return Err(format!("categorical feature `{name}` has no categories"));
                     }
                     if let Some(w) = categories.windows(2).find(|w| w[0] >= w[1]) {
@@ -571,6 +608,69 @@ mod tests {
     use super::*;
 
     use crate::data::csv::CsvOptions;
+
+    /// A column of 170 categories: `f000`-`f119` with 6 training rows each (more
+    /// frequent ones than [`MAX_CATEGORIES`]: `f000`-`f099` keep an input, the ties
+    /// broken by name) and `r000`-`r049` with 1 row each (rare): the rest share `other`,
+    /// as does a category never seen.
+    #[test]
+    fn a_column_with_many_categories_keeps_the_frequent_ones_and_an_other_input() {
+        let mut csv = String::from("c,y\n");
+        for k in 0..120 {
+            for _ in 0..6 {
+                csv.push_str(&format!("f{k:03},{k}\n"));
+            }
+        }
+        for k in 0..50 {
+            csv.push_str(&format!("r{k:03},2\n"));
+        }
+        csv.push_str("never,3\nf007,4\n");
+        let t = Table::parse(Path::new("t.csv"), csv.as_bytes(), CsvOptions::default()).unwrap();
+        let opts = PrepOptions {
+            scale: ScaleKind::Standard,
+            target_transform: TargetTransform::None,
+            task: Task::Regress,
+        };
+        let train: Vec<usize> = (0..770).collect();
+        let (p, _) = Preprocessor::fit(&t, &[0], 1, &train, &opts).unwrap();
+        let Feature::Categorical {
+            categories, other, ..
+        } = &p.features[0]
+        else {
+            panic!("a text feature")
+        };
+        assert!(*other);
+        let expected: Vec<String> = (0..MAX_CATEGORIES).map(|k| format!("f{k:03}")).collect();
+        assert_eq!(categories, &expected);
+        assert_eq!(p.input_width(), MAX_CATEGORIES + 1);
+        assert_eq!(p.input_names().last().unwrap(), "c=(other)");
+        let (x, report) = p
+            .transform_features(&t, &[0], &[0, 719, 720, 770, 771])
+            .unwrap();
+        let hot =
+            |r: usize| -> Vec<usize> { (0..x.cols()).filter(|&j| x.get(r, j) == 1.0).collect() };
+        assert_eq!(hot(0), [0], "f000");
+        assert_eq!(
+            hot(1),
+            [MAX_CATEGORIES],
+            "f119: frequent, but past the first 100"
+        );
+        assert_eq!(hot(2), [MAX_CATEGORIES], "r000: rare");
+        assert_eq!(hot(3), [MAX_CATEGORIES], "never seen");
+        assert_eq!(hot(4), [7], "f007");
+        assert!(
+            report.unseen.is_empty(),
+            "other takes the unseen: {:?}",
+            report.unseen
+        );
+        p.check().unwrap();
+        // A column with few categories keeps them all, without `other`.
+        let (small, _) =
+            Preprocessor::fit(&t, &[0], 1, &(0..60).collect::<Vec<_>>(), &opts).unwrap();
+        assert!(
+            matches!(&small.features[0], Feature::Categorical { other: false, categories, .. } if categories.len() == 10)
+        );
+    }
 
     #[test]
     fn fits_on_training_rows_only_and_encodes_text() {

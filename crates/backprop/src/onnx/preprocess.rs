@@ -61,9 +61,11 @@ pub(super) fn build(g: &mut Graph, prep: &Preprocessor, mode: InputMode) -> Stri
     for (j, f) in prep.features.iter().enumerate() {
         match f {
             Feature::Numeric { median, scaler, .. } => numeric.push((j, *median, scaler)),
-            Feature::Categorical { name, categories } => {
-                pieces.push((one_hot(g, name, categories), vec![j]))
-            }
+            Feature::Categorical {
+                name,
+                categories,
+                other,
+            } => pieces.push((one_hot(g, name, categories, *other), vec![j])),
         }
     }
     if !numeric.is_empty() {
@@ -200,10 +202,11 @@ fn join(g: &mut Graph, pieces: Vec<(String, Vec<usize>)>, widths: &[usize]) -> S
 /// One-hot encoding of the text input `name` (`N x 1`) over `categories`: a cell
 /// equal to a category sets its column; a missing cell (one of the CSV reader's
 /// missing texts, such as the empty string) counts as the category `"missing"`; any
-/// other text is all zeros. ONNX-ML's `LabelEncoder` maps the text to the category's
-/// index (-1 for none), as skl2onnx encodes categories (the standard `Equal` takes
-/// strings only from opset 19).
-fn one_hot(g: &mut Graph, name: &str, categories: &[String]) -> String {
+/// other text is all zeros, or, with `other`, sets the last column. ONNX-ML's
+/// `LabelEncoder` maps the text to the category's index (-1 for none, `k` for `other`),
+/// as skl2onnx encodes categories (the standard `Equal` takes strings only from opset
+/// 19).
+fn one_hot(g: &mut Graph, name: &str, categories: &[String], other: bool) -> String {
     let k = categories.len();
     let mut keys = categories.to_vec();
     let mut values: Vec<i64> = (0..k as i64).collect();
@@ -222,11 +225,12 @@ fn one_hot(g: &mut Graph, name: &str, categories: &[String]) -> String {
         &[
             Attr::Strings("keys_strings", &keys),
             Attr::Ints("values_int64s", &values),
-            Attr::Int("default_int64", -1),
+            Attr::Int("default_int64", if other { k as i64 } else { -1 }),
         ],
     );
-    let all: Vec<i64> = (0..k as i64).collect();
-    let all = g.i64s("categories", &[1, k], &all);
+    let width = k + usize::from(other);
+    let all: Vec<i64> = (0..width as i64).collect();
+    let all = g.i64s("categories", &[1, width], &all);
     let hot = g.bin("Equal", &index, &all);
     g.cast(&hot, Elem::Float)
 }
