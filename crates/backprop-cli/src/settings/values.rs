@@ -165,7 +165,7 @@ enum NumberOrText {
 pub enum Scale {
     /// Train once with `quantile` and once with `standard` scaling and keep the network
     /// that validates better (tables only; one `quantile` run without validation rows,
-    /// for images, or above 200,000 training rows).
+    /// for images, or above 10,000 training rows).
     #[default]
     Select,
     /// Through the training quantiles onto a normal distribution (tames outliers).
