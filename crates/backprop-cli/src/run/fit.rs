@@ -85,7 +85,9 @@ pub fn fit_table(
         let (b, rec, stopped) = fit_one(&linear(&net_config), &baseline_config(&config), &p, hook)?;
         interrupted = stopped;
         choice.keep = Compared::of(
-            valid_loss(&network.net, p.valid.as_ref(), config.loss),
+            choice
+                .kept_loss()
+                .or_else(|| valid_loss(&network.net, p.valid.as_ref(), config.loss)),
             valid_loss(&b.net, p.valid.as_ref(), config.loss),
         )
         .filter(|_| !stopped);

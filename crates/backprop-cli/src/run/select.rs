@@ -108,6 +108,12 @@ impl Choice {
         self.keep.is_some_and(|c| c.second_wins())
     }
 
+    /// The validation loss of the network `--scale select` kept, if it compared (so
+    /// `--keep best` need not score it again).
+    pub fn kept_loss(&self) -> Option<f64> {
+        self.scale.map(|c| c.first.min(c.second))
+    }
+
     /// The scaling kept by `--scale select`, if it compared.
     pub fn scale_kept(&self) -> Option<&'static str> {
         self.scale.map(|c| {

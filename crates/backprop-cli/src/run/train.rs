@@ -226,7 +226,9 @@ impl Plan<'_> {
         if s.keep_best && !net_config.hidden.is_empty() && net_config.stack.is_empty() {
             if let Some(b) = &baseline {
                 choice.keep = Compared::of(
-                    valid_loss(&network.net, p.valid.as_ref(), config.loss),
+                    choice
+                        .kept_loss()
+                        .or_else(|| valid_loss(&network.net, p.valid.as_ref(), config.loss)),
                     valid_loss(&b.net, p.valid.as_ref(), config.loss),
                 );
             }

@@ -7,7 +7,7 @@ use super::collective::{order_statistics, total, union, Alone, Collective};
 use super::csv::{Column, Numbers, Table};
 use super::prep::{
     cell_text, Feature, PrepOptions, PrepReport, Preprocessor, Target, TargetTransform, Task,
-    MAX_CATEGORIES, MIN_CATEGORY_ROWS, MISSING_CATEGORY,
+    MISSING_CATEGORY,
 };
 use super::scale::{ScaleKind, Scaler};
 use crate::error::{Error, Result};
@@ -94,6 +94,18 @@ fn fit_numeric(
     };
     (feature, constant)
 }
+
+/// A text column with more categories than this in its training rows keeps an input for
+/// at most this many, its most frequent ones with at least [`MIN_CATEGORY_ROWS`] rows
+/// each (ties broken by name); the others share one `other` input (scikit-learn's
+/// `OneHotEncoder(max_categories=..., min_frequency=...)`). A category a handful of rows
+/// carry cannot be learned, and one input per value of a 2,000-value column makes a
+/// network of millions of weights.
+pub const MAX_CATEGORIES: usize = 100;
+
+/// Rows a category needs in training to keep its own input when its column has more than
+/// [`MAX_CATEGORIES`] categories.
+pub const MIN_CATEGORY_ROWS: u64 = 5;
 
 /// A text feature fitted on `rows` of its column: the categories of every process,
 /// sorted (missing cells are [`MISSING_CATEGORY`]), or only the frequent ones and an

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use std::path::Path;
 
-pub use super::fit::{detect_task, detect_task_with};
+pub use super::fit::{detect_task, detect_task_with, MAX_CATEGORIES, MIN_CATEGORY_ROWS};
 
 use super::blocks::blocks_to_rows;
 use super::csv::{Column, Kind, Survey, Table};
@@ -70,18 +70,6 @@ pub enum Feature {
         other: bool,
     },
 }
-
-/// A text column with more categories than this in its training rows keeps an input for
-/// at most this many, its most frequent ones with at least [`MIN_CATEGORY_ROWS`] rows
-/// each (ties broken by name); the others share one `other` input (scikit-learn's
-/// `OneHotEncoder(max_categories=..., min_frequency=...)`). A category a handful of rows
-/// carry cannot be learned, and one input per value of a 2,000-value column makes a
-/// network of millions of weights.
-pub const MAX_CATEGORIES: usize = 100;
-
-/// Rows a category needs in training to keep its own input when its column has more than
-/// [`MAX_CATEGORIES`] categories.
-pub const MIN_CATEGORY_ROWS: u64 = 5;
 
 /// The name of the input that the rare and unseen categories share.
 pub const OTHER_CATEGORY: &str = "(other)";
