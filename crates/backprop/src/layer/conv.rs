@@ -272,32 +272,29 @@ impl Layer for Conv2d {
         // y = W cols                                  (out x (b, p))
         let y = &mut p.work[..n * rows];
         gemm(1.0, View::new(w, n, k), View::new(cols, k, rows), 0.0, y);
-        // z = y + b, in NCHW; a = f(z)
+        // z = y + b, in NCHW; a = f(z), plane by plane while the plane is in cache
         let (y, f) = (&*y, self.activation);
-        let planes = |(i, a): (usize, &mut [f32])| {
+        let image = |i: usize, a: &mut [f32], mut z: Option<&mut [f32]>| {
             for (c, plane) in a.chunks_exact_mut(positions).enumerate() {
                 let src = &y[c * rows + i * positions..][..positions];
                 for (v, &s) in plane.iter_mut().zip(src) {
                     *v = s + b[c];
                 }
+                if let Some(z) = z.as_deref_mut() {
+                    z[c * positions..][..positions].copy_from_slice(plane);
+                }
+                f.forward_bias_in_place(plane, &[], positions);
             }
         };
         let images = p.out[..p.batch * n_out]
             .par_chunks_exact_mut(n_out)
             .enumerate();
         if z.is_empty() {
-            images.for_each(|(i, a)| {
-                planes((i, &mut *a));
-                f.forward_bias_in_place(a, &[], positions);
-            });
+            images.for_each(|(i, a)| image(i, a, None));
         } else {
             images
                 .zip(z.par_chunks_exact_mut(n_out))
-                .for_each(|((i, a), z)| {
-                    planes((i, &mut *a));
-                    z.copy_from_slice(a);
-                    f.forward_bias_in_place(a, &[], positions);
-                });
+                .for_each(|((i, a), z)| image(i, a, Some(z)));
         }
     }
 

@@ -126,6 +126,94 @@ pub struct MaxPool2d(pub Pool);
 #[serde(transparent)]
 pub struct AvgPool2d(pub Pool);
 
+impl MaxPool2d {
+    /// The forward pass of one image through any windows: `out[o]` the maximum of
+    /// window `o`, `arg[o]` its index (the first, row-major; a NaN wins).
+    fn max_windows(&self, x: &[f32], out: &mut [f32], arg: &mut [f32]) {
+        self.0.windows(|o, w| {
+            // Every window holds a pixel (padding is at most half the kernel).
+            let first = w.base + w.ys.start * w.width + w.xs.start;
+            let (mut best, mut at) = (x[first], first);
+            w.for_each(|i| {
+                if x[i] > best || x[i].is_nan() {
+                    (best, at) = (x[i], i);
+                }
+            });
+            out[o] = best;
+            arg[o] = at as f32;
+        });
+    }
+
+    /// Whether the windows are 2x2 with stride 2 and no padding, the usual case, which
+    /// [`MaxPool2d::max_2x2`] and [`MaxPool2d::route_2x2`] compute without the general
+    /// window walk (whose data-dependent branches cost more than the comparisons).
+    fn is_2x2(&self) -> bool {
+        (self.0.kernel, self.0.stride, self.0.padding) == (2, 2, 0)
+    }
+
+    /// The forward pass of one image through 2x2 windows: the general walk's
+    /// comparisons in its order (top left, top right, bottom left, bottom right), as
+    /// selects, so the same maxima and indices.
+    fn max_2x2(&self, x: &[f32], out: &mut [f32], arg: &mut [f32]) {
+        let (inp, o) = (self.0.input, self.0.output());
+        let (w, ow) = (inp.width, o.width);
+        for c in 0..inp.channels {
+            for oy in 0..o.height {
+                let top = c * inp.area() + 2 * oy * w;
+                let (r0, r1) = (&x[top..][..2 * ow], &x[top + w..][..2 * ow]);
+                let at = c * o.area() + oy * ow;
+                let row = out[at..][..ow].iter_mut().zip(&mut arg[at..][..ow]);
+                for (ox, (out, arg)) in row.enumerate() {
+                    let i = 2 * ox;
+                    let (mut best, mut k) = (r0[i], 0);
+                    for (j, v) in [(1, r0[i + 1]), (2, r1[i]), (3, r1[i + 1])] {
+                        let take = v > best || v.is_nan();
+                        best = if take { v } else { best };
+                        k = if take { j } else { k };
+                    }
+                    *out = best;
+                    *arg = (top + (k >> 1) * w + i + (k & 1)) as f32;
+                }
+            }
+        }
+    }
+
+    /// The backward pass of one image through 2x2 windows, which do not overlap: every
+    /// pixel a window covers is written once (`dy` at the window's maximum, `+0.0`
+    /// elsewhere, as `0 + dy` in the general path), the rest zeroed.
+    fn route_2x2(&self, dy: &[f32], arg: &[f32], dx: &mut [f32]) {
+        let (inp, o) = (self.0.input, self.0.output());
+        let (w, ow) = (inp.width, o.width);
+        if inp.height % 2 == 1 || w % 2 == 1 {
+            dx.fill(0.0);
+        }
+        for c in 0..inp.channels {
+            for oy in 0..o.height {
+                let top = c * inp.area() + 2 * oy * w;
+                let (r0, r1) = dx[top..][..2 * w].split_at_mut(w);
+                let at = c * o.area() + oy * ow;
+                for (ox, (&g, &a)) in dy[at..][..ow].iter().zip(&arg[at..][..ow]).enumerate() {
+                    let (i, a) = (2 * ox, a as usize);
+                    let pick = |j: usize| if a == j { 0.0 + g } else { 0.0 };
+                    r0[i] = pick(top + i);
+                    r0[i + 1] = pick(top + i + 1);
+                    r1[i] = pick(top + w + i);
+                    r1[i + 1] = pick(top + w + i + 1);
+                }
+            }
+        }
+    }
+}
+
+/// The backward pass of one image through any windows: `dx[arg[o]] += dy[o]`, zero
+/// elsewhere.
+fn route_to_max(dy: &[f32], arg: &[f32], dx: &mut [f32]) {
+    dx.fill(0.0);
+    for (&g, &i) in dy.iter().zip(arg) {
+        dx[i as usize] += g;
+    }
+}
+
 impl Layer for MaxPool2d {
     /// `a[o] = max_{i ∈ window(o)} x[i]`, keeping `argmax` (as `f32`, exact below
     /// 2²⁴ values per image, which `validate` of the layer stack guarantees). Images
@@ -139,18 +227,11 @@ impl Layer for MaxPool2d {
             .zip(p.saved.par_chunks_exact_mut(n_out))
             .take(p.batch);
         images.for_each(|((x, out), arg)| {
-            self.0.windows(|o, w| {
-                // Every window holds a pixel (padding is at most half the kernel).
-                let first = w.base + w.ys.start * w.width + w.xs.start;
-                let (mut best, mut at) = (x[first], first);
-                w.for_each(|i| {
-                    if x[i] > best || x[i].is_nan() {
-                        (best, at) = (x[i], i);
-                    }
-                });
-                out[o] = best;
-                arg[o] = at as f32;
-            });
+            if self.is_2x2() {
+                self.max_2x2(x, out, arg);
+            } else {
+                self.max_windows(x, out, arg);
+            }
         });
     }
 
@@ -166,9 +247,10 @@ impl Layer for MaxPool2d {
         images
             .zip(p.saved.par_chunks_exact(n_out))
             .for_each(|((dx, dy), arg)| {
-                dx.fill(0.0);
-                for (&g, &i) in dy.iter().zip(arg) {
-                    dx[i as usize] += g;
+                if self.is_2x2() {
+                    self.route_2x2(dy, arg, dx);
+                } else {
+                    route_to_max(dy, arg, dx);
                 }
             });
     }
@@ -241,5 +323,48 @@ impl Layer for AvgPool2d {
     }
     fn boxed_clone(&self) -> Box<dyn Layer> {
         Box::new(*self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 2x2 path against the general walk: odd and even sizes, ties (values from a
+    /// small set) and NaNs, forward values, indices and routed gradients alike.
+    #[test]
+    fn the_2x2_path_matches_the_general_walk() {
+        for (channels, height, width) in [(3, 6, 8), (2, 5, 7), (1, 2, 2), (2, 3, 2)] {
+            let input = Image {
+                channels,
+                height,
+                width,
+            };
+            let l = MaxPool2d(Pool {
+                input,
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+            });
+            let x: Vec<f32> = (0..input.len())
+                .map(|i| match (i * 7919) % 13 {
+                    0 => f32::NAN,
+                    r => (r % 4) as f32 - 1.5,
+                })
+                .collect();
+            let n = l.0.output().len();
+            let (mut out, mut arg) = (vec![0.0; n], vec![0.0; n]);
+            let (mut out2, mut arg2) = (vec![0.0; n], vec![0.0; n]);
+            l.max_2x2(&x, &mut out, &mut arg);
+            l.max_windows(&x, &mut out2, &mut arg2);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&out2), "{input}");
+            assert_eq!(arg, arg2, "{input}");
+            let dy: Vec<f32> = (0..n).map(|i| i as f32 - 2.0).collect();
+            let (mut dx, mut dx2) = (vec![7.0; input.len()], vec![7.0; input.len()]);
+            l.route_2x2(&dy, &arg, &mut dx);
+            route_to_max(&dy, &arg, &mut dx2);
+            assert_eq!(bits(&dx), bits(&dx2), "{input}");
+        }
     }
 }
